@@ -1,0 +1,121 @@
+import { Socket, type NetConnectOpts } from "node:net";
+import { Code } from "./code.js";
+import { TtrpcError } from "./ttrpc-error.js";
+
+/** A parsed ttrpc address. */
+export type Address =
+  | { kind: "unix"; path: string }
+  | { kind: "abstract"; name: string }
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "pipe"; path: string };
+
+/**
+ * Parses the address forms used around containerd: `unix:PATH`,
+ * `unix://PATH`, a bare absolute or relative path, `unix-abstract:NAME` or
+ * `unix:@NAME` (Linux abstract sockets), `tcp:HOST:PORT` (also `tcp://`), and
+ * Windows named pipes as `npipe:NAME`, `npipe://./pipe/NAME` or `\\.\pipe\NAME`.
+ */
+export function parseAddress(address: string): Address {
+  const bad = (why: string) => new TtrpcError(`invalid address "${address}": ${why}`, Code.InvalidArgument);
+  if (address === "") throw bad("empty");
+  if (address.startsWith("\\\\.\\pipe\\") || address.startsWith("//./pipe/")) {
+    return { kind: "pipe", path: address.replaceAll("/", "\\") };
+  }
+  if (address.startsWith("npipe:")) {
+    let name = address.slice("npipe:".length).replace(/^\/\/\.\/pipe\//, "").replace(/^\\\\\.\\pipe\\/, "");
+    if (name === "") throw bad("no pipe name");
+    return { kind: "pipe", path: `\\\\.\\pipe\\${name}` };
+  }
+  if (address.startsWith("unix-abstract:")) {
+    const name = address.slice("unix-abstract:".length);
+    if (name === "") throw bad("no abstract socket name");
+    return { kind: "abstract", name };
+  }
+  if (address.startsWith("unix:")) {
+    let path = address.slice("unix:".length);
+    if (path.startsWith("//")) path = path.slice(2);
+    if (path.startsWith("@")) {
+      if (path.length === 1) throw bad("no abstract socket name");
+      return { kind: "abstract", name: path.slice(1) };
+    }
+    if (path === "") throw bad("no socket path");
+    return { kind: "unix", path };
+  }
+  if (address.startsWith("tcp:")) {
+    let rest = address.slice("tcp:".length);
+    if (rest.startsWith("//")) rest = rest.slice(2);
+    const i = rest.lastIndexOf(":");
+    if (i < 0) throw bad("expected tcp:HOST:PORT");
+    let host = rest.slice(0, i);
+    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+    const port = Number(rest.slice(i + 1));
+    if (!Number.isInteger(port) || port < 0 || port > 65535 || rest.slice(i + 1) === "") throw bad("port must be 0-65535");
+    return { kind: "tcp", host: host === "" ? "127.0.0.1" : host, port };
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(address) && !/^[a-z]:[\\/]/i.test(address)) {
+    throw bad("unknown scheme; use unix:, unix-abstract:, tcp: or npipe:");
+  }
+  return { kind: "unix", path: address };
+}
+
+/** The address in its canonical string form. */
+export function formatAddress(a: Address): string {
+  switch (a.kind) {
+    case "unix":
+      return `unix:${a.path}`;
+    case "abstract":
+      return `unix-abstract:${a.name}`;
+    case "tcp":
+      return `tcp:${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
+    case "pipe":
+      return `npipe:${a.path.slice("\\\\.\\pipe\\".length)}`;
+  }
+}
+
+/** node:net options for the address (the same for connect and listen). */
+export function netOptions(a: Address): { path: string } | { host: string; port: number } {
+  switch (a.kind) {
+    case "unix":
+    case "pipe":
+      return { path: a.path };
+    case "abstract":
+      return { path: `\0${a.name}` };
+    case "tcp":
+      return { host: a.host, port: a.port };
+  }
+}
+
+/** Opens a socket to the address; rejects with UNAVAILABLE naming the address when it cannot. */
+export function dial(address: string | Address, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Socket> {
+  const a = typeof address === "string" ? parseAddress(address) : address;
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(
+        err instanceof TtrpcError
+          ? err
+          : new TtrpcError(`cannot connect to ${formatAddress(a)}: ${err.message}`, Code.Unavailable, { cause: err }),
+      );
+    };
+    const onAbort = () => fail(new TtrpcError("connect cancelled", Code.Canceled));
+    const cleanup = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      socket.off("error", fail);
+    };
+    if (options.signal?.aborted) return onAbort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.timeoutMs !== undefined) {
+      timer = setTimeout(() => fail(new TtrpcError(`connect to ${formatAddress(a)} timed out`, Code.DeadlineExceeded)), options.timeoutMs);
+    }
+    socket.once("error", fail);
+    socket.connect(netOptions(a) as NetConnectOpts, () => {
+      cleanup();
+      if (a.kind === "tcp") socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}

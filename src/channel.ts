@@ -1,0 +1,147 @@
+import type { Duplex } from "node:stream";
+import { FrameDecoder } from "./frame-decoder.js";
+import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
+import { Code } from "./code.js";
+import { TtrpcError } from "./ttrpc-error.js";
+
+/** What the owner of a channel (a client or a server connection) handles. */
+export interface ChannelHandler {
+  /** Every complete frame, in wire order. */
+  frame(frame: Frame): void;
+  /** A frame over the size limit, already skipped. */
+  oversized(streamId: number, type: number, flags: number, length: number): void;
+  /** The connection ended; `error` says why (UNAVAILABLE for a plain close). */
+  closed(error: TtrpcError): void;
+}
+
+export interface ChannelOptions {
+  maxMessageSize?: number;
+}
+
+/** The error every pending call gets when its connection goes away. */
+export function closedError(cause?: unknown): TtrpcError {
+  return new TtrpcError("ttrpc: closed", Code.Unavailable, { cause });
+}
+
+/**
+ * One ttrpc connection: frames in, frames out, over any Duplex. Client and
+ * server both sit on it. Writes made in one event-loop turn leave in a single
+ * writev (cork now, uncork on nextTick): that, more than anything, set the
+ * throughput. Writes never block the reader; senders that care about the
+ * socket's buffer wait on `drained()`.
+ */
+export class Channel {
+  readonly socket: Duplex;
+  readonly maxMessageSize: number;
+  readonly #decoder: FrameDecoder;
+  readonly #handler: ChannelHandler;
+  #corked = false;
+  #closed = false;
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(socket: Duplex, handler: ChannelHandler, options: ChannelOptions = {}) {
+    this.socket = socket;
+    this.#handler = handler;
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#decoder = new FrameDecoder(
+      {
+        frame: (f) => handler.frame(f),
+        oversized: (id, type, flags, length) => handler.oversized(id, type, flags, length),
+      },
+      this.maxMessageSize,
+    );
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEnd);
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+    socket.on("drain", this.#onDrain);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True while the socket's write buffer is over its high-water mark. */
+  get needsDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  /** Resolves once the socket's write buffer has room again (or the channel closed). */
+  drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Queues buffers for writing; they leave together with everything else written this turn. */
+  write(buffers: readonly Uint8Array[]): void {
+    if (this.#closed) throw closedError();
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    for (const b of buffers) this.socket.write(b);
+  }
+
+  /** Writes a frame whose payload is already encoded. */
+  writeFrame(streamId: number, type: number, flags: number, payload?: Uint8Array): void {
+    const len = payload?.length ?? 0;
+    if (len > 0 && len <= 16 * 1024) {
+      const buf = new Uint8Array(HEADER_LENGTH + len);
+      writeHeader(buf, 0, len, streamId, type, flags);
+      buf.set(payload!, HEADER_LENGTH);
+      this.write([buf]);
+      return;
+    }
+    const head = new Uint8Array(HEADER_LENGTH);
+    writeHeader(head, 0, len, streamId, type, flags);
+    this.write(len === 0 ? [head] : [head, payload!]);
+  }
+
+  /** Closes the connection; every stream on it fails with `error` (or "ttrpc: closed"). */
+  close(error?: TtrpcError): void {
+    this.#finish(error ?? closedError());
+  }
+
+  #uncork = (): void => {
+    this.#corked = false;
+    if (!this.socket.destroyed) this.socket.uncork();
+  };
+
+  #onData = (chunk: Buffer): void => {
+    if (this.#closed) return;
+    try {
+      this.#decoder.push(chunk);
+    } catch (e) {
+      // A handler bug must end this connection, not the process.
+      this.#finish(new TtrpcError("ttrpc: internal error handling a frame", Code.Internal, { cause: e }));
+    }
+  };
+
+  #onEnd = (): void => {
+    if (this.#decoder.idle) this.#finish(closedError());
+    else this.#finish(new TtrpcError("ttrpc: connection closed in the middle of a frame", Code.Unavailable));
+  };
+
+  #onError = (err: Error): void => {
+    this.#finish(closedError(err));
+  };
+
+  #onClose = (): void => {
+    this.#finish(closedError());
+  };
+
+  #onDrain = (): void => {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  };
+
+  #finish(error: TtrpcError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#onDrain();
+    this.socket.destroy();
+    this.#handler.closed(error);
+  }
+}

@@ -1,0 +1,33 @@
+// The public API of ttrpc-es. Everything a user needs is exported here;
+// typeurl and the Migration service have their own entry points
+// (`ttrpc-es/typeurl`, `ttrpc-es/migration`).
+
+export { Code, codeName, codeFromName } from "./code.js";
+export { TtrpcError, OversizedMessageError, type TtrpcErrorOptions } from "./ttrpc-error.js";
+export { Metadata, type MetadataInit } from "./metadata.js";
+export { createClient, type Client, type ClientOptions, type CallOptions } from "./client.js";
+export { connect } from "./connect.js";
+export { createServer, type Server, type ServerOptions, type ListenOptions } from "./server.js";
+export type {
+  HandlerContext,
+  PeerInfo,
+  ServiceImpl,
+  MethodImpl,
+  UnaryImpl,
+  ServerStreamingImpl,
+  ClientStreamingImpl,
+  BiDiStreamingImpl,
+} from "./service-impl.js";
+export type {
+  Interceptor,
+  CallFn,
+  UnaryRequest,
+  StreamRequest,
+  UnaryResponse,
+  StreamResponse,
+} from "./interceptor.js";
+export { parseAddress, formatAddress, dial, type Address } from "./address.js";
+
+// Below: the wire layer, for tools and tests that speak frames directly.
+export { HEADER_LENGTH, DEFAULT_MAX_MESSAGE_SIZE, MessageType, Flags, encodeFrame, type Frame } from "./frame.js";
+export { FrameDecoder, type FrameSink } from "./frame-decoder.js";

@@ -1,0 +1,81 @@
+/** What a call's metadata can be given as. */
+export type MetadataInit = Metadata | Record<string, string | readonly string[]> | Iterable<readonly [string, string]>;
+
+/**
+ * ttrpc request metadata: multi-valued, keys lower-cased on every path (the Go
+ * implementation lower-cases in Get/Set but not on receive; we do it
+ * everywhere, so `get("Foo")` and a received `Foo` always meet). Only requests
+ * carry metadata; the protocol has no response headers or trailers.
+ */
+export class Metadata {
+  readonly #map = new Map<string, string[]>();
+
+  constructor(init?: MetadataInit) {
+    if (init === undefined) return;
+    if (init instanceof Metadata) {
+      for (const [k, v] of init.#map) this.#map.set(k, [...v]);
+    } else if (Symbol.iterator in init) {
+      for (const [k, v] of init as Iterable<readonly [string, string]>) this.append(k, v);
+    } else {
+      for (const [k, v] of Object.entries(init)) {
+        if (typeof v === "string") this.append(k, v);
+        else for (const x of v) this.append(k, x);
+      }
+    }
+  }
+
+  /** The first value of a key. */
+  get(key: string): string | undefined {
+    return this.#map.get(key.toLowerCase())?.[0];
+  }
+
+  /** Every value of a key, in arrival order. */
+  getAll(key: string): string[] {
+    return [...(this.#map.get(key.toLowerCase()) ?? [])];
+  }
+
+  has(key: string): boolean {
+    return this.#map.has(key.toLowerCase());
+  }
+
+  /** Replaces the values of a key; no values deletes it. */
+  set(key: string, ...values: string[]): this {
+    if (values.length === 0) this.#map.delete(key.toLowerCase());
+    else this.#map.set(key.toLowerCase(), [...values]);
+    return this;
+  }
+
+  append(key: string, ...values: string[]): this {
+    const k = key.toLowerCase();
+    const cur = this.#map.get(k);
+    if (cur) cur.push(...values);
+    else if (values.length > 0) this.#map.set(k, [...values]);
+    return this;
+  }
+
+  delete(key: string): boolean {
+    return this.#map.delete(key.toLowerCase());
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  /** Every key/value pair, one pair per value, as they go on the wire. */
+  *entries(): IterableIterator<[string, string]> {
+    for (const [k, vs] of this.#map) for (const v of vs) yield [k, v];
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  clone(): Metadata {
+    return new Metadata(this);
+  }
+
+  /** A plain object, one array of values per key (handy for logs and JSON). */
+  toJSON(): Record<string, string[]> {
+    return Object.fromEntries([...this.#map].map(([k, v]) => [k, [...v]]));
+  }
+}

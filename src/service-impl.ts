@@ -1,0 +1,81 @@
+import type {
+  DescMessage,
+  DescMethod,
+  DescMethodBiDiStreaming,
+  DescMethodClientStreaming,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  DescService,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import type { Metadata } from "./metadata.js";
+
+/** What a handler knows about its call. */
+export interface HandlerContext {
+  /** The ttrpc service name the client sent. */
+  readonly service: string;
+  readonly method: DescMethod;
+  /** `/service/Method`. */
+  readonly fullMethod: string;
+  /**
+   * Aborted when the call's deadline (`timeout_nano`) passes (reason: a
+   * DEADLINE_EXCEEDED TtrpcError), the connection closes, the server shuts
+   * down hard, or the call ends.
+   */
+  readonly signal: AbortSignal;
+  /** The request's metadata. */
+  readonly metadata: Metadata;
+  /** Milliseconds left until the deadline, or undefined when the call has none. */
+  timeoutMs(): number | undefined;
+  /** The connection the call came on. */
+  readonly peer: PeerInfo;
+}
+
+/** What a server knows about a connection's peer. */
+export interface PeerInfo {
+  /** The listener address the connection arrived on, e.g. `unix:/run/x.sock`; "" for a Duplex handed in. */
+  readonly localAddress: string;
+  /** The remote address where the transport has one (TCP), else undefined. */
+  readonly remoteAddress: string | undefined;
+}
+
+export type UnaryImpl<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  context: HandlerContext,
+) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+
+export type ServerStreamingImpl<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  context: HandlerContext,
+) => AsyncIterable<MessageInitShape<O>>;
+
+export type ClientStreamingImpl<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageShape<I>>,
+  context: HandlerContext,
+) => Promise<MessageInitShape<O>>;
+
+export type BiDiStreamingImpl<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageShape<I>>,
+  context: HandlerContext,
+) => AsyncIterable<MessageInitShape<O>>;
+
+/** The implementation of one method, typed from its descriptor. */
+export type MethodImpl<M> =
+  M extends DescMethodUnary<infer I, infer O>
+    ? UnaryImpl<I, O>
+    : M extends DescMethodServerStreaming<infer I, infer O>
+      ? ServerStreamingImpl<I, O>
+      : M extends DescMethodClientStreaming<infer I, infer O>
+        ? ClientStreamingImpl<I, O>
+        : M extends DescMethodBiDiStreaming<infer I, infer O>
+          ? BiDiStreamingImpl<I, O>
+          : never;
+
+/**
+ * The implementation of a service, typed from a protoc-gen-es `GenService`:
+ * one function per method, keyed by the method's local (lowerCamelCase) name.
+ */
+export type ServiceImpl<S extends DescService> = {
+  [K in keyof S["method"]]: MethodImpl<S["method"][K]>;
+};

@@ -1,0 +1,87 @@
+import type { DescMessage, MessageShape, Registry } from "@bufbuild/protobuf";
+import { anyIs, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
+import { Code, codeName } from "./code.js";
+
+/** Options of a {@link TtrpcError}. */
+export interface TtrpcErrorOptions {
+  /** `google.protobuf.Any` details, as `google.rpc.Status.details` carries them. */
+  details?: Any[];
+  cause?: unknown;
+}
+
+const brand = Symbol.for("ttrpc-es.TtrpcError");
+
+/**
+ * The error of a ttrpc call: a status code, a message and optional details,
+ * exactly what `google.rpc.Status` in a ttrpc Response carries. Handlers throw
+ * it to answer with a status; clients receive it for any failed call.
+ */
+export class TtrpcError extends Error {
+  override name = "TtrpcError";
+  readonly code: Code;
+  /** The message without the `[CODE]` prefix: what travels on the wire. */
+  readonly rawMessage: string;
+  readonly details: Any[];
+
+  constructor(message: string, code: Code = Code.Unknown, options: TtrpcErrorOptions = {}) {
+    super(message === "" ? `[${codeName(code)}]` : `[${codeName(code)}] ${message}`, { cause: options.cause });
+    this.code = code;
+    this.rawMessage = message;
+    this.details = options.details ?? [];
+    Object.defineProperty(this, brand, { value: true });
+  }
+
+  /**
+   * Turns any thrown value into a TtrpcError: a TtrpcError is returned as is,
+   * an abort becomes CANCELLED, a timeout DEADLINE_EXCEEDED, anything else the
+   * given code with the value's message.
+   */
+  static from(reason: unknown, code: Code = Code.Unknown): TtrpcError {
+    if (reason instanceof TtrpcError) return reason;
+    if (reason instanceof Error) {
+      if (reason.name === "AbortError") return new TtrpcError(reason.message, Code.Canceled, { cause: reason });
+      if (reason.name === "TimeoutError") return new TtrpcError(reason.message, Code.DeadlineExceeded, { cause: reason });
+      return new TtrpcError(reason.message, code, { cause: reason });
+    }
+    return new TtrpcError(String(reason), code, { cause: reason });
+  }
+
+  /** Decodes the details of the given message type (or all details a registry knows). */
+  findDetails<Desc extends DescMessage>(desc: Desc): MessageShape<Desc>[];
+  findDetails(registry: Registry): unknown[];
+  findDetails(typeOrRegistry: DescMessage | Registry): unknown[] {
+    const out: unknown[] = [];
+    for (const any of this.details) {
+      if ("kind" in typeOrRegistry && typeOrRegistry.kind === "message") {
+        if (anyIs(any, typeOrRegistry)) {
+          const m = anyUnpack(any, typeOrRegistry);
+          if (m !== undefined) out.push(m);
+        }
+      } else {
+        const m = anyUnpack(any, typeOrRegistry as Registry);
+        if (m !== undefined) out.push(m);
+      }
+    }
+    return out;
+  }
+
+  // A second copy of the package (two versions in node_modules) still
+  // recognises the errors of the other.
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return typeof v === "object" && v !== null && (v as Record<symbol, unknown>)[brand] === true;
+  }
+}
+
+/**
+ * A message refused before it was written, or dropped when it arrived, because
+ * it is larger than the limit: RESOURCE_EXHAUSTED, as Go's OversizedMessageErr.
+ */
+export class OversizedMessageError extends TtrpcError {
+  override name = "OversizedMessageError";
+  constructor(
+    readonly rejectedLength: number,
+    readonly maximumLength: number,
+  ) {
+    super(`message length ${rejectedLength} exceed maximum message size of ${maximumLength}`, Code.ResourceExhausted);
+  }
+}
