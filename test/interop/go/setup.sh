@@ -49,6 +49,9 @@ old_pkgs=(
 )
 
 mkdir -p "$build"
+# Test workers may run this concurrently; one at a time shares the work.
+exec 9>"$build/.lock"
+flock 9
 
 # --- protoc -----------------------------------------------------------------------
 if ! command -v protoc >/dev/null; then
