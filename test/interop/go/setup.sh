@@ -142,7 +142,7 @@ for d in peer-old peerkit; do link "$here/$d" "$gp_old/src/ttrpces/interop/$d"; 
 
 inputs() {
   echo "$download_key"
-  cat "$0" "$proto_dir/$proto_file"
+  cat "$here/setup.sh" "$proto_dir/$proto_file"
   find "$here/peer" "$here/peer-old" "$here/peerkit" "$here/typeurl" -name '*.go' -print0 | sort -z | xargs -0 cat
 }
 build_key=$(inputs | sha256sum | cut -d' ' -f1)
