@@ -98,9 +98,12 @@ export class Channel {
     this.write(len === 0 ? [head] : [head, payload!]);
   }
 
-  /** Closes the connection; every stream on it fails with `error` (or "ttrpc: closed"). */
+  /**
+   * Closes the connection; every stream on it fails with `error` (or
+   * "ttrpc: closed"). Frames already written still leave first.
+   */
   close(error?: TtrpcError): void {
-    this.#finish(error ?? closedError());
+    this.#finish(error ?? closedError(), true);
   }
 
   #uncork = (): void => {
@@ -137,11 +140,22 @@ export class Channel {
     for (const w of waiters) w();
   };
 
-  #finish(error: TtrpcError): void {
+  #finish(error: TtrpcError, flush = false): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#onDrain();
-    this.socket.destroy();
+    if (flush && !this.socket.destroyed && this.socket.writable) {
+      if (this.#corked) {
+        this.#corked = false;
+        this.socket.uncork();
+      }
+      // A peer that never reads must not hold the socket open for ever.
+      const timer = setTimeout(() => this.socket.destroy(), 1000);
+      this.socket.once("close", () => clearTimeout(timer));
+      this.socket.end(() => this.socket.destroy());
+    } else {
+      this.socket.destroy();
+    }
     this.#handler.closed(error);
   }
 }

@@ -17,7 +17,15 @@ import { Channel, closedError } from "./channel.js";
 import { Code } from "./code.js";
 import { decodeResponse, encodeRequestFrame } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
-import { applyInterceptors, type CallFn, type Interceptor, type StreamRequest, type UnaryRequest } from "./interceptor.js";
+import {
+  applyInterceptors,
+  type CallFn,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "./interceptor.js";
 import { MessageQueue } from "./message-queue.js";
 import { Metadata, type MetadataInit } from "./metadata.js";
 import { OversizedMessageError, TtrpcError } from "./ttrpc-error.js";
@@ -40,7 +48,11 @@ export interface ClientOptions {
   interceptors?: Interceptor[];
   /** Deadline for calls that set none, in milliseconds. Default: none. */
   defaultTimeoutMs?: number;
-  /** Messages one stream may hold unread before the grace period starts. Default 64. */
+  /**
+   * Messages one stream may hold unread before the grace period starts.
+   * Default 64. Past 4 × maxMessageSize (at least 16 MiB) of unread data the
+   * stream fails at once.
+   */
   streamBufferSize?: number;
   /** How long an over-full stream waits for its reader before it fails. Default 1000 ms. */
   streamFullGraceMs?: number;
@@ -82,7 +94,7 @@ const EMPTY = new Uint8Array(0);
 
 // One open stream of this client.
 class ClientStream {
-  readonly queue: MessageQueue<Uint8Array>;
+  readonly queue: MessageQueue;
   finished = false;
 
   constructor(
@@ -90,13 +102,15 @@ class ClientStream {
     readonly method: DescMethod,
     private readonly onDone: (s: ClientStream) => void,
     limit: number,
+    maxBytes: number,
     graceMs: number,
   ) {
     this.queue = new MessageQueue({
       limit,
+      maxBytes,
       graceMs,
       onReturn: () => this.finish(),
-      onFull: () => this.fail(new TtrpcError("ttrpc: stream buffer full", Code.ResourceExhausted)),
+      onFull: () => this.end(new TtrpcError("ttrpc: stream buffer full", Code.ResourceExhausted)),
     });
   }
 
@@ -115,7 +129,7 @@ class ClientStream {
       }
       const st = res.status;
       if (st !== undefined && st.code !== Code.Ok) {
-        this.fail(new TtrpcError(st.message, st.code, { details: st.details }));
+        this.end(new TtrpcError(st.message, st.code, { details: st.details }));
         return;
       }
       // An OK Response ends a stream too (the Swift port ends streams so);
@@ -140,6 +154,13 @@ class ClientStream {
     this.fail(new TtrpcError(`ttrpc: unexpected message type ${f.type} received: protocol error`, Code.Internal));
   }
 
+  /** Ends the stream: the reader gets what is queued, then `error`. */
+  end(error: TtrpcError): void {
+    this.finish();
+    this.queue.end(error);
+  }
+
+  /** Ends the stream at once, dropping what is queued (the caller gave up). */
   fail(error: TtrpcError): void {
     this.finish();
     this.queue.fail(error);
@@ -170,9 +191,9 @@ class ClientImpl implements Client {
       socket,
       {
         frame: (f) => this.#streams.get(f.streamId)?.frame(f),
-        oversized: (id, _type, _flags, length) => this.#streams.get(id)?.fail(new OversizedMessageError(length, this.#max)),
+        oversized: (id, _type, _flags, length) => this.#streams.get(id)?.end(new OversizedMessageError(length, this.#max)),
         closed: (err) => {
-          for (const s of [...this.#streams.values()]) s.fail(err);
+          for (const s of [...this.#streams.values()]) s.end(err);
           this.#streams.clear();
           this.#resolveDone(err);
         },
@@ -199,7 +220,7 @@ class ClientImpl implements Client {
   ): Promise<MessageShape<O>> {
     const call = this.#prepare(method, options);
     try {
-      const res = await this.#unaryFn({ ...call.request, stream: false, message: input });
+      const res = (await this.#unaryFn({ ...call.request, stream: false, message: input })) as UnaryResponse;
       return res.message as MessageShape<O>;
     } finally {
       call.cleanup();
@@ -243,7 +264,7 @@ class ClientImpl implements Client {
   ): AsyncGenerator<MessageShape<O>> {
     const call = this.#prepare(method, options);
     try {
-      const res = await this.#streamFn({ ...call.request, stream: true, messages: toAsync(inputs) });
+      const res = (await this.#streamFn({ ...call.request, stream: true, messages: toAsync(inputs) })) as StreamResponse;
       for await (const m of res.messages) yield m as MessageShape<O>;
     } finally {
       call.cleanup();
@@ -299,6 +320,8 @@ class ClientImpl implements Client {
     if (this.#channel.closed) throw closedError();
     if (this.#nextId > 0xffffffff) throw new TtrpcError("ttrpc: stream IDs exhausted; open a new connection", Code.Unavailable);
     const id = this.#nextId;
+    const timeoutNano = req.timeoutMs === undefined ? 0 : Math.max(1, Math.round(req.timeoutMs * 1e6));
+    const frame = encodeRequestFrame(id, flags, req.service, req.method.name, payload, timeoutNano, req.metadata.entries(), this.#max);
     this.#nextId += 2;
     const stream = new ClientStream(
       id,
@@ -308,13 +331,13 @@ class ClientImpl implements Client {
         signal.removeEventListener("abort", onAbort);
       },
       this.#options.streamBufferSize ?? 64,
+      streamMaxBytes(this.#max),
       this.#options.streamFullGraceMs ?? 1000,
     );
     const onAbort = () => stream.fail(TtrpcError.from(signal.reason, Code.Canceled));
     signal.addEventListener("abort", onAbort, { once: true });
     this.#streams.set(id, stream);
-    const timeoutNano = req.timeoutMs === undefined ? 0 : Math.max(1, Math.round(remaining(req) * 1e6));
-    this.#channel.write(encodeRequestFrame(id, flags, req.service, req.method.name, payload, timeoutNano, req.metadata.entries()));
+    this.#channel.write(frame);
     return stream;
   }
 
@@ -365,8 +388,9 @@ class ClientImpl implements Client {
   }
 }
 
-function remaining(req: { timeoutMs: number | undefined }): number {
-  return req.timeoutMs ?? 0;
+/** Bytes one stream may hold unread before it fails at once, whatever the grace period. */
+export function streamMaxBytes(maxMessageSize: number): number {
+  return Math.max(4 * maxMessageSize, 16 << 20);
 }
 
 function deadlineError(): TtrpcError {

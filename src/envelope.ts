@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { HEADER_LENGTH, MessageType, writeHeader } from "./frame.js";
+import { OversizedMessageError } from "./ttrpc-error.js";
 
 // The ttrpc envelope (ttrpc.Request, ttrpc.Response, google.rpc.Status) coded
 // by hand: they are small fixed messages and encoding them with toBinary was
@@ -75,7 +76,8 @@ function writeLenField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8Ar
 
 /**
  * Encodes a whole Request frame (header included) as one or three buffers,
- * to be written back to back.
+ * to be written back to back. Throws OversizedMessageError, having written
+ * nothing, when the envelope would be over `maxLength`.
  */
 export function encodeRequestFrame(
   streamId: number,
@@ -85,6 +87,7 @@ export function encodeRequestFrame(
   payload: Uint8Array,
   timeoutNano: number,
   metadata: Iterable<[string, string]>,
+  maxLength = Infinity,
 ): Uint8Array[] {
   const svc = strBytes(service);
   const mth = strBytes(method);
@@ -103,6 +106,7 @@ export function encodeRequestFrame(
   if (mth.length > 0) prefixLen += lenFieldSize(mth.length);
   const payloadHeadLen = payload.length > 0 ? 1 + varintSize(payload.length) : 0;
   const total = prefixLen + payloadHeadLen + payload.length + suffixLen;
+  if (total > maxLength) throw new OversizedMessageError(total, maxLength);
   const inline = payload.length <= COPY_LIMIT;
   const head = new Uint8Array(HEADER_LENGTH + prefixLen + payloadHeadLen + (inline ? payload.length + suffixLen : 0));
   writeHeader(head, 0, total, streamId, MessageType.Request, flags);
@@ -181,19 +185,19 @@ function writeStatus(buf: Uint8Array, pos: number, code: number, msg: Uint8Array
   return pos;
 }
 
-/** The length of a Response envelope carrying this status and a payload of `payloadLength` bytes. */
-export function responseLength(status: StatusEnvelope | undefined, payloadLength: number): number {
-  const s = statusSize(status);
-  return (status === undefined ? 0 : lenFieldSize(s)) + (payloadLength > 0 ? lenFieldSize(payloadLength) : 0);
-}
-
-/** Encodes a whole Response frame (header included) as one or two buffers. */
-export function encodeResponseFrame(streamId: number, status: StatusEnvelope | undefined, payload: Uint8Array): Uint8Array[] {
+/** Encodes a whole Response frame (header included) as one or two buffers; throws when over `maxLength`. */
+export function encodeResponseFrame(
+  streamId: number,
+  status: StatusEnvelope | undefined,
+  payload: Uint8Array,
+  maxLength = Infinity,
+): Uint8Array[] {
   const msg = status === undefined ? EMPTY : strBytes(status.message);
   const sLen = status === undefined ? 0 : statusBodySize(status.code, msg, status.details);
   const statusLen = status === undefined ? 0 : 1 + varintSize(sLen) + sLen;
   const payloadHead = payload.length > 0 ? 1 + varintSize(payload.length) : 0;
   const total = statusLen + payloadHead + payload.length;
+  if (total > maxLength) throw new OversizedMessageError(total, maxLength);
   const inline = payload.length <= COPY_LIMIT;
   const head = new Uint8Array(HEADER_LENGTH + statusLen + payloadHead + (inline ? payload.length : 0));
   writeHeader(head, 0, total, streamId, MessageType.Response, 0);

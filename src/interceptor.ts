@@ -42,12 +42,11 @@ export interface StreamResponse {
   readonly messages: AsyncIterable<unknown>;
 }
 
-/** The next step of a call, as an interceptor sees it. */
-export type CallFn = {
-  (req: UnaryRequest): Promise<UnaryResponse>;
-  (req: StreamRequest): Promise<StreamResponse>;
-  (req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse>;
-};
+/**
+ * The next step of a call, as an interceptor sees it. A unary request gets a
+ * unary response and a stream request a stream response.
+ */
+export type CallFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
 
 /**
  * An interceptor wraps the rest of the call: `(next) => async (req) => {

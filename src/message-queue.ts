@@ -5,14 +5,16 @@
  * consumer a grace period and then fail only that stream (Go's ErrStreamFull),
  * instead of stalling every stream of the connection.
  */
-export class MessageQueue<T> implements AsyncIterableIterator<T> {
-  readonly #items: T[] = [];
+export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
+  readonly #items: Uint8Array[] = [];
+  #bytes = 0;
   #head = 0;
   #ended = false;
   #error: unknown = undefined;
-  #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
+  #waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void } | undefined;
   readonly #onReturn: (() => void) | undefined;
   readonly #limit: number;
+  readonly #maxBytes: number;
   readonly #graceMs: number;
   readonly #onFull: (() => void) | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
@@ -20,11 +22,16 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   /**
    * `onReturn` runs when the consumer stops early (`break` out of a
    * for-await); `onFull` when more than `limit` messages stayed queued for
-   * `graceMs`.
+   * `graceMs`, or at once when more than `maxBytes` are queued. One socket
+   * read can carry thousands of small frames, so the count alone must not
+   * fail a stream: a reader that keeps up drains them before the next read.
    */
-  constructor(options: { onReturn?: () => void; limit?: number; graceMs?: number; onFull?: () => void } = {}) {
+  constructor(
+    options: { onReturn?: () => void; limit?: number; maxBytes?: number; graceMs?: number; onFull?: () => void } = {},
+  ) {
     this.#onReturn = options.onReturn;
     this.#limit = options.limit ?? Infinity;
+    this.#maxBytes = options.maxBytes ?? Infinity;
     this.#graceMs = options.graceMs ?? 1000;
     this.#onFull = options.onFull;
   }
@@ -38,7 +45,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     return this.#ended;
   }
 
-  push(item: T): void {
+  push(item: Uint8Array): void {
     if (this.#ended) return;
     const w = this.#waiter;
     if (w !== undefined) {
@@ -47,7 +54,9 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       return;
     }
     this.#items.push(item);
-    if (this.length > this.#limit && this.#graceTimer === undefined) {
+    this.#bytes += item.length;
+    if (this.#bytes > this.#maxBytes) this.#onFull?.();
+    else if (this.length > this.#limit && this.#graceTimer === undefined) {
       this.#graceTimer = setTimeout(this.#checkFull, this.#graceMs);
     }
   }
@@ -82,14 +91,16 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   fail(error: unknown): void {
     this.#items.length = 0;
     this.#head = 0;
+    this.#bytes = 0;
     this.#ended = false;
     this.end(error);
   }
 
-  next(): Promise<IteratorResult<T>> {
+  next(): Promise<IteratorResult<Uint8Array>> {
     if (this.#head < this.#items.length) {
       const value = this.#items[this.#head]!;
-      (this.#items as (T | undefined)[])[this.#head] = undefined;
+      this.#bytes -= value.length;
+      (this.#items as (Uint8Array | undefined)[])[this.#head] = undefined;
       this.#head++;
       if (this.#head === this.#items.length) {
         this.#items.length = 0;
@@ -115,12 +126,13 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     });
   }
 
-  return(): Promise<IteratorResult<T>> {
+  return(): Promise<IteratorResult<Uint8Array>> {
     if (!this.#ended) {
       this.#ended = true;
       this.#stopTimer();
       this.#items.length = 0;
       this.#head = 0;
+      this.#bytes = 0;
       this.#onReturn?.();
     }
     return Promise.resolve({ value: undefined, done: true });

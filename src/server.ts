@@ -13,10 +13,19 @@ import {
 } from "@bufbuild/protobuf";
 import { formatAddress, netOptions, parseAddress, type Address } from "./address.js";
 import { Channel } from "./channel.js";
+import { streamMaxBytes } from "./client.js";
 import { Code } from "./code.js";
 import { decodeRequest, encodeResponseFrame, type RequestEnvelope, type StatusEnvelope } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
-import { applyInterceptors, type CallFn, type Interceptor, type StreamRequest, type UnaryRequest } from "./interceptor.js";
+import {
+  applyInterceptors,
+  type CallFn,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "./interceptor.js";
 import { MessageQueue } from "./message-queue.js";
 import { Metadata } from "./metadata.js";
 import type { HandlerContext, PeerInfo, ServiceImpl } from "./service-impl.js";
@@ -92,7 +101,7 @@ class ServerCall {
   readonly controller = new AbortController();
   finished = false;
   timer: NodeJS.Timeout | undefined;
-  input: MessageQueue<Uint8Array> | undefined;
+  input: MessageQueue | undefined;
   remoteClosed = false;
 
   constructor(
@@ -139,8 +148,16 @@ class ServerConnection {
     if (!this.channel.closed) this.channel.write(buffers);
   }
 
+  // A response over the limit is replaced by its RESOURCE_EXHAUSTED status:
+  // Go closes the whole connection there; one call failing is enough.
   #respond(id: number, status: StatusEnvelope | undefined, payload: Uint8Array = EMPTY): void {
-    this.#send(encodeResponseFrame(id, status, payload));
+    let frame: Uint8Array[];
+    try {
+      frame = encodeResponseFrame(id, status, payload, this.channel.maxMessageSize);
+    } catch (e) {
+      frame = encodeResponseFrame(id, statusOf(e), EMPTY);
+    }
+    this.#send(frame);
   }
 
   // Ends a call as seen from the server: nothing more is sent for it, its
@@ -254,6 +271,7 @@ class ServerConnection {
     if (kind === "client_streaming" || kind === "bidi_streaming") {
       call.input = new MessageQueue({
         limit: this.server.streamBufferSize,
+        maxBytes: streamMaxBytes(this.channel.maxMessageSize),
         graceMs: this.server.streamFullGraceMs,
         onFull: () => this.#fail(call, new TtrpcError("data handling error: ttrpc: stream buffer full", Code.InvalidArgument)),
       });
@@ -300,7 +318,7 @@ class ServerConnection {
     try {
       if (method.methodKind === "unary") {
         const message = this.#decodeInput(method, payload);
-        const res = await this.server.unaryFn({ ...base, stream: false, message });
+        const res = (await this.server.unaryFn({ ...base, stream: false, message })) as UnaryResponse;
         if (call.finished) return;
         const out = this.#encodeOutput(method, res.message);
         this.#respond(call.id, OK_STATUS, out);
@@ -309,7 +327,7 @@ class ServerConnection {
       }
       const messages =
         call.input !== undefined ? decodeAll(method.input, call.input) : once(this.#decodeInput(method, payload));
-      const res = await this.server.streamFn({ ...base, stream: true, messages });
+      const res = (await this.server.streamFn({ ...base, stream: true, messages })) as StreamResponse;
       if (method.methodKind === "client_streaming") {
         let result: unknown;
         let n = 0;

@@ -1,0 +1,184 @@
+// Shared test helpers: a temp socket path, the Interop service implemented by
+// hand (runtime tests must not depend on our generator), and a raw frame
+// peer for byte-level protocol tests.
+import { mkdtempSync, rmSync } from "node:fs";
+import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { onTestFinished } from "vitest";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  FrameDecoder,
+  TtrpcError,
+  connect,
+  createServer,
+  encodeFrame,
+  type Client,
+  type ClientOptions,
+  type Frame,
+  type Server,
+  type ServerOptions,
+  type ServiceImpl,
+} from "ttrpc-es";
+import { StringValueSchema, anyPack } from "@bufbuild/protobuf/wkt";
+import { RequestSchema } from "../gen/ttrpc/request_pb.js";
+import { Interop } from "../gen/ttrpces/interop/v1/interop_pb.js";
+
+export { Interop };
+
+/** A fresh directory removed after the test. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "ttrpc-es-"));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function waitOrAbort(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+function maybeFail(req: { failCode: number; failMessage: string; failWithDetails: boolean }): void {
+  if (req.failCode === 0) return;
+  const details = req.failWithDetails ? [anyPack(StringValueSchema, create(StringValueSchema, { value: req.failMessage }))] : [];
+  throw new TtrpcError(req.failMessage, req.failCode as Code, { details });
+}
+
+/** The Interop service as the interop proto's comments describe it. */
+export const interopImpl: ServiceImpl<typeof Interop> = {
+  async echo(req, ctx) {
+    if (req.delayMs > 0) await waitOrAbort(req.delayMs, ctx.signal);
+    maybeFail(req);
+    return {
+      text: req.text,
+      payload: req.replySize > 0 ? new Uint8Array(req.replySize).fill(0x61) : req.payload,
+      metadata: [...ctx.metadata].map(([k, v]) => `${k}=${v}`).sort(),
+      deadlineMs: BigInt(Math.round(ctx.timeoutMs() ?? 0)),
+    };
+  },
+  echoEmpty() {
+    return {};
+  },
+  async *serverStream(req, ctx) {
+    for (let i = 0; i < req.count; i++) {
+      if (req.delayMs > 0) await waitOrAbort(req.delayMs, ctx.signal);
+      yield { seq: i, text: req.text, payload: req.replySize > 0 ? new Uint8Array(req.replySize).fill(0x61) : req.payload };
+    }
+    maybeFail(req);
+  },
+  async clientStream(reqs) {
+    let seq = 0;
+    let totalBytes = 0n;
+    for await (const r of reqs) {
+      maybeFail(r);
+      seq++;
+      totalBytes += BigInt(r.payload.length);
+    }
+    return { seq, totalBytes };
+  },
+  async *bidi(reqs) {
+    let seq = 0;
+    for await (const r of reqs) {
+      maybeFail(r);
+      yield { seq: seq++, text: r.text, payload: r.payload };
+    }
+  },
+};
+
+/** An Interop server on a unix socket and a client connected to it, closed after the test. */
+export async function startPair(
+  opts: { server?: ServerOptions; client?: ClientOptions; impl?: Partial<ServiceImpl<typeof Interop>> } = {},
+): Promise<{ server: Server; client: Client; address: string; dir: string }> {
+  const dir = tempDir();
+  const server = createServer(opts.server).register(Interop, opts.impl ?? interopImpl);
+  const address = await server.listen(join(dir, "ttrpc.sock"));
+  const client = await connect(address, opts.client);
+  onTestFinished(async () => {
+    client.close();
+    await server.close();
+  });
+  return { server, client, address, dir };
+}
+
+/** A peer that speaks raw frames: for protocol tests below the client API. */
+export class RawPeer {
+  readonly frames: Frame[] = [];
+  readonly oversized: { streamId: number; length: number }[] = [];
+  #waiters: (() => void)[] = [];
+  ended = false;
+  readonly decoder = new FrameDecoder(
+    {
+      frame: (f) => {
+        this.frames.push({ ...f, payload: f.payload.slice() });
+        this.#wake();
+      },
+      oversized: (streamId, _t, _f, length) => {
+        this.oversized.push({ streamId, length });
+        this.#wake();
+      },
+    },
+    Number.MAX_SAFE_INTEGER,
+  );
+
+  constructor(readonly socket: Socket) {
+    socket.on("data", (c: Buffer) => this.decoder.push(c));
+    socket.on("close", () => {
+      this.ended = true;
+      this.#wake();
+    });
+    socket.on("error", () => {});
+  }
+
+  static async connect(path: string): Promise<RawPeer> {
+    const s = new Socket();
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.connect({ path }, () => resolve());
+    });
+    const peer = new RawPeer(s);
+    onTestFinished(() => {
+      s.destroy();
+    });
+    return peer;
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  /** Sends a Request frame for Interop/`method` with `payload`. */
+  request(streamId: number, method: string, payload: Uint8Array = new Uint8Array(0), flags = 0, service = Interop.typeName): void {
+    const req = toBinary(RequestSchema, create(RequestSchema, { service, method, payload }));
+    this.write(encodeFrame(streamId, 1, flags, req));
+  }
+
+  /** Resolves once `n` frames have arrived (or rejects if the connection closes first). */
+  async waitFrames(n: number): Promise<Frame[]> {
+    while (this.frames.length < n) {
+      if (this.ended) throw new Error(`connection closed after ${this.frames.length} of ${n} frames`);
+      await new Promise<void>((r) => this.#waiters.push(r));
+    }
+    return this.frames.slice(0, n);
+  }
+
+  async waitClosed(): Promise<void> {
+    while (!this.ended) await new Promise<void>((r) => this.#waiters.push(r));
+  }
+}
