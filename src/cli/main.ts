@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `ttrpc-es`: the command-line tool. Each command lives in its own module,
+// loaded only when used, and returns the process exit status.
+
+const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  call: { summary: "call a method of any ttrpc service (like grpcurl)", load: () => import("./call-command.js") },
+  list: { summary: "list the services and methods of .proto files", load: () => import("./list-command.js") },
+  describe: { summary: "describe a service, method or message of .proto files", load: () => import("./describe-command.js") },
+  migration: { summary: "run, serve or demo the hcsshim live-migration reference shim", load: () => import("./migration-command.js") },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `usage: ttrpc-es <command> [options]\n\ncommands:\n${lines.join("\n")}\n\nRun 'ttrpc-es <command> --help' for a command's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    process.stderr.write(`ttrpc-es: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  return (await command.load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`ttrpc-es: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
