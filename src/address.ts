@@ -91,7 +91,10 @@ export function dial(address: string | Address, options: { signal?: AbortSignal;
   return new Promise((resolve, reject) => {
     const socket = new Socket();
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
       cleanup();
       socket.destroy();
       reject(
@@ -101,18 +104,21 @@ export function dial(address: string | Address, options: { signal?: AbortSignal;
       );
     };
     const onAbort = () => fail(new TtrpcError("connect cancelled", Code.Canceled));
+    // The error listener stays: until the caller attaches its own, an error
+    // (EPIPE, ECONNRESET) must not become an uncaught exception.
     const cleanup = () => {
       if (timer !== undefined) clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
-      socket.off("error", fail);
     };
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.timeoutMs !== undefined) {
       timer = setTimeout(() => fail(new TtrpcError(`connect to ${formatAddress(a)} timed out`, Code.DeadlineExceeded)), options.timeoutMs);
     }
-    socket.once("error", fail);
+    socket.on("error", fail);
     socket.connect(netOptions(a) as NetConnectOpts, () => {
+      if (settled) return;
+      settled = true;
       cleanup();
       if (a.kind === "tcp") socket.setNoDelay(true);
       resolve(socket);

@@ -282,7 +282,8 @@ class ServerConnection {
     if (req.timeoutNano !== 0) {
       const ms = req.timeoutNano / 1e6;
       deadline = performance.now() + ms;
-      const expire = () => this.#fail(call, new TtrpcError("ttrpc: deadline exceeded", Code.DeadlineExceeded));
+      // Go's handlers return ctx.Err() here; its words travel with the status.
+      const expire = () => this.#fail(call, new TtrpcError("context deadline exceeded", Code.DeadlineExceeded));
       if (ms <= 0) {
         queueMicrotask(expire);
       } else {

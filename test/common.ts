@@ -64,7 +64,7 @@ export const interopImpl: ServiceImpl<typeof Interop> = {
       text: req.text,
       payload: req.replySize > 0 ? new Uint8Array(req.replySize).fill(0x61) : req.payload,
       metadata: [...ctx.metadata].map(([k, v]) => `${k}=${v}`).sort(),
-      deadlineMs: BigInt(Math.round(ctx.timeoutMs() ?? 0)),
+      deadlineMs: BigInt(Math.floor(ctx.timeoutMs() ?? 0)),
     };
   },
   echoEmpty() {
