@@ -17,3 +17,48 @@ export type {
   StatedState,
   StatedVm,
 } from "./stated-state.js";
+
+// The reference Migration server and its backend seam.
+export { createMigrationService, DEFAULT_SOCKET_WAIT_MS } from "./migration-service.js";
+export type { MigrationService, MigrationServiceOptions, MigrationSessionInfo } from "./migration-service.js";
+export { createMigrationServer, type MigrationServerOptions } from "./migration-server.js";
+export type { MigrationState } from "./session-state.js";
+export { createNotifier, NOTIFICATION_BUFFER_SIZE, type Notifier, type NotifierOptions } from "./notifier.js";
+export type {
+  AttachSocketRequest,
+  BackendSession,
+  BlackoutReport,
+  FinalizeOutcome,
+  FinalizeRequest,
+  FinalizeResult,
+  ImportSandboxRequest as BackendImportSandboxRequest,
+  MigrationBackend,
+  PrepareDestinationRequest,
+  PrepareSourceRequest,
+  ProgressPhase,
+  SessionRequest,
+  TransferReporter,
+  TransferRequest,
+  TransferResult,
+} from "./backend.js";
+export { createTestingBackend, testingEndpoint } from "./testing-backend.js";
+export type {
+  TestingBackend,
+  TestingBackendOptions,
+  TestingCall,
+  TestingEndpoint,
+  TestingOperation,
+  TestingTransfer,
+} from "./testing-backend.js";
+
+// Prebuilt bindings: the typed client, the server interface and registration
+// helper, and the messages, so users run no generator.
+export {
+  MigrationServiceName,
+  createMigrationClient,
+  registerMigrationServer,
+  type MigrationClient,
+  type MigrationServer,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
+export * from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
+export * from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
