@@ -346,7 +346,8 @@ describe("options", () => {
     ["runtime_import=", /option runtime_import: "" is not a module specifier/],
     ["templates=/nonexistent/templates", /option templates: \/nonexistent\/templates is not a folder/],
     ["prefix=A,prefix=B", /option prefix is given twice/],
-    ["target=java", /invalid option "target=java"/],
+    ["target=java", /invalid option "target=java": target accepts ts, js, dts, or a combination with \+/],
+    ["import_extension=cjs", /invalid option "import_extension=cjs": import_extension accepts none, js, ts/],
   ])("rejects %s with a message naming it", (parameter, message) => {
     const g = generate(protos, parameter);
     expect(g.error).toMatch(message);

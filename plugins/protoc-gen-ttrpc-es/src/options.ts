@@ -24,6 +24,31 @@ export const optionHelp: Readonly<Record<string, string>> = {
 const standardOptions =
   "target, import_extension, js_import_style, ts_nocheck, elide_plugin_version, keep_empty_files, map_imports";
 
+// protoplugin parses the standard options itself and rejects a bad value
+// with only `invalid option "target=java"`; these complete such messages.
+const standardValues: Readonly<Record<string, string>> = {
+  target: "ts, js, dts, or a combination with + (js+dts)",
+  import_extension: "none, js, ts",
+  js_import_style: "module, legacy_commonjs",
+  ts_nocheck: "true, false",
+  elide_plugin_version: "true, false",
+  keep_empty_files: "true, false",
+  map_imports: "<pattern>:<target>",
+};
+
+/** Adds the accepted values to protoplugin's error for a malformed standard option. */
+export function explainOptionError(e: unknown): unknown {
+  if (!(e instanceof Error) || e.name !== "PluginOptionError") {
+    return e;
+  }
+  const key = /^invalid option "([^="]+)=?[^"]*"$/.exec(e.message)?.[1];
+  const accepted = key === undefined ? undefined : standardValues[key];
+  if (accepted !== undefined) {
+    e.message += `: ${key} accepts ${accepted}`;
+  }
+  return e;
+}
+
 /**
  * Parses the plugin's own options. protoplugin handles the standard ones
  * and hands over the rest; anything unknown or malformed throws a message
