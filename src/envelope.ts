@@ -63,6 +63,17 @@ function strBytes(s: string): Uint8Array {
 
 const EMPTY = new Uint8Array(0);
 
+// Service and method names repeat on every call: encode each once.
+const names = new Map<string, Uint8Array>();
+function nameBytes(s: string): Uint8Array {
+  let b = names.get(s);
+  if (b === undefined) {
+    b = strBytes(s);
+    if (names.size < 4096) names.set(s, b);
+  }
+  return b;
+}
+
 function lenFieldSize(len: number): number {
   return 1 + varintSize(len) + len;
 }
@@ -89,8 +100,8 @@ export function encodeRequestFrame(
   metadata: Iterable<[string, string]>,
   maxLength = Infinity,
 ): Uint8Array[] {
-  const svc = strBytes(service);
-  const mth = strBytes(method);
+  const svc = nameBytes(service);
+  const mth = nameBytes(method);
   const kvs: Uint8Array[] = [];
   let suffixLen = 0;
   if (timeoutNano > 0) suffixLen += 1 + varintSize(timeoutNano);
