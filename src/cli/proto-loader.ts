@@ -175,19 +175,34 @@ async function compileProtos(protos: readonly string[], importPaths: readonly st
   try {
     roots.forEach((r, i) => symlinkSync(r, join(work, `i${i}`), "junction"));
     writeFileSync(join(work, "buf.yaml"), `version: v2\nmodules:\n${roots.map((_, i) => `  - path: i${i}\n`).join("")}`);
-    const args = [...buf.args, "build", work, "--as-file-descriptor-set", "-o", "-"];
+    const args = [...buf.args, "build", ".", "--as-file-descriptor-set", "-o", "-"];
     for (const t of targets) args.push("--path", `i${t.root}/${t.name}`);
     const { status, stdout, stderr } = await run(buf.command, args, work);
     if (status !== 0) {
       const text = stderr
+        .replaceAll(`${work}${sep}`, "")
         .replace(/^i(\d+)\//gm, (m, n: string) => (roots[Number(n)] === undefined ? m : `${roots[Number(n)]}${sep}`))
         .trim();
-      throw new CliError(`cannot compile ${protos.join(", ")}:\n${text || `buf exited with status ${status}`}`, Exit.protos);
+      throw new CliError(`cannot compile ${protos.join(", ")}:\n${explainImports(text) || `buf exited with status ${status}`}`, Exit.protos);
     }
     return fromBinary(FileDescriptorSetSchema, stdout).file;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+// buf says "imported file does not exist" without the name; add it from the source line.
+function explainImports(text: string): string {
+  return text.replace(/^(.+\.proto):(\d+):\d+:imported file does not exist$/gm, (line, file: string, lineNo: string) => {
+    try {
+      const src = readFileSync(file, "utf8").split("\n")[Number(lineNo) - 1] ?? "";
+      const name = /import\s+(?:public\s+|weak\s+)?"([^"]+)"/.exec(src)?.[1];
+      if (name !== undefined) return `${line}: import "${name}" not found in any -I directory`;
+    } catch {
+      // keep buf's words
+    }
+    return line;
+  });
 }
 
 function run(command: string, args: string[], cwd: string): Promise<{ status: number; stdout: Uint8Array; stderr: string }> {

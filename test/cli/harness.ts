@@ -1,0 +1,102 @@
+// Runs the ttrpc-es CLI as a child process, as users run it. The CLI is built
+// once per test file into a private directory (below node_modules/.cache, so
+// node finds the dependencies), without type-checking: `npm run typecheck`
+// does that, and a private build cannot race other builds of dist/.
+
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const corpus = resolve(repoRoot, "../shared/corpus");
+/** -I and --proto for the interop service. */
+export const interopProto = ["-I", join(repoRoot, "test/proto"), "--proto", "ttrpces/interop/v1/interop.proto"];
+
+/** Builds the CLI; returns the path of main.js and a cleanup. */
+export function buildCli(): { main: string; cleanup: () => void } {
+  const cache = join(repoRoot, "node_modules/.cache");
+  mkdirSync(cache, { recursive: true });
+  const out = mkdtempSync(join(cache, "ttrpc-es-cli-test-"));
+  const config = join(out, "tsconfig.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      extends: join(repoRoot, "tsconfig.build.json"),
+      compilerOptions: { outDir: out, rootDir: repoRoot, noCheck: true, declaration: false, sourceMap: false },
+      include: [],
+      files: ["main", "call-command", "list-command", "describe-command"].map((f) => join(repoRoot, `src/cli/${f}.ts`)),
+    }),
+  );
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  const r = spawnSync(process.execPath, [tsc, "-p", config], { encoding: "utf8" });
+  const main = join(out, "src/cli/main.js");
+  if (!existsSync(main) || !existsSync(join(out, "src/cli/call-command.js"))) {
+    throw new Error(`building the CLI failed:\n${r.stdout}${r.stderr}`);
+  }
+  return { main, cleanup: () => rmSync(out, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves with the next complete stdout line. */
+  nextLine(): Promise<string>;
+  done: Promise<CliResult>;
+}
+
+/** Starts the CLI; the caller drives stdin and reads stdout line by line. */
+export function startCli(main: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliProcess {
+  const child = spawn(process.execPath, [main, ...args], {
+    cwd: options.cwd ?? repoRoot,
+    env: { ...process.env, ...options.env },
+  });
+  let stdout = "";
+  let stderr = "";
+  let consumed = 0;
+  const waiters: (() => void)[] = [];
+  child.stdout.setEncoding("utf8").on("data", (c: string) => {
+    stdout += c;
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+  const done = new Promise<CliResult>((res) =>
+    child.on("close", (status, signal) => {
+      for (const w of waiters.splice(0)) w();
+      res({ status, signal, stdout, stderr });
+    }),
+  );
+  let exited = false;
+  void done.then(() => (exited = true));
+  const nextLine = async (): Promise<string> => {
+    for (;;) {
+      const nl = stdout.indexOf("\n", consumed);
+      if (nl >= 0) {
+        const line = stdout.slice(consumed, nl);
+        consumed = nl + 1;
+        return line;
+      }
+      if (exited) throw new Error(`CLI exited before a line arrived; stderr: ${stderr}`);
+      await new Promise<void>((r) => waiters.push(r));
+    }
+  };
+  return { child, nextLine, done };
+}
+
+/** Runs the CLI to the end with `input` on stdin. */
+export function runCli(
+  main: string,
+  args: string[],
+  options: { input?: string; cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const p = startCli(main, args, options);
+  p.child.stdin.end(options.input ?? "");
+  return p.done;
+}
