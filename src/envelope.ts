@@ -33,7 +33,8 @@ export interface StatusEnvelope {
 }
 
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+// Fatal, as protobuf (Go included) refuses a proto3 string that is not UTF-8.
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 // Payloads up to this size are copied into the frame buffer: one write beats
 // three. Larger ones are written as their own buffer, never copied.
@@ -240,7 +241,10 @@ class Reader {
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.buf.length) throw new Error("truncated varint");
       const b = this.buf[this.pos++]!;
-      if (i < 8) result += (b & 0x7f) * mul;
+      // Every group counts (above 2^53 the value is approximate); a tenth
+      // byte over 1 overflows 64 bits, which protobuf refuses.
+      if (i === 9 && b > 1) throw new Error("varint overflows 64 bits");
+      result += (b & 0x7f) * mul;
       mul *= 128;
       if (b < 0x80) return result;
     }
@@ -276,7 +280,8 @@ class Reader {
     return utf8Decoder.decode(this.bytes());
   }
 
-  skip(wireType: number): void {
+  // Skips a field, groups (wire types 3/4) included, as protobuf does for unknown fields.
+  skip(wireType: number, field = 0, depth = 0): void {
     switch (wireType) {
       case 0:
         this.varint();
@@ -287,6 +292,17 @@ class Reader {
       case 2:
         this.bytes();
         return;
+      case 3:
+        if (depth > 64) throw new Error("groups nested too deep");
+        for (;;) {
+          if (this.done) throw new Error("truncated group");
+          const [f, wt] = this.tag();
+          if (wt === 4) {
+            if (f !== field) throw new Error("mismatched end group");
+            return;
+          }
+          this.skip(wt, f, depth + 1);
+        }
       case 5:
         this.pos += 4;
         break;
@@ -304,8 +320,12 @@ class Reader {
   }
 }
 
-function expect(wt: number, want: number, field: string): void {
-  if (wt !== want) throw new Error(`wrong wire type ${wt} for ${field}`);
+// A known field sent with another wire type is skipped as an unknown one, as
+// Go's protobuf does; true when the field is to be read.
+function wireTypeIs(r: Reader, field: number, wt: number, want: number): boolean {
+  if (wt === want) return true;
+  r.skip(wt, field);
+  return false;
 }
 
 /** Decodes a `ttrpc.Request`; throws on malformed input. */
@@ -316,26 +336,28 @@ export function decodeRequest(buf: Uint8Array): RequestEnvelope {
     const [f, wt] = r.tag();
     switch (f) {
       case 1:
-        expect(wt, 2, "service");
+        if (!wireTypeIs(r, f, wt, 2)) break;
         req.service = r.string();
         break;
       case 2:
-        expect(wt, 2, "method");
+        if (!wireTypeIs(r, f, wt, 2)) break;
         req.method = r.string();
         break;
       case 3:
-        expect(wt, 2, "payload");
+        if (!wireTypeIs(r, f, wt, 2)) break;
         req.payload = r.bytes();
         break;
       case 4: {
-        expect(wt, 0, "timeout_nano");
+        if (!wireTypeIs(r, f, wt, 0)) break;
+        const start = r.pos;
         const v = r.varint();
-        // A negative int64 (sign-extended) reads as a huge number: treat it as already expired.
-        req.timeoutNano = v >= 2 ** 63 ? -1 : v;
+        // A negative int64 is sign-extended to ten bytes, the last one 1 (a
+        // Go client past its deadline sends one): treat it as already expired.
+        req.timeoutNano = r.pos - start === 10 && r.buf[r.pos - 1] === 1 ? -1 : v;
         break;
       }
       case 5: {
-        expect(wt, 2, "metadata");
+        if (!wireTypeIs(r, f, wt, 2)) break;
         const kr = new Reader(r.bytes());
         let k = "";
         let v = "";
@@ -343,13 +365,13 @@ export function decodeRequest(buf: Uint8Array): RequestEnvelope {
           const [kf, kwt] = kr.tag();
           if (kf === 1 && kwt === 2) k = kr.string();
           else if (kf === 2 && kwt === 2) v = kr.string();
-          else kr.skip(kwt);
+          else kr.skip(kwt, kf);
         }
         req.metadata.push([k, v]);
         break;
       }
       default:
-        r.skip(wt);
+        r.skip(wt, f);
     }
   }
   return req;
@@ -362,13 +384,11 @@ export function decodeResponse(buf: Uint8Array): ResponseEnvelope {
   while (!r.done) {
     const [f, wt] = r.tag();
     if (f === 1) {
-      expect(wt, 2, "status");
-      res.status = decodeStatus(r.bytes());
+      if (wireTypeIs(r, f, wt, 2)) res.status = decodeStatus(r.bytes());
     } else if (f === 2) {
-      expect(wt, 2, "payload");
-      res.payload = r.bytes();
+      if (wireTypeIs(r, f, wt, 2)) res.payload = r.bytes();
     } else {
-      r.skip(wt);
+      r.skip(wt, f);
     }
   }
   return res;
@@ -389,10 +409,10 @@ function decodeStatus(buf: Uint8Array): StatusEnvelope {
         const [af, awt] = ar.tag();
         if (af === 1 && awt === 2) typeUrl = ar.string();
         else if (af === 2 && awt === 2) value = ar.bytes().slice();
-        else ar.skip(awt);
+        else ar.skip(awt, af);
       }
       s.details.push(create(AnySchema, { typeUrl, value }));
-    } else r.skip(wt);
+    } else r.skip(wt, f);
   }
   return s;
 }
