@@ -517,8 +517,12 @@ async function main(): Promise<void> {
   if (make !== undefined) {
     const conn = await open(socket);
     if (warmup > 0) await measure(warmup, concurrency, () => make(conn), true);
+    // Lets the harness read the server's CPU time at the start of the measured window.
+    await barrier("measure");
+    const cpu = process.cpuUsage();
     const r = await measure(seconds, concurrency, () => make(conn), false);
-    emit({ ...r, size, concurrency });
+    const used = process.cpuUsage(cpu);
+    emit({ ...r, size, concurrency, client_cpu_s: (used.user + used.system) / 1e6 });
     process.exit(0);
   }
 

@@ -178,19 +178,34 @@ function throughputTask(
       const { client, server } = PAIRS[impl];
       const w = client === "grpc-js" ? grpcWarmup : warmup;
       const opts = { size, concurrency, seconds };
-      const r = await withServer(server, socket, profileDir, async () => {
+      let cpu0 = 0;
+      let serverCpu = 0;
+      const r = await withServer(server, socket, profileDir, async (srv) => {
+        let res: Record<string, unknown>;
         if (client === "go") {
           // The Go peer has no warm-up: a short run first warms our server as our clients' warm-up does.
           if (w > 0) await runClient("go", socket, `bench-${scenario}`, { ...opts, seconds: w }, limit(w));
-          return runClient("go", socket, `bench-${scenario}`, opts, limit(seconds));
+          cpu0 = srv.cpuSeconds();
+          res = await runClient("go", socket, `bench-${scenario}`, opts, limit(seconds));
+        } else {
+          const onBarrier = async () => {
+            cpu0 = srv.cpuSeconds();
+          };
+          res = await runClient(client, socket, scenario, { ...opts, warmup: w }, limit(seconds + w), onBarrier, profileDir && `${profileDir}/client`);
         }
-        return runClient(client, socket, scenario, { ...opts, warmup: w }, limit(seconds + w), undefined, profileDir && `${profileDir}/client`);
+        serverCpu = srv.cpuSeconds() - cpu0;
+        return res;
       });
       const ops = Number(r["ops"]);
       const secs = Number(r["seconds"]);
       if (!(ops > 0) || !(secs > 0)) throw new Error(`no ops measured: ${JSON.stringify(r)}`);
       const value = unit === "calls/s" ? ops / secs : Number(r["bytes"]) / secs / 1e6;
-      const extra: Record<string, unknown> = unit === "MB/s" ? { ops_per_s: Math.round(ops / secs) } : {};
+      // CPU per op (µs): less sensitive to machine noise than throughput; 10 ms resolution on the server side.
+      const extra: Record<string, unknown> = {
+        ...(unit === "MB/s" ? { ops_per_s: Math.round(ops / secs) } : {}),
+        server_cpu_us_per_op: Number(((serverCpu * 1e6) / ops).toPrecision(3)),
+        ...(r["client_cpu_s"] === undefined ? {} : { client_cpu_us_per_op: Number(((Number(r["client_cpu_s"]) * 1e6) / ops).toPrecision(3)) }),
+      };
       record(benchmark, impl, value, extra);
       if (extraRows.length > 0) {
         record("latency-c1-p50", impl, Number(r["p50_us"]));
@@ -475,7 +490,7 @@ function jsonRows(): object[] {
         implementation: impl,
         value: Number(median(c.values).toPrecision(6)),
         unit: row.unit,
-        spread: { min: Math.min(...c.values), max: Math.max(...c.values), runs: c.values.length },
+        spread: { min: Number(Math.min(...c.values).toPrecision(6)), max: Number(Math.max(...c.values).toPrecision(6)), runs: c.values.length },
         ...c.extra,
       });
     }
