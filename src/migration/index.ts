@@ -62,3 +62,41 @@ export {
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
 export * from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
 export * from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+
+// Issue 6: the orchestrator and the simulated backend (real pre-copy memory transfer).
+export { migrate } from "./orchestrator.js";
+export type { MigrateOptions, MigrationEvent, MigrationResult, MigrationSide, MigrationStep, SideOutcome } from "./orchestrator.js";
+export {
+  createSimulatedBackend,
+  SimulatedBackend,
+  DIRTY_RATE_ANNOTATION,
+  createEndpointPair,
+  encodeEndpointDescriptor,
+  parseEndpointDescriptor,
+  ENDPOINT_DESCRIPTOR_MAGIC,
+  ENDPOINT_DESCRIPTOR_VERSION,
+  SimulatedVm,
+  MemoryImage,
+  GuestWorkload,
+  preCopyParams,
+  PRE_COPY_DEFAULTS,
+  DEFAULT_MEMORY_BYTES,
+  DEFAULT_DIRTY_PAGES_PER_SECOND,
+  WIRE_VERSION as SIMULATED_WIRE_VERSION,
+} from "./simulated/index.js";
+export type {
+  SimulatedBackendOptions,
+  EndpointDescriptor,
+  EndpointRole,
+  EndpointTransport,
+  SimulatedVmOptions,
+  SimulatedVmStatus,
+  DeviceState,
+  MemoryImageOptions,
+  GuestWorkloadState,
+  PreCopyParams,
+  SourceFaults,
+  TransferEvent,
+  TransferObserver,
+  TransferStats,
+} from "./simulated/index.js";

@@ -1,0 +1,267 @@
+/**
+ * The source side of the pre-copy live migration: brownout passes while the
+ * guest runs (throttled as the options say), then the blackout (guest
+ * paused, the last dirty pages and the device state), then verification of
+ * the whole image against the destination's.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import type { TransferReporter, TransferResult } from "../backend.js";
+import type { PreCopyParams } from "./pre-copy-params.js";
+import type { SimulatedVm } from "./simulated-vm.js";
+import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
+import type { Link } from "./transfer-link.js";
+import { AbortReason, encodeFrame, FRAME_HEADER, MessageType, WireError, write, writeFrameHeader, type Frame } from "./wire-protocol.js";
+
+/** Test hooks: faults the source injects on purpose. */
+export interface SourceFaults {
+  /** Flip one byte of this page on the wire the first time it is sent, after its checksum is computed. */
+  readonly corruptPageOnWire?: number;
+  /** Destroy the memory connection once this many page bytes were sent. */
+  readonly dropConnectionAfterBytes?: number;
+}
+
+const BATCH_BYTES = 256 * 1024;
+const CHECKSUM_BYTES = 20;
+
+export interface SourceTransfer {
+  readonly vm: SimulatedVm;
+  readonly link: Link;
+  readonly params: PreCopyParams;
+  readonly report: TransferReporter;
+  readonly signal: AbortSignal;
+  readonly observe: TransferObserver;
+  readonly faults?: SourceFaults;
+}
+
+class PeerAbort extends Error {
+  constructor(readonly reason: AbortReason, message: string) {
+    super(message);
+  }
+}
+
+export async function runSource(t: SourceTransfer): Promise<TransferResult> {
+  const { vm, link, params, report, signal, observe } = t;
+  const memory = vm.memory;
+  const started = performance.now();
+  const stats = emptyStats("source", params.checksums);
+  const snapshot = (): TransferStats => ({ ...stats, durationMs: performance.now() - started });
+
+  // Frames from the destination arrive while we send: an Abort must stop us.
+  const inbox: Frame[] = [];
+  let peerError: Error | undefined;
+  let wake: (() => void) | undefined;
+  void (async () => {
+    for (;;) {
+      const frame = await link.reader.next();
+      if (frame.type === MessageType.Abort) {
+        throw new PeerAbort(frame.payload[0] as AbortReason, frame.payload.subarray(1).toString("utf8"));
+      }
+      inbox.push(frame);
+      wake?.();
+    }
+  })().catch((err: Error) => {
+    peerError ??= err;
+    wake?.();
+  });
+  const check = () => {
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("cancelled");
+    if (peerError !== undefined) throw peerError;
+  };
+  const expect = async (type: MessageType): Promise<Frame> => {
+    for (;;) {
+      check();
+      const frame = inbox.shift();
+      if (frame !== undefined) {
+        if (frame.type !== type) throw new WireError(`memory stream: expected ${MessageType[type]}, got ${MessageType[frame.type]}`);
+        return frame;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      wake = undefined;
+    }
+  };
+  const send = async (frame: Buffer) => {
+    check();
+    stats.wireBytes += frame.length;
+    await write(link.socket, frame);
+  };
+  let corrupted = false;
+
+  const sendPass = async (pass: number, blackout: boolean, pages: Uint32Array) => {
+    const head = Buffer.alloc(9);
+    head.writeUInt32BE(pass, 0);
+    head.writeUInt32BE(pages.length, 4);
+    head[8] = blackout ? 1 : 0;
+    observe({ type: "pass", side: "source", pass, blackout, pages: pages.length, throttlePercent: vm.workload.throttlePercent });
+    await send(encodeFrame(MessageType.PassBegin, head));
+    const pageSize = memory.pageSize;
+    const perBatch = Math.max(1, Math.floor(BATCH_BYTES / pageSize));
+    const sumBytes = params.checksums ? CHECKSUM_BYTES : 0;
+    let batches = 0;
+    for (let i = 0; i < pages.length; i += perBatch) {
+      const count = Math.min(perBatch, pages.length - i);
+      const payloadLength = 4 + count * (4 + sumBytes + pageSize);
+      const frame = Buffer.allocUnsafe(FRAME_HEADER + payloadLength);
+      writeFrameHeader(frame, MessageType.Pages, payloadLength);
+      frame.writeUInt32BE(count, FRAME_HEADER);
+      const indexAt = FRAME_HEADER + 4;
+      const sumAt = indexAt + count * 4;
+      const dataAt = sumAt + count * sumBytes;
+      for (let k = 0; k < count; k++) {
+        const index = pages[i + k]!;
+        frame.writeUInt32BE(index, indexAt + k * 4);
+        const at = dataAt + k * pageSize;
+        memory.page(index).copy(frame, at);
+        if (sumBytes > 0) createHash("sha1").update(frame.subarray(at, at + pageSize)).digest().copy(frame, sumAt + k * sumBytes);
+        if (!corrupted && index === t.faults?.corruptPageOnWire) {
+          frame[at + pageSize - 1]! ^= 0xff;
+          corrupted = true;
+        }
+      }
+      stats.pages += count;
+      stats.pageBytes += count * pageSize;
+      if (blackout) stats.blackoutPages += count;
+      const drop = t.faults?.dropConnectionAfterBytes;
+      if (drop !== undefined && stats.pageBytes >= drop) {
+        link.socket.destroy();
+        throw new WireError(`memory-transfer connection dropped after ${stats.pageBytes} bytes (injected fault)`);
+      }
+      await send(frame);
+      observe({
+        type: "progress",
+        side: "source",
+        pass,
+        blackout,
+        passDone: i + count,
+        passPages: pages.length,
+        pageBytes: stats.pageBytes,
+        imageBytes: memory.sizeBytes,
+      });
+      if (!blackout) vm.workload.advance();
+      // Let the event loop breathe (RPCs, timers) even when the socket never pushes back.
+      if (++batches % 16 === 0) await yieldToLoop();
+    }
+    const end = Buffer.alloc(4);
+    end.writeUInt32BE(pass, 0);
+    await send(encodeFrame(MessageType.PassEnd, end));
+  };
+
+  try {
+    // Setup: agree on the memory layout.
+    const setup = Buffer.alloc(13);
+    setup.writeUInt32BE(memory.pageSize, 0);
+    setup.writeUInt32BE(memory.pageCount, 4);
+    setup[8] = params.checksums ? 1 : 0;
+    setup.writeUInt32BE(1 << 20, 9);
+    await send(encodeFrame(MessageType.Setup, setup));
+    await expect(MessageType.Ready);
+    observe({ type: "connected", side: "source" });
+    report.phase(Phase.SETUP_DONE);
+    report.phase(Phase.TRANSFER_IN_PROGRESS);
+
+    // Brownout.
+    memory.markAllDirty();
+    let throttle = 100;
+    let sentBytes = 0;
+    let sendMs = 0;
+    let previousRemaining = Number.POSITIVE_INFINITY;
+    let projected = 0;
+    for (let pass = 1; ; pass++) {
+      if (!params.skipThrottling && pass >= params.throttleFromPass && pass > 1) {
+        throttle = Math.max(params.minimumThrottlePercent, Math.round(throttle * params.throttlingScale));
+        vm.workload.throttle(throttle);
+      }
+      vm.workload.advance();
+      const pages = memory.takeDirty();
+      const t0 = performance.now();
+      await sendPass(pass, false, pages);
+      const ms = performance.now() - t0;
+      sentBytes += pages.length * memory.pageSize;
+      sendMs += ms;
+      stats.brownoutPasses = pass;
+      vm.workload.advance();
+      const remaining = memory.dirtyCount;
+      const bytesPerMs = sentBytes / Math.max(sendMs, 0.001);
+      projected = (remaining * memory.pageSize) / bytesPerMs;
+      stats.projectedBlackoutMs = projected;
+      observe({ type: "pass-end", side: "source", pass, pages: pages.length, ms, remainingDirty: remaining, projectedBlackoutMs: projected });
+      if (projected <= params.targetBlackoutMs) break;
+      if (pass >= params.maxPasses) break;
+      if (pass >= params.targetPasses && remaining >= previousRemaining) break;
+      previousRemaining = remaining;
+    }
+    stats.throttlePercent = throttle;
+
+    if (params.cancelIfThresholdExceeded && params.blackoutThresholdMs !== undefined && projected > params.blackoutThresholdMs) {
+      const message = `projected blackout ${projected.toFixed(1)} ms exceeds blackout_time_threshold_for_cancelling_migration ${params.blackoutThresholdMs} ms`;
+      await sendAbort(link, AbortReason.Cancelled, message);
+      return fail(PhaseState.CANCELLED, message);
+    }
+
+    // Blackout: the guest is paused, nothing gets dirty any more.
+    vm.pause();
+    const blackoutStart = performance.now();
+    report.phase(Phase.BLACKOUT_STARTED);
+    await sendPass(stats.brownoutPasses + 1, true, memory.takeDirty());
+    await send(encodeFrame(MessageType.DeviceState, Buffer.from(JSON.stringify(vm.deviceState()), "utf8")));
+    await send(encodeFrame(MessageType.BlackoutEnd));
+    await expect(MessageType.OfflineAck);
+    report.phase(Phase.OFFLINE_DONE);
+    stats.blackoutMs = performance.now() - blackoutStart;
+    const stoppedAtMs = performance.timeOrigin + performance.now();
+    report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
+
+    // Verification: the destination's image must equal ours (the guest stays paused).
+    stats.digest = memory.digest();
+    const verify = Buffer.alloc(48);
+    Buffer.from(stats.digest, "hex").copy(verify, 0);
+    verify.writeDoubleBE(stats.blackoutMs, 32);
+    verify.writeDoubleBE(stoppedAtMs, 40);
+    await send(encodeFrame(MessageType.Verify, verify));
+    const result = (await expect(MessageType.Result)).payload;
+    const theirs = result.subarray(1, 33).toString("hex");
+    if (result[0] !== 1 || theirs !== stats.digest) {
+      const why = result.subarray(33).toString("utf8") || `destination image digest ${theirs} differs from the source's ${stats.digest}`;
+      return fail(PhaseState.DESTINATION_FAILED, `verification failed: ${why}`);
+    }
+    observe({ type: "done", side: "source", stats: snapshot() });
+    return { ok: true };
+  } catch (err) {
+    if (signal.aborted) {
+      await sendAbort(link, AbortReason.Cancelled, "migration cancelled on the source");
+      return fail(PhaseState.CANCELLED, "cancelled", err);
+    }
+    // A peer's Abort may arrive just behind the write error it caused: prefer its reason.
+    await yieldToLoop();
+    if (peerError instanceof PeerAbort) err = peerError;
+    if (err instanceof PeerAbort) {
+      const state = err.reason === AbortReason.Cancelled ? PhaseState.CANCELLED : PhaseState.DESTINATION_FAILED;
+      return fail(state, `destination aborted the transfer: ${err.message}`, err);
+    }
+    await sendAbort(link, AbortReason.Error, err instanceof Error ? err.message : String(err));
+    return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
+  } finally {
+    link.socket.destroy();
+  }
+
+  function fail(state: PhaseState, message: string, cause?: unknown): TransferResult {
+    observe({ type: "failed", side: "source", message, stats: snapshot() });
+    return { ok: false, state, message, ...(cause === undefined ? {} : { cause }) };
+  }
+}
+
+/** Best effort: tell the peer why we stop, then close. */
+export async function sendAbort(link: Link, reason: AbortReason, message: string): Promise<void> {
+  if (link.socket.destroyed) return;
+  const payload = Buffer.concat([Buffer.from([reason]), Buffer.from(message, "utf8")]);
+  await new Promise<void>((resolve) => {
+    link.socket.end(encodeFrame(MessageType.Abort, payload), () => resolve());
+    setTimeout(resolve, 200).unref();
+  });
+}

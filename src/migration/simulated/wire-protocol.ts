@@ -1,0 +1,191 @@
+/**
+ * The memory stream between two simulated shims: its own framing, not ttrpc.
+ *
+ * Every frame is a 6-byte header, then the payload:
+ *
+ * | offset | size | field |
+ * |---|---|---|
+ * | 0 | 1 | protocol version, `1` |
+ * | 1 | 1 | message type ({@link MessageType}) |
+ * | 2 | 4 | payload length, big-endian |
+ *
+ * A frame with another version, an unknown type or a payload over the
+ * reader's limit is a protocol error that ends the transfer. The messages
+ * and their payloads are listed in docs/migration.md.
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+
+export const WIRE_VERSION = 1;
+export const FRAME_HEADER = 6;
+
+export enum MessageType {
+  /** connector → listener: token[16], session number u32, sender origin u8 (1 source, 2 destination). */
+  Hello = 1,
+  /** listener → connector: sender origin u8. */
+  HelloAck = 2,
+  /** source → destination: page size u32, page count u32, flags u8 (bit 0 checksums), device-state max u32. */
+  Setup = 3,
+  /** destination → source: empty. */
+  Ready = 4,
+  /** source → destination: pass u32, pages u32, blackout u8. */
+  PassBegin = 5,
+  /** source → destination: count u32, count × page index u32, [count × 20-byte SHA-1], count × page bytes. */
+  Pages = 6,
+  /** source → destination: pass u32. */
+  PassEnd = 7,
+  /** source → destination: device state, UTF-8 JSON. */
+  DeviceState = 8,
+  /** source → destination: empty; everything of the blackout is sent. */
+  BlackoutEnd = 9,
+  /** destination → source: empty; everything is applied (the source measures the blackout here). */
+  OfflineAck = 10,
+  /** source → destination: image SHA-256[32], blackout ms f64, blackout stop time ms since epoch f64. */
+  Verify = 11,
+  /** destination → source: ok u8, image SHA-256[32], message UTF-8. */
+  Result = 12,
+  /** either way: reason u8 ({@link AbortReason}), message UTF-8; the sender closes after it. */
+  Abort = 13,
+}
+
+export enum AbortReason {
+  Error = 1,
+  Cancelled = 2,
+  ChecksumMismatch = 3,
+}
+
+export interface Frame {
+  readonly type: MessageType;
+  readonly payload: Buffer;
+}
+
+export class WireError extends Error {
+  override name = "WireError";
+}
+
+/** One frame as a single buffer. */
+export function encodeFrame(type: MessageType, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
+  out[0] = WIRE_VERSION;
+  out[1] = type;
+  out.writeUInt32BE(payload.length, 2);
+  out.set(payload, FRAME_HEADER);
+  return out;
+}
+
+/** Writes a frame header into `out` at 0 (for frames assembled in place). */
+export function writeFrameHeader(out: Buffer, type: MessageType, payloadLength: number): void {
+  out[0] = WIRE_VERSION;
+  out[1] = type;
+  out.writeUInt32BE(payloadLength, 2);
+}
+
+/** Writes a buffer; resolves at once or after 'drain'; rejects when the socket closes first. */
+export function write(socket: Socket, data: Buffer): Promise<void> | undefined {
+  if (socket.destroyed) return Promise.reject(new WireError("memory-transfer connection closed"));
+  if (socket.write(data)) return undefined;
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      socket.off("drain", onDrain);
+      socket.off("close", onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onDrain = () => done();
+    const onClose = () => done(new WireError("memory-transfer connection closed"));
+    socket.on("drain", onDrain);
+    socket.on("close", onClose);
+  });
+}
+
+const HIGH_WATER = 16 * 1024 * 1024;
+
+/** Reads frames from a socket, with backpressure (pauses the socket when far ahead). */
+export class FrameReader {
+  readonly #socket: Socket;
+  readonly #maxPayload: number;
+  #chunks: Buffer[] = [];
+  #length = 0;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(socket: Socket, options: { maxPayload: number }) {
+    this.#socket = socket;
+    this.#maxPayload = options.maxPayload;
+    socket.on("data", (chunk: Buffer) => {
+      this.#chunks.push(chunk);
+      this.#length += chunk.length;
+      if (this.#length > HIGH_WATER) socket.pause();
+      this.#notify();
+    });
+    socket.on("error", (err) => this.#fail(new WireError(`memory-transfer connection failed: ${err.message}`)));
+    socket.on("close", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
+    socket.on("end", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
+  }
+
+  #fail(err: Error): void {
+    this.#error ??= err;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The next frame; rejects with a WireError when the stream ends or is malformed. */
+  async next(): Promise<Frame> {
+    for (;;) {
+      if (this.#length >= FRAME_HEADER) {
+        const header = this.#peek(FRAME_HEADER);
+        if (header[0] !== WIRE_VERSION) throw new WireError(`memory stream: unsupported protocol version ${header[0]}`);
+        const type = header[1]!;
+        if (MessageType[type] === undefined) throw new WireError(`memory stream: unknown message type ${type}`);
+        const length = header.readUInt32BE(2);
+        if (length > this.#maxPayload) throw new WireError(`memory stream: frame of ${length} bytes is over the ${this.#maxPayload}-byte limit`);
+        if (this.#length >= FRAME_HEADER + length) {
+          this.#take(FRAME_HEADER);
+          const payload = this.#take(length);
+          if (this.#length < HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
+          return { type, payload };
+        }
+      }
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#socket.isPaused()) this.#socket.resume();
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first;
+    return Buffer.concat(this.#chunks, Math.min(this.#length, Math.max(n, 64))).subarray(0, n);
+  }
+
+  #take(n: number): Buffer {
+    this.#length -= n;
+    const first = this.#chunks[0];
+    if (n === 0) return Buffer.alloc(0);
+    if (first!.length > n) {
+      this.#chunks[0] = first!.subarray(n);
+      return first!.subarray(0, n);
+    }
+    if (first!.length === n) {
+      this.#chunks.shift();
+      return first!;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}
