@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const corpus = resolve(repoRoot, "../shared/corpus");
@@ -36,6 +37,19 @@ export function buildCli(): { main: string; cleanup: () => void } {
     throw new Error(`building the CLI failed:\n${r.stdout}${r.stderr}`);
   }
   return { main, cleanup: () => rmSync(out, { recursive: true, force: true }) };
+}
+
+/** Builds the CLI before the file's tests, removes it after; returns the path of main.js. */
+export function useCli(): () => string {
+  let built: { main: string; cleanup: () => void } | undefined;
+  beforeAll(() => {
+    built = buildCli();
+  }, 120_000);
+  afterAll(() => built?.cleanup());
+  return () => {
+    if (built === undefined) throw new Error("the CLI was not built");
+    return built.main;
+  };
 }
 
 export interface CliResult {

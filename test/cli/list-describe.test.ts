@@ -3,19 +3,14 @@
 // of docs/cli.md: containerd.task.v2.Task/Connect on a shim-like server.
 
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import type { DescService } from "@bufbuild/protobuf";
 import { createServer, type ServiceImpl } from "ttrpc-es";
 import { loadProtos } from "../../src/cli/proto-loader.js";
 import { tempDir } from "../common.js";
-import { buildCli, corpus, interopProto, runCli } from "./harness.js";
+import { useCli, corpus, interopProto, runCli } from "./harness.js";
 
-let main: string;
-let cleanup = () => {};
-beforeAll(() => {
-  ({ main, cleanup } = buildCli());
-}, 120_000);
-afterAll(() => cleanup());
+const cli = useCli();
 
 const containerdApi = join(corpus, "containerd-main/api");
 const googleapis = join(corpus, "_deps/googleapis");
@@ -23,10 +18,10 @@ const shimProto = ["-I", containerdApi, "-I", googleapis, "--proto", "runtime/ta
 
 describe("list", () => {
   test("the services, then one service's methods with their call shapes", async () => {
-    const all = await runCli(main, ["list", ...interopProto]);
+    const all = await runCli(cli(), ["list", ...interopProto]);
     expect(all.status, all.stderr).toBe(0);
     expect(all.stdout).toBe("ttrpces.interop.v1.Interop\n");
-    const one = await runCli(main, ["list", ...interopProto, "Interop"]);
+    const one = await runCli(cli(), ["list", ...interopProto, "Interop"]);
     expect(one.status).toBe(0);
     expect(one.stdout.split("\n").map((l) => l.split(/\s+/).slice(0, 2).join(" "))).toEqual([
       "ttrpces.interop.v1.Interop/Echo unary",
@@ -40,13 +35,13 @@ describe("list", () => {
   });
 
   test("an unknown service exits 4 with close matches", async () => {
-    const r = await runCli(main, ["list", ...interopProto, "interop.v1.Interp"]);
+    const r = await runCli(cli(), ["list", ...interopProto, "interop.v1.Interp"]);
     expect(r.status).toBe(4);
     expect(r.stderr).toContain("did you mean:\n  ttrpces.interop.v1.Interop\n");
   });
 
   test("the proto file given as a path below the current directory (no -I)", async () => {
-    const r = await runCli(main, ["list", "--proto", "interop/v1/interop.proto"], { cwd: join(interopProto[1]!, "ttrpces") });
+    const r = await runCli(cli(), ["list", "--proto", "interop/v1/interop.proto"], { cwd: join(interopProto[1]!, "ttrpces") });
     // Without -I the current directory is the import root, so the file is interop/v1/interop.proto there.
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toBe("ttrpces.interop.v1.Interop\n");
@@ -55,7 +50,7 @@ describe("list", () => {
 
 describe("describe", () => {
   test("a message, with its comments", async () => {
-    const r = await runCli(main, ["describe", ...interopProto, "ttrpces.interop.v1.EchoRequest"]);
+    const r = await runCli(cli(), ["describe", ...interopProto, "ttrpces.interop.v1.EchoRequest"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("// ttrpces.interop.v1.EchoRequest: message in ttrpces/interop/v1/interop.proto");
     expect(r.stdout).toContain("message EchoRequest {\n  // Echoed back in EchoResponse.payload.\n  bytes payload = 1;\n");
@@ -63,7 +58,7 @@ describe("describe", () => {
   });
 
   test("a method: the rpc, its call shape, its request and response", async () => {
-    const r = await runCli(main, ["describe", ...interopProto, "Interop.Bidi"]);
+    const r = await runCli(cli(), ["describe", ...interopProto, "Interop.Bidi"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("ttrpces.interop.v1.Interop/Bidi: bidi-streaming method");
     expect(r.stdout).toContain("rpc Bidi(stream EchoRequest) returns (stream EchoResponse);\n");
@@ -72,28 +67,28 @@ describe("describe", () => {
   });
 
   test("an unknown symbol exits 4 with close matches", async () => {
-    const r = await runCli(main, ["describe", ...interopProto, "EchoRequst"]);
+    const r = await runCli(cli(), ["describe", ...interopProto, "EchoRequst"]);
     expect(r.status).toBe(4);
     expect(r.stderr).toContain("  ttrpces.interop.v1.EchoRequest\n");
   });
 
   test("describe without a symbol is a usage error", async () => {
-    const r = await runCli(main, ["describe", ...interopProto]);
+    const r = await runCli(cli(), ["describe", ...interopProto]);
     expect(r.status).toBe(2);
   });
 });
 
 describe("containerd's protos from ../shared/corpus", () => {
   test("list and describe containerd.task.v2.Task", async () => {
-    const services = await runCli(main, ["list", ...shimProto]);
+    const services = await runCli(cli(), ["list", ...shimProto]);
     expect(services.status, services.stderr).toBe(0);
     expect(services.stdout).toBe("containerd.task.v2.Task\n");
-    const methods = await runCli(main, ["list", ...shimProto, "containerd.task.v2.Task"]);
+    const methods = await runCli(cli(), ["list", ...shimProto, "containerd.task.v2.Task"]);
     expect(methods.status).toBe(0);
     expect(methods.stdout.trim().split("\n")).toHaveLength(17);
     expect(methods.stdout).toMatch(/^containerd\.task\.v2\.Task\/Connect +unary +\(ConnectRequest\) returns \(ConnectResponse\)$/m);
     expect(methods.stdout).toMatch(/^containerd\.task\.v2\.Task\/Kill +unary +\(KillRequest\) returns \(google\.protobuf\.Empty\)$/m);
-    const d = await runCli(main, ["describe", ...shimProto, "containerd.task.v2.Task"]);
+    const d = await runCli(cli(), ["describe", ...shimProto, "containerd.task.v2.Task"]);
     expect(d.status, d.stderr).toBe(0);
     expect(d.stdout).toContain("// containerd.task.v2.Task: service in runtime/task/v2/shim.proto (package containerd.task.v2)\n");
     expect(d.stdout).toContain("// Shim service is launched for each container");
@@ -103,7 +98,7 @@ describe("containerd's protos from ../shared/corpus", () => {
   });
 
   test("a message from an imported file, with a map and an Any", async () => {
-    const r = await runCli(main, ["describe", "-I", containerdApi, "--proto", "types/sandbox.proto", "containerd.types.Sandbox"]);
+    const r = await runCli(cli(), ["describe", "-I", containerdApi, "--proto", "types/sandbox.proto", "containerd.types.Sandbox"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("  map<string, string> labels = 4;\n");
     expect(r.stdout).toContain("  map<string, google.protobuf.Any> extensions = 7;\n");
@@ -112,10 +107,10 @@ describe("containerd's protos from ../shared/corpus", () => {
 
   test("introspection.proto needs the googleapis root too", async () => {
     const proto = ["--proto", "services/introspection/v1/introspection.proto"];
-    const without = await runCli(main, ["list", "-I", containerdApi, ...proto]);
+    const without = await runCli(cli(), ["list", "-I", containerdApi, ...proto]);
     expect(without.status).toBe(3);
     expect(without.stderr).toContain('import "google/rpc/status.proto" not found');
-    const withRoot = await runCli(main, ["list", "-I", containerdApi, "-I", googleapis, ...proto]);
+    const withRoot = await runCli(cli(), ["list", "-I", containerdApi, "-I", googleapis, ...proto]);
     expect(withRoot.status, withRoot.stderr).toBe(0);
     expect(withRoot.stdout).toBe("containerd.services.introspection.v1.Introspection\n");
   });
@@ -135,7 +130,7 @@ describe("containerd's protos from ../shared/corpus", () => {
     const server = createServer().register(task, impl);
     const address = await server.listen(`unix://${join(dir, "shim.sock")}`);
     try {
-      const r = await runCli(main, [
+      const r = await runCli(cli(), [
         "call",
         "--address",
         `unix://${join(dir, "shim.sock")}`,
