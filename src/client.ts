@@ -163,7 +163,7 @@ class ClientStream {
   }
 
   /** Ends the stream at once, dropping what is queued (the caller gave up). */
-  fail(error: TtrpcError): void {
+  fail(error: unknown): void {
     this.finish();
     this.queue.fail(error);
   }
@@ -390,7 +390,8 @@ class ClientImpl implements Client {
       }
       if (!stream.finished) this.#channel.writeFrame(stream.id, MessageType.Data, Flags.RemoteClosed | Flags.NoData);
     } catch (e) {
-      stream.fail(TtrpcError.from(e, Code.Canceled));
+      // The caller's own input failed: the call rejects with that very error.
+      stream.fail(e);
     }
   }
 }

@@ -319,3 +319,16 @@ describe("interceptors", () => {
     expect((await client.unary(Interop.method.echo, { text: "in" }, { metadata: { token: "s3cret" } })).text).toBe("in");
   });
 });
+
+describe("client-stream input", () => {
+  it("an error thrown by the caller's own input is what the call rejects with", async () => {
+    const { client } = await startPair();
+    const bad = new Error("bad input");
+    async function* input() {
+      yield {};
+      throw bad;
+    }
+    await expect(client.clientStream(Interop.method.clientStream, input())).rejects.toBe(bad);
+    expect((await client.unary(Interop.method.echo, { text: "after" })).text).toBe("after");
+  });
+});
