@@ -16,6 +16,13 @@ export interface ChannelHandler {
 
 export interface ChannelOptions {
   maxMessageSize?: number;
+  /**
+   * Stop reading while the socket's write buffer is over its high-water mark,
+   * and go on once it drains. For servers: a client that sends requests and
+   * never reads the answers must not make the server buffer without bound.
+   * Never for clients: if both ends did it, they could wait on each other.
+   */
+  pauseReadsWhileWriteBlocked?: boolean;
 }
 
 // Frames written in one turn are batched up to this size before leaving.
@@ -42,11 +49,14 @@ export class Channel {
   #scheduled = false;
   #closed = false;
   #drainWaiters: (() => void)[] = [];
+  readonly #throttleReads: boolean;
+  #readsPaused = false;
 
   constructor(socket: Duplex, handler: ChannelHandler, options: ChannelOptions = {}) {
     this.socket = socket;
     this.#handler = handler;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#throttleReads = options.pauseReadsWhileWriteBlocked ?? false;
     this.#decoder = new FrameDecoder(
       {
         frame: (f) => handler.frame(f),
@@ -131,6 +141,10 @@ export class Channel {
       for (const b of list) socket.write(b);
       socket.uncork();
     }
+    if (this.#throttleReads && !this.#readsPaused && socket.writableNeedDrain) {
+      this.#readsPaused = true;
+      socket.pause();
+    }
   };
 
   #onData = (chunk: Buffer): void => {
@@ -157,6 +171,10 @@ export class Channel {
   };
 
   #onDrain = (): void => {
+    if (this.#readsPaused) {
+      this.#readsPaused = false;
+      if (!this.#closed) this.socket.resume();
+    }
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const w of waiters) w();

@@ -176,7 +176,10 @@ class ServerConnection {
           server.connectionClosed(this);
         },
       },
-      server.maxMessageSize === undefined ? {} : { maxMessageSize: server.maxMessageSize },
+      {
+        ...(server.maxMessageSize === undefined ? {} : { maxMessageSize: server.maxMessageSize }),
+        pauseReadsWhileWriteBlocked: true,
+      },
     );
   }
 
