@@ -365,7 +365,7 @@ class ServerConnection {
         return;
       }
       const messages =
-        call.input !== undefined ? decodeAll(method.input, call.input) : once(this.#decodeInput(method, payload));
+        call.input !== undefined ? decodeAll(method.input, call.input) : new Once(this.#decodeInput(method, payload));
       const res = (await this.server.streamFn({ ...base, stream: true, messages })) as StreamResponse;
       if (method.methodKind === "client_streaming") {
         let result: unknown;
@@ -425,15 +425,20 @@ async function* decodeAll(desc: DescMessage, queue: AsyncIterable<Uint8Array>) {
   for await (const p of queue) yield fromBinary(desc, p);
 }
 
-async function* once<T>(v: T) {
-  yield v;
+// The one request message of a server-streaming call. Handed to the handler
+// without an await when no interceptor replaced it, so handlers start in the
+// order their requests arrived (a stream opened before a unary call on the
+// same connection is set up before that call runs).
+class Once<T> implements AsyncIterable<T> {
+  constructor(readonly value: T) {}
+  async *[Symbol.asyncIterator]() {
+    yield this.value;
+  }
 }
 
-function first<T>(it: AsyncIterable<T>): Promise<T> {
-  return (async () => {
-    for await (const v of it) return v;
-    throw new TtrpcError("ttrpc: server-streaming call without a request message", Code.Internal);
-  })();
+async function first<T>(it: AsyncIterable<T>): Promise<T> {
+  for await (const v of it) return v;
+  throw new TtrpcError("ttrpc: server-streaming call without a request message", Code.Internal);
 }
 
 async function* one<T>(p: Promise<T>) {
@@ -471,8 +476,10 @@ class ServerImpl implements Server {
       (async (req: StreamRequest & { context: HandlerContext }) => {
         const impl = this.#impl(req) as (m: unknown, c: HandlerContext) => unknown;
         switch (req.method.methodKind) {
-          case "server_streaming":
-            return { stream: true, messages: impl(await first(req.messages), req.context) };
+          case "server_streaming": {
+            const request = req.messages instanceof Once ? req.messages.value : await first(req.messages);
+            return { stream: true, messages: impl(request, req.context) };
+          }
           case "client_streaming":
             return { stream: true, messages: one(impl(req.messages, req.context) as Promise<unknown>) };
           default:

@@ -427,10 +427,13 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
       });
     },
 
-    async *notifications(request: { sessionId: string }, context: HandlerContext): AsyncIterable<NotificationsResponse> {
+    // A plain function, not a generator: it subscribes the moment the
+    // request arrives, so a TransferSandbox sent right after it on the same
+    // connection cannot publish events before the subscriber exists.
+    notifications(request: { sessionId: string }, context: HandlerContext): AsyncIterable<NotificationsResponse> {
       const s = active(request.sessionId);
       if (s.notifier.closed) throw precondition("migration session already terminated");
-      yield* s.notifier.subscribe(context.signal);
+      return s.notifier.subscribe(context.signal);
     },
 
     cancel(request, context) {

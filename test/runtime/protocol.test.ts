@@ -203,3 +203,29 @@ describe("client wire behaviour", () => {
     net.close();
   });
 });
+
+describe("handler order", () => {
+  it("handlers start in the order their Requests arrived, streams included", async () => {
+    const dir = tempDir();
+    const order: string[] = [];
+    const server = createServer().register(Interop, {
+      serverStream(req) {
+        order.push(`stream ${req.text}`);
+        return (async function* () {})();
+      },
+      echo(req) {
+        order.push(`unary ${req.text}`);
+        return {};
+      },
+    });
+    const path = join(dir, "o.sock");
+    await server.listen(path);
+    const peer = await RawPeer.connect(path);
+    const stream = toBinary(RequestSchema, create(RequestSchema, { service: Interop.typeName, method: "ServerStream", payload: echo("a") }));
+    const unary = toBinary(RequestSchema, create(RequestSchema, { service: Interop.typeName, method: "Echo", payload: echo("b") }));
+    peer.write(new Uint8Array([...encodeFrame(1, 1, 1, stream), ...encodeFrame(3, 1, 0, unary)]));
+    await peer.waitFrames(2);
+    expect(order).toEqual(["stream a", "unary b"]);
+    await server.close();
+  });
+});
