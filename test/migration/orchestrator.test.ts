@@ -1,18 +1,18 @@
+// The orchestrator driving two reference shims with the simulated backend
+// over real unix sockets: a normal migration whose destination memory equals
+// the source's, and the faults it survives (every failure ends with the source
+// running again, RECOVERY_DONE, and both shims back to Idle). No sleeps: faults
+// fire from transfer events.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import {
-  MemoryTransport,
-  Phase,
-  PhaseState,
-  createMigrationServer,
-} from "ttrpc-es/migration";
-import { migrate, type MigrationEvent } from "../../src/migration/orchestrator.js";
-import { createSimulatedBackend, type SimulatedBackend, type SimulatedBackendOptions } from "../../src/migration/simulated/index.js";
+import { MemoryTransport, Phase, PhaseState, createMigrationServer, migrate, type MigrationEvent, type MigrationResult } from "ttrpc-es/migration";
+import { createSimulatedBackend, type SimulatedBackendOptions } from "../../src/migration/simulated/index.js";
 import { tempDir } from "../common.js";
 
 const MiB = 1024 * 1024;
 
-async function shim(name: string, options: SimulatedBackendOptions = {}) {
+async function simulatedShim(name: string, options: SimulatedBackendOptions = {}) {
   const backend = createSimulatedBackend(options);
   const { server, service } = createMigrationServer({ backend });
   const address = await server.listen(`unix:${join(tempDir(), `${name}.sock`)}`);
@@ -24,14 +24,41 @@ async function shim(name: string, options: SimulatedBackendOptions = {}) {
   return { backend, server, service, address };
 }
 
-function phases(events: readonly MigrationEvent[], side: "source" | "destination") {
-  return events.filter((e) => e.type === "notification" && e.side === side).map((e) => (e.type === "notification" ? Phase[e.phase] : ""));
+function phases(events: readonly MigrationEvent[] | MigrationResult["notifications"], side: "source" | "destination"): string[] {
+  return events.flatMap((e) =>
+    e.type === "notification" && e.side === side ? [`${Phase[e.phase]}${e.state === PhaseState.SUCCESS ? "" : `/${PhaseState[e.state]}`}`] : [],
+  );
+}
+
+/** A fresh path for the memory-transfer socket; `leftOver` says whether a listener left its file behind. */
+function transferSocket(): { path: string; leftOver: () => boolean } {
+  const path = join(tempDir(), "memory.sock");
+  return { path, leftOver: () => existsSync(path) };
+}
+
+const INIT = { memoryTransport: MemoryTransport.TCP };
+
+async function expectWoundDown(
+  src: Awaited<ReturnType<typeof simulatedShim>>,
+  dst: Awaited<ReturnType<typeof simulatedShim>> | undefined,
+  result: Awaited<ReturnType<typeof migrate>>,
+) {
+  expect(result.ok).toBe(false);
+  expect(result.recovered).toBe(true);
+  expect(phases(result.notifications, "source")).toContain("RECOVERY_DONE");
+  expect(src.backend.vm?.status).toBe("running");
+  expect(src.backend.vm?.workload.throttlePercent).toBe(100);
+  expect(src.service.session.state).toBe("Idle");
+  if (dst !== undefined) {
+    expect(dst.service.session.state).toBe("Idle");
+    expect(dst.backend.vm).toBeUndefined();
+  }
 }
 
 describe("orchestrator with the simulated backend", () => {
   it("migrates a running sandbox; the destination's memory equals the source's", async () => {
-    const src = await shim("src", { sandbox: { sandboxId: "sb1", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 20000 } });
-    const dst = await shim("dst");
+    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb1", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 20000 } });
+    const dst = await simulatedShim("dst");
     const sourceVm = src.backend.vm!;
     // At the destination's verified end (before it resumes), both images are byte-identical.
     let identical: boolean | undefined;
@@ -42,7 +69,7 @@ describe("orchestrator with the simulated backend", () => {
     const result = await migrate({
       source: src.address,
       destination: dst.address,
-      transferAddress: join(tempDir(), "mem.sock"),
+      transferAddress: transferSocket().path,
       initOptions: { memoryTransport: MemoryTransport.TCP, checksumVerification: true },
       onEvent: (e) => events.push(e),
     });
@@ -60,5 +87,88 @@ describe("orchestrator with the simulated backend", () => {
     expect(dst.backend.lastStats!.digest).toBe(src.backend.lastStats!.digest);
     expect(src.service.session.state).toBe("Idle");
     expect(dst.service.session.state).toBe("Idle");
+  });
+  it("the destination shim dies mid-transfer: the source resumes and reports RECOVERY_DONE", async () => {
+    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 5000 } });
+    const dst = await simulatedShim("dst");
+    let killed = false;
+    dst.backend.observe((e) => {
+      if (!killed && e.type === "progress" && e.pageBytes >= 2 * MiB) {
+        killed = true;
+        dst.backend.crash();
+        void dst.server.close();
+      }
+    });
+    const sock = transferSocket();
+    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: sock.path, initOptions: INIT });
+    expect(killed).toBe(true);
+    expect(result.destination).toBe("unreachable");
+    expect(result.error).toMatch(/destination/);
+    expect(phases(result.notifications, "source")).toContain("RECOVERY_DONE");
+    await expectWoundDown(src, undefined, result);
+    expect(sock.leftOver()).toBe(false);
+  });
+
+  it("the memory socket drops: both sides fail, the source resumes, the destination is discarded", async () => {
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 1000 },
+      faults: { dropConnectionAfterBytes: 4 * MiB },
+    });
+    const dst = await simulatedShim("dst");
+    const sock = transferSocket();
+    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: sock.path, initOptions: INIT });
+    expect(phases(result.notifications, "source")).toContain("FAILED/SOURCE_FAILED");
+    expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
+    expect(src.backend.lastStats?.pageBytes).toBeLessThan(16 * MiB);
+    await expectWoundDown(src, dst, result);
+    expect(sock.leftOver()).toBe(false);
+  });
+
+  it("the projected blackout exceeds the threshold: cancelled before the guest pauses, the source resumes", async () => {
+    // The guest dirties far more than a pass can move, so the dirty set never shrinks.
+    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 50_000_000 } });
+    const dst = await simulatedShim("dst");
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: transferSocket().path,
+      initOptions: {
+        ...INIT,
+        cancelIfBlackoutThresholdExceeds: true,
+        memoryTransferThrottleParams: { skipThrottling: true, maximumNumberOfBrownoutTransferPasses: 2, blackoutTimeThresholdForCancellingMigration: 1 },
+      },
+    });
+    const source = phases(result.notifications, "source");
+    expect(source).toContain("FAILED/CANCELLED");
+    expect(source).not.toContain("BLACKOUT_STARTED");
+    expect(phases(result.notifications, "destination")).toContain("FAILED/CANCELLED");
+    expect(src.backend.lastStats?.projectedBlackoutMs).toBeGreaterThan(1);
+    expect(src.backend.lastStats?.brownoutPasses).toBe(2);
+    await expectWoundDown(src, dst, result);
+  });
+
+  it("a page corrupted on the wire fails the checksum verification: failed, never a silent success", async () => {
+    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 }, faults: { corruptPageOnWire: 7 } });
+    const dst = await simulatedShim("dst");
+    const failures: string[] = [];
+    dst.backend.observe((e) => {
+      if (e.type === "failed") failures.push(e.message);
+    });
+    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: transferSocket().path, initOptions: { ...INIT, checksumVerification: true } });
+    expect(failures).toEqual(["checksum mismatch on page 7 in pass 1"]);
+    expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
+    // The source fails on the destination's abort, or is cancelled by the orchestrator first.
+    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(/^FAILED\/(DESTINATION_FAILED|CANCELLED)$/);
+    await expectWoundDown(src, dst, result);
+  });
+
+  it("without per-page checksums the whole-image digest still catches a corrupted page", async () => {
+    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 }, faults: { corruptPageOnWire: 3 } });
+    const dst = await simulatedShim("dst");
+    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: transferSocket().path, initOptions: INIT });
+    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(/^FAILED\/(DESTINATION_FAILED|CANCELLED)$/);
+    expect(phases(result.notifications, "destination")).toContain("BLACKOUT_EXITED");
+    expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
+    await expectWoundDown(src, dst, result);
   });
 });

@@ -51,6 +51,9 @@ export class MemoryImage {
     }
     this.#dirty = new Uint8Array(this.pageCount);
     if (options.fill === "pattern") this.#fillPattern();
+    // Touch every page now (as a hypervisor backs guest RAM when it creates
+    // the VM), not on the first write during the transfer.
+    else for (const chunk of this.#chunks) chunk.fill(0);
   }
 
   // Pseudo-random content without generating GiBs of randomness: one random

@@ -14,7 +14,7 @@ import type { PreCopyParams } from "./pre-copy-params.js";
 import type { SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
-import { AbortReason, encodeFrame, FRAME_HEADER, MessageType, WireError, write, writeFrameHeader, type Frame } from "./wire-protocol.js";
+import { AbortReason, encodeFrame, FRAME_HEADER, FramePool, MessageType, WireError, write, writeFrameHeader, type Frame } from "./wire-protocol.js";
 
 /** Test hooks: faults the source injects on purpose. */
 export interface SourceFaults {
@@ -86,12 +86,13 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       wake = undefined;
     }
   };
-  const send = async (frame: Buffer) => {
+  const send = async (frame: Buffer, flushed?: () => void) => {
     check();
     stats.wireBytes += frame.length;
-    await write(link.socket, frame);
+    await write(link.socket, frame, flushed);
   };
   let corrupted = false;
+  let pool: FramePool | undefined;
 
   const sendPass = async (pass: number, blackout: boolean, pages: Uint32Array) => {
     const head = Buffer.alloc(9);
@@ -103,11 +104,12 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     const pageSize = memory.pageSize;
     const perBatch = Math.max(1, Math.floor(BATCH_BYTES / pageSize));
     const sumBytes = params.checksums ? CHECKSUM_BYTES : 0;
+    pool ??= new FramePool(FRAME_HEADER + 4 + perBatch * (4 + CHECKSUM_BYTES + pageSize));
     let batches = 0;
     for (let i = 0; i < pages.length; i += perBatch) {
       const count = Math.min(perBatch, pages.length - i);
       const payloadLength = 4 + count * (4 + sumBytes + pageSize);
-      const frame = Buffer.allocUnsafe(FRAME_HEADER + payloadLength);
+      const frame = pool.get(FRAME_HEADER + payloadLength);
       writeFrameHeader(frame, MessageType.Pages, payloadLength);
       frame.writeUInt32BE(count, FRAME_HEADER);
       const indexAt = FRAME_HEADER + 4;
@@ -132,7 +134,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         link.socket.destroy();
         throw new WireError(`memory-transfer connection dropped after ${stats.pageBytes} bytes (injected fault)`);
       }
-      await send(frame);
+      const p = pool;
+      await send(frame, () => p.release(frame));
       observe({
         type: "progress",
         side: "source",

@@ -81,10 +81,13 @@ export function writeFrameHeader(out: Buffer, type: MessageType, payloadLength: 
   out.writeUInt32BE(payloadLength, 2);
 }
 
-/** Writes a buffer; resolves at once or after 'drain'; rejects when the socket closes first. */
-export function write(socket: Socket, data: Buffer): Promise<void> | undefined {
+/**
+ * Writes a buffer; resolves at once or after 'drain'; rejects when the
+ * socket closes first. `flushed` runs once the socket no longer needs `data`.
+ */
+export function write(socket: Socket, data: Buffer, flushed?: () => void): Promise<void> | undefined {
   if (socket.destroyed) return Promise.reject(new WireError("memory-transfer connection closed"));
-  if (socket.write(data)) return undefined;
+  if (socket.write(data, flushed === undefined ? undefined : () => flushed())) return undefined;
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
       socket.off("drain", onDrain);
@@ -187,5 +190,30 @@ export class FrameReader {
       else this.#chunks[0] = c.subarray(k);
     }
     return out;
+  }
+}
+
+/**
+ * Reusable frame buffers: large allocations are fresh mmaps (page faults on
+ * every frame), so Pages frames come from here and go back once flushed.
+ */
+export class FramePool {
+  readonly #free: Buffer[] = [];
+  readonly #size: number;
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  /** A buffer of at least `size` bytes (the pool's size), or an exact one when bigger. */
+  get(size: number): Buffer {
+    if (size > this.#size) return Buffer.allocUnsafe(size);
+    return (this.#free.pop() ?? Buffer.allocUnsafe(this.#size)).subarray(0, size);
+  }
+
+  release(buffer: Buffer): void {
+    if (buffer.buffer.byteLength === this.#size && this.#free.length < 64) {
+      this.#free.push(Buffer.from(buffer.buffer, buffer.byteOffset, this.#size));
+    }
   }
 }

@@ -1,0 +1,181 @@
+// `ttrpc-es migration demo` (what `npm start` runs): two reference shims as
+// separate processes on unix sockets in a temp folder, a running simulated
+// sandbox on the source, a live migration through the orchestrator with
+// live progress, then the verified result.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { randomUUID } from "node:crypto";
+import { Phase, PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import { migrate } from "../migration/orchestrator.js";
+import type { TransferEvent, TransferStats } from "../migration/simulated/transfer-events.js";
+import { DEFAULT_DIRTY_PAGES_PER_SECOND, DEFAULT_MEMORY_BYTES } from "../migration/simulated/simulated-vm.js";
+import { PRE_COPY_DEFAULTS } from "../migration/simulated/pre-copy-params.js";
+import { formatBytes, initializeOptions, initOptions, INIT_OPTIONS_HELP, parseSize, vmOptions, VM_OPTIONS_HELP } from "./migration-options.js";
+import { ProgressView } from "./migration-progress.js";
+
+export const DEMO_HELP = `usage: ttrpc-es migration demo [options]
+
+Starts a source and a destination reference shim (\`migration serve\`) as child
+processes on unix sockets in a temp folder, migrates a running simulated
+sandbox between them, and prints what moved and the verified checksum.
+
+${VM_OPTIONS_HELP}
+  --json                         one JSON object on stdout instead of live output
+  -h, --help                     this help
+
+${INIT_OPTIONS_HELP}
+`;
+
+interface Shim {
+  readonly child: ChildProcess;
+  readonly address: string;
+  readonly exited: Promise<void>;
+}
+
+/** Starts `migration serve` as a child process and waits until it listens. */
+async function startShim(name: string, args: string[], onEvent: (e: TransferEvent) => void, spawned: Shim[]): Promise<Shim> {
+  const main = fileURLToPath(new URL("./main.js", import.meta.url));
+  const child = spawn(process.execPath, [main, "migration", "serve", ...args, "--events"], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  spawned.push({ child, address: "", exited });
+  const address = await new Promise<string>((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the ${name} shim exited (status ${code}) before listening`));
+    child.once("exit", onExit);
+    child.once("error", reject);
+    createInterface({ input: child.stdout! }).on("line", (text) => {
+      let e: { event?: string; address?: string };
+      try {
+        e = JSON.parse(text) as typeof e;
+      } catch {
+        return;
+      }
+      if (e.event === "listening") {
+        child.off("exit", onExit);
+        resolve(e.address!);
+      } else if (e.event === "transfer") {
+        onEvent(e as unknown as TransferEvent);
+      }
+    });
+  });
+  return { child, address, exited };
+}
+
+async function stopShim(shim: Shim): Promise<void> {
+  if (shim.child.exitCode !== null || shim.child.signalCode !== null) return;
+  shim.child.kill("SIGTERM");
+  const timer = setTimeout(() => shim.child.kill("SIGKILL"), 5000);
+  await shim.exited;
+  clearTimeout(timer);
+}
+
+export async function demo(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" }, ...vmOptions, ...initOptions },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(DEMO_HELP);
+    return 0;
+  }
+  const init = initializeOptions(values, true);
+  const memoryBytes = values.memory === undefined ? DEFAULT_MEMORY_BYTES : parseSize(values.memory, "--memory");
+  const dirtyRate = values["dirty-rate"] ?? String(DEFAULT_DIRTY_PAGES_PER_SECOND);
+  const view = values.json ? undefined : new ProgressView(process.stdout);
+  const started = performance.now();
+  const done: Partial<Record<"source" | "destination", TransferStats>> = {};
+  const failed: Partial<Record<"source" | "destination", string>> = {};
+  const onTransfer = (e: TransferEvent) => {
+    if (e.type === "done") done[e.side] = e.stats;
+    if (e.type === "failed") failed[e.side] = e.message;
+    view?.transfer(e);
+  };
+  const tmp = await mkdtemp(join(tmpdir(), "ttrpc-es-demo-"));
+  const shims: Shim[] = [];
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort(new Error("interrupted (SIGINT)"));
+  process.once("SIGINT", onSigint);
+  try {
+    const vmArgs = ["--memory", String(memoryBytes), "--dirty-rate", dirtyRate];
+    if (values["page-size"] !== undefined) vmArgs.push("--page-size", values["page-size"]);
+    if (values.processors !== undefined) vmArgs.push("--processors", values.processors);
+    view?.line(`ttrpc-es migration demo: a ${formatBytes(memoryBytes)} simulated sandbox, guest dirtying ${dirtyRate} pages/s`);
+    const [source, destination] = await Promise.all([
+      startShim("source", ["--address", `unix:${join(tmp, "source.sock")}`, "--sandbox", "demo-sandbox", ...vmArgs], onTransfer, shims),
+      startShim("destination", ["--address", `unix:${join(tmp, "destination.sock")}`], onTransfer, shims),
+    ]);
+    view?.line(`  source shim      pid ${source.child.pid}  ${source.address}`);
+    view?.line(`  destination shim pid ${destination.child.pid}  ${destination.address}`);
+    view?.line("");
+    const sessionId = randomUUID();
+    view?.startClock();
+    const result = await migrate({
+      source: source.address,
+      destination: destination.address,
+      sessionId,
+      transferAddress: join(tmp, "memory.sock"),
+      initOptions: init,
+      signal: interrupt.signal,
+      ...(view === undefined ? {} : { onEvent: (e) => view.orchestrator(e) }),
+    });
+    view?.finish();
+    const s = done.source;
+    const d = done.destination;
+    const verified = result.ok && s !== undefined && d !== undefined && s.digest !== "" && s.digest === d.digest;
+    const durationMs = performance.now() - started;
+    if (values.json) {
+      process.stdout.write(
+        `${JSON.stringify({
+          ok: verified,
+          sessionId,
+          durationMs: Math.round(durationMs),
+          migrationMs: Math.round(result.durationMs),
+          memoryBytes,
+          pageBytesMoved: s?.pageBytes ?? 0,
+          wireBytes: s?.wireBytes ?? 0,
+          pagesMoved: s?.pages ?? 0,
+          brownoutPasses: s?.brownoutPasses ?? 0,
+          blackoutPages: s?.blackoutPages ?? 0,
+          blackoutMs: result.blackoutMs ?? null,
+          blackoutMeasuredMs: s?.blackoutMs ?? null,
+          checksumVerification: s?.checksums ?? false,
+          digest: { algorithm: "sha256", source: s?.digest ?? null, destination: d?.digest ?? null },
+          source: result.source,
+          destination: result.destination,
+          error: result.error ?? failed.source ?? failed.destination ?? null,
+          phases: result.notifications.map((n) => ({ side: n.side, phase: `PHASE_${Phase[n.phase]}`, state: `PHASE_STATE_${PhaseState[n.state]}`, atMs: Math.round(n.atMs) })),
+        })}\n`,
+      );
+    } else if (verified) {
+      const throughput = (s.pageBytes / s.durationMs) * 1000;
+      const out = [
+        "",
+        `✓ migration verified in ${(result.durationMs / 1000).toFixed(2)} s (demo total ${(durationMs / 1000).toFixed(2)} s)`,
+        `  memory image     ${formatBytes(memoryBytes)}, guest dirtying ${dirtyRate} pages/s`,
+        `  bytes moved      ${formatBytes(s.pageBytes)} of pages (${s.pages} pages), ${formatBytes(s.wireBytes)} on the wire, ${formatBytes(throughput)}/s`,
+        `  passes           ${s.brownoutPasses} brownout + 1 blackout (${s.blackoutPages} pages); guest throttled to ${s.throttlePercent} %`,
+        `  blackout         ${result.blackoutMs} ms (measured ${s.blackoutMs.toFixed(1)} ms, target ${init.memoryTransferThrottleParams?.targetBlackoutTransferTime ?? PRE_COPY_DEFAULTS.targetBlackoutMs} ms)`,
+        `  checksums        ${s.checksums ? "every page verified by the destination (SHA-1)" : "off (whole-image digest only)"}`,
+        `  image SHA-256    ${s.digest}  source = destination`,
+        `  result           destination running, source stopped, both shims cleaned up`,
+      ];
+      process.stdout.write(`${out.join("\n")}\n`);
+    } else {
+      process.stdout.write(`\n✗ migration failed: ${result.error ?? failed.source ?? failed.destination ?? "image digests differ"}\n`);
+      process.stdout.write(`  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`);
+      for (const e of result.abortErrors) process.stdout.write(`  abort path: ${e}\n`);
+    }
+    return verified ? 0 : 1;
+  } finally {
+    process.off("SIGINT", onSigint);
+    await Promise.all(shims.map(stopShim));
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
