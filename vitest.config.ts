@@ -19,6 +19,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/**/*.test.ts", "plugins/**/*.test.ts"],
+          setupFiles: ["./test/setup-leak-check.ts"],
           exclude: ["test/interop/**"],
           testTimeout: 30_000,
         },
@@ -28,6 +29,7 @@ export default defineConfig({
         test: {
           name: "interop",
           include: ["test/interop/**/*.test.ts"],
+          setupFiles: ["./test/setup-leak-check.ts"],
           testTimeout: 60_000,
           hookTimeout: 300_000,
         },

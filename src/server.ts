@@ -89,6 +89,7 @@ interface Registered {
 }
 
 const EMPTY = new Uint8Array(0);
+const NORMAL_ENDINGS = new Set(["ttrpc: closed", "ttrpc: server closed", "ttrpc: server shut down"]);
 const NEVER = new AbortController().signal;
 const OK_STATUS: StatusEnvelope = { code: Code.Ok, message: "", details: [] };
 
@@ -174,6 +175,8 @@ class ServerConnection {
           for (const call of this.calls.values()) this.#end(call, err);
           this.calls.clear();
           server.connectionClosed(this);
+          // A close by either side is no news; a truncated frame or a socket error is.
+          if (!NORMAL_ENDINGS.has(err.rawMessage) || err.cause !== undefined) server.options.onConnectionError?.(err, peer);
         },
       },
       {

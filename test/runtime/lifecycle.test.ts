@@ -207,3 +207,28 @@ describe("shutdown", () => {
     s.on("error", () => {});
   });
 });
+
+describe("onConnectionError", () => {
+  it("hears of a connection that ended mid-frame, not of ordinary closes", async () => {
+    const errors: TtrpcError[] = [];
+    let heard!: () => void;
+    const got = new Promise<void>((r) => (heard = r));
+    const { client, dir } = await startPair({
+      server: {
+        onConnectionError: (e) => {
+          errors.push(e);
+          heard();
+        },
+      },
+    });
+    expect((await client.unary(Interop.method.echo, { text: "x" })).text).toBe("x");
+    client.close();
+    await client.done;
+    const s = new Socket();
+    await new Promise<void>((r) => s.connect({ path: join(dir, "ttrpc.sock") }, () => r()));
+    s.end(new Uint8Array([0, 0, 0, 9, 0, 0, 0, 1]));
+    await got;
+    expect(errors.map((e) => e.rawMessage)).toEqual(["ttrpc: connection closed in the middle of a frame"]);
+    s.destroy();
+  });
+});
