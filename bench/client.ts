@@ -44,6 +44,9 @@ import {
 
 const now = () => performance.now();
 
+// process.stdout is made on first use: make it now, so handle counts at the first barrier include it.
+void process.stdout.writable;
+
 /** Runs until `end` (a performance.now() time), calling record(bytes) after each op. */
 type Worker = (end: number, record: (bytes: number) => void, finishStreams: boolean) => Promise<void>;
 

@@ -306,9 +306,13 @@ const TASKS: Task[] = [
     async run(impl, socket) {
       // The limit assumes at least 500 calls/s: grpc-js on a busy 2-core machine does about 1,700.
       const samples: { calls: number; server_heap: number; client_heap: number; server_handles: number; client_handles: number }[] = [];
+      let firstKinds: Record<string, number> = {};
+      let lastKinds: Record<string, number> = {};
       await withServer(PAIRS[impl].server, socket, undefined, async (server) => {
         await runClient(nodeClientOf(impl), socket, "calls", { count: calls, concurrency: 64, samples: 10 }, limit(calls / 500 + 60), async (b: Barrier) => {
           const s = await server.stats();
+          if (samples.length === 0) firstKinds = b.client.handleKinds;
+          lastKinds = b.client.handleKinds;
           samples.push({ calls: Number(b["calls"]), server_heap: s.heapUsed, client_heap: b.client.heapUsed, server_handles: s.handles, client_handles: b.client.handles });
         });
       });
@@ -328,6 +332,7 @@ const TASKS: Task[] = [
         record("soak-1M-calls-handle-growth", impl, last.server_handles - first.server_handles + (last.client_handles - first.client_handles), {
           server: [first.server_handles, last.server_handles],
           client: [first.client_handles, last.client_handles],
+          client_kinds: [firstKinds, lastKinds],
         });
       }
     },

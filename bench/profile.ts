@@ -28,7 +28,7 @@ function findProfiles(dir: string): string[] {
 
 function label(n: ProfileNode): string {
   const { functionName, url, lineNumber } = n.callFrame;
-  const file = url === "" ? "" : url.replace(/^file:\/\//, "").replace(/^.*\/(node_modules\/|dist\/)/, "$1");
+  const file = url === "" ? "" : url.replace(/^file:\/\//, "").replace(/^.*?\/(node_modules\/|dist\/)/, "$1");
   return `${functionName === "" ? "(anonymous)" : functionName}${file === "" ? "" : ` ${file}:${lineNumber + 1}`}`;
 }
 
