@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import { FrameDecoder } from "./frame-decoder.js";
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
 import { Code } from "./code.js";
+import type { EncodedMessage } from "./message-codec.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
 /** What the owner of a channel (a client or a server connection) handles. */
@@ -100,19 +101,23 @@ export class Channel {
     }
   }
 
-  /** Writes a frame whose payload is already encoded. */
-  writeFrame(streamId: number, type: number, flags: number, payload?: Uint8Array): void {
+  /** Writes a frame whose payload is already encoded (as one buffer or as parts). */
+  writeFrame(streamId: number, type: number, flags: number, payload?: EncodedMessage): void {
     const len = payload?.length ?? 0;
-    if (len > 0 && len <= 16 * 1024) {
+    if (len <= 16 * 1024) {
       const buf = new Uint8Array(HEADER_LENGTH + len);
       writeHeader(buf, 0, len, streamId, type, flags);
-      buf.set(payload!, HEADER_LENGTH);
+      let pos = HEADER_LENGTH;
+      for (const p of payload?.parts ?? []) {
+        buf.set(p, pos);
+        pos += p.length;
+      }
       this.write([buf]);
       return;
     }
     const head = new Uint8Array(HEADER_LENGTH);
     writeHeader(head, 0, len, streamId, type, flags);
-    this.write(len === 0 ? [head] : [head, payload!]);
+    this.write([head, ...payload!.parts]);
   }
 
   /**

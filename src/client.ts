@@ -1,9 +1,6 @@
 import type { Duplex } from "node:stream";
 import {
-  create,
   fromBinary,
-  isMessage,
-  toBinary,
   type DescMessage,
   type DescMethod,
   type DescMethodBiDiStreaming,
@@ -27,6 +24,7 @@ import {
   type UnaryResponse,
 } from "./interceptor.js";
 import { MessageQueue } from "./message-queue.js";
+import { encodeMessage, type EncodedMessage } from "./message-codec.js";
 import { Metadata, type MetadataInit } from "./metadata.js";
 import { OversizedMessageError, TtrpcError } from "./ttrpc-error.js";
 
@@ -311,16 +309,15 @@ class ClientImpl implements Client {
     return { request, cleanup };
   }
 
-  #encode(desc: DescMessage, message: unknown): Uint8Array {
-    const m = isMessage(message, desc) ? message : create(desc, message as MessageInitShape<DescMessage>);
-    const bytes = toBinary(desc, m);
-    if (bytes.length > this.#max) throw new OversizedMessageError(bytes.length, this.#max);
-    return bytes;
+  #encode(desc: DescMessage, message: unknown): EncodedMessage {
+    const encoded = encodeMessage(desc, message);
+    if (encoded.length > this.#max) throw new OversizedMessageError(encoded.length, this.#max);
+    return encoded;
   }
 
   // Allocates the stream ID and writes the Request in one synchronous step, so
   // IDs reach the wire strictly increasing (containerd/ttrpc#168).
-  #open(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array): ClientStream {
+  #open(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array | EncodedMessage): ClientStream {
     const { signal } = req;
     if (signal.aborted) throw signal.reason;
     if (this.#channel.closed) throw closedError();

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { HEADER_LENGTH, MessageType, writeHeader } from "./frame.js";
+import type { EncodedMessage } from "./message-codec.js";
 import { OversizedMessageError } from "./ttrpc-error.js";
 
 // The ttrpc envelope (ttrpc.Request, ttrpc.Response, google.rpc.Status) coded
@@ -96,11 +97,13 @@ export function encodeRequestFrame(
   flags: number,
   service: string,
   method: string,
-  payload: Uint8Array,
+  payload: Uint8Array | EncodedMessage,
   timeoutNano: number,
   metadata: Iterable<[string, string]>,
   maxLength = Infinity,
 ): Uint8Array[] {
+  const parts = payload instanceof Uint8Array ? [payload] : payload.parts;
+  const payloadLength = payload.length;
   const svc = nameBytes(service);
   const mth = nameBytes(method);
   const kvs: Uint8Array[] = [];
@@ -116,23 +119,25 @@ export function encodeRequestFrame(
   let prefixLen = 0;
   if (svc.length > 0) prefixLen += lenFieldSize(svc.length);
   if (mth.length > 0) prefixLen += lenFieldSize(mth.length);
-  const payloadHeadLen = payload.length > 0 ? 1 + varintSize(payload.length) : 0;
-  const total = prefixLen + payloadHeadLen + payload.length + suffixLen;
+  const payloadHeadLen = payloadLength > 0 ? 1 + varintSize(payloadLength) : 0;
+  const total = prefixLen + payloadHeadLen + payloadLength + suffixLen;
   if (total > maxLength) throw new OversizedMessageError(total, maxLength);
-  const inline = payload.length <= COPY_LIMIT;
-  const head = new Uint8Array(HEADER_LENGTH + prefixLen + payloadHeadLen + (inline ? payload.length + suffixLen : 0));
+  const inline = payloadLength <= COPY_LIMIT;
+  const head = new Uint8Array(HEADER_LENGTH + prefixLen + payloadHeadLen + (inline ? payloadLength + suffixLen : 0));
   writeHeader(head, 0, total, streamId, MessageType.Request, flags);
   let pos = HEADER_LENGTH;
   if (svc.length > 0) pos = writeLenField(head, pos, 0x0a, svc);
   if (mth.length > 0) pos = writeLenField(head, pos, 0x12, mth);
-  if (payload.length > 0) {
+  if (payloadLength > 0) {
     head[pos++] = 0x1a;
-    pos = writeVarint(head, pos, payload.length);
+    pos = writeVarint(head, pos, payloadLength);
   }
   let tail = head;
   if (inline) {
-    head.set(payload, pos);
-    pos += payload.length;
+    for (const p of parts) {
+      head.set(p, pos);
+      pos += p.length;
+    }
   } else {
     tail = new Uint8Array(suffixLen);
     pos = 0;
@@ -149,13 +154,7 @@ export function encodeRequestFrame(
     if (kb.length > 0) pos = writeLenField(tail, pos, 0x0a, kb);
     if (vb.length > 0) pos = writeLenField(tail, pos, 0x12, vb);
   }
-  return inline ? [head] : suffixLen > 0 ? [head, payload, tail] : [head, payload];
-}
-
-// The OK status as Go sends it: present but empty (`0a 00`).
-function statusSize(status: StatusEnvelope | undefined): number {
-  if (status === undefined) return 0;
-  return statusBodySize(status.code, strBytes(status.message), status.details);
+  return inline ? [head] : suffixLen > 0 ? [head, ...parts, tail] : [head, ...parts];
 }
 
 function statusBodySize(code: number, msg: Uint8Array, details: Any[]): number {
@@ -201,17 +200,19 @@ function writeStatus(buf: Uint8Array, pos: number, code: number, msg: Uint8Array
 export function encodeResponseFrame(
   streamId: number,
   status: StatusEnvelope | undefined,
-  payload: Uint8Array,
+  payload: Uint8Array | EncodedMessage,
   maxLength = Infinity,
 ): Uint8Array[] {
+  const parts = payload instanceof Uint8Array ? [payload] : payload.parts;
+  const payloadLength = payload.length;
   const msg = status === undefined ? EMPTY : strBytes(status.message);
   const sLen = status === undefined ? 0 : statusBodySize(status.code, msg, status.details);
   const statusLen = status === undefined ? 0 : 1 + varintSize(sLen) + sLen;
-  const payloadHead = payload.length > 0 ? 1 + varintSize(payload.length) : 0;
-  const total = statusLen + payloadHead + payload.length;
+  const payloadHead = payloadLength > 0 ? 1 + varintSize(payloadLength) : 0;
+  const total = statusLen + payloadHead + payloadLength;
   if (total > maxLength) throw new OversizedMessageError(total, maxLength);
-  const inline = payload.length <= COPY_LIMIT;
-  const head = new Uint8Array(HEADER_LENGTH + statusLen + payloadHead + (inline ? payload.length : 0));
+  const inline = payloadLength <= COPY_LIMIT;
+  const head = new Uint8Array(HEADER_LENGTH + statusLen + payloadHead + (inline ? payloadLength : 0));
   writeHeader(head, 0, total, streamId, MessageType.Response, 0);
   let pos = HEADER_LENGTH;
   if (status !== undefined) {
@@ -219,12 +220,17 @@ export function encodeResponseFrame(
     pos = writeVarint(head, pos, sLen);
     pos = writeStatus(head, pos, status.code, msg, status.details);
   }
-  if (payload.length > 0) {
+  if (payloadLength > 0) {
     head[pos++] = 0x12;
-    pos = writeVarint(head, pos, payload.length);
-    if (inline) head.set(payload, pos);
+    pos = writeVarint(head, pos, payloadLength);
+    if (inline) {
+      for (const p of parts) {
+        head.set(p, pos);
+        pos += p.length;
+      }
+    }
   }
-  return inline ? [head] : [head, payload];
+  return inline ? [head] : [head, ...parts];
 }
 
 class Reader {

@@ -70,7 +70,8 @@ export class FrameDecoder {
         }
         this.#inBody = true;
         if (this.#skip === 0) {
-          this.#body = new Uint8Array(this.#length);
+          // Every byte is about to be overwritten: no need to zero-fill.
+          this.#body = Buffer.allocUnsafe(this.#length);
           this.#bodyFill = 0;
         }
       }

@@ -3,10 +3,7 @@ import { Server as NetServer, Socket } from "node:net";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
-  create,
   fromBinary,
-  isMessage,
-  toBinary,
   type DescMessage,
   type DescMethod,
   type DescService,
@@ -26,6 +23,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "./interceptor.js";
+import { encodeMessage, type EncodedMessage } from "./message-codec.js";
 import { MessageQueue } from "./message-queue.js";
 import { Metadata } from "./metadata.js";
 import type { HandlerContext, PeerInfo, ServiceImpl } from "./service-impl.js";
@@ -200,7 +198,7 @@ class ServerConnection {
 
   // A response over the limit is replaced by its RESOURCE_EXHAUSTED status:
   // Go closes the whole connection there; one call failing is enough.
-  #respond(id: number, status: StatusEnvelope | undefined, payload: Uint8Array = EMPTY): void {
+  #respond(id: number, status: StatusEnvelope | undefined, payload: Uint8Array | EncodedMessage = EMPTY): void {
     let frame: Uint8Array[];
     try {
       frame = encodeResponseFrame(id, status, payload, this.channel.maxMessageSize);
@@ -404,18 +402,15 @@ class ServerConnection {
     }
   }
 
-  #encodeOutput(method: DescMethod, message: unknown): Uint8Array {
-    const bytes = encode(method.output, message);
-    if (bytes.length > this.channel.maxMessageSize) throw new OversizedMessageError(bytes.length, this.channel.maxMessageSize);
-    return bytes;
+  #encodeOutput(method: DescMethod, message: unknown): EncodedMessage {
+    if (message === undefined || message === null) {
+      throw new TtrpcError("ttrpc: handler returned no message", Code.Unknown);
+    }
+    const encoded = encodeMessage(method.output, message);
+    const max = this.channel.maxMessageSize;
+    if (encoded.length > max) throw new OversizedMessageError(encoded.length, max);
+    return encoded;
   }
-}
-
-function encode(desc: DescMessage, message: unknown): Uint8Array {
-  if (message === undefined || message === null) {
-    throw new TtrpcError("ttrpc: handler returned no message", Code.Unknown);
-  }
-  return toBinary(desc, isMessage(message, desc) ? message : create(desc, message as never));
 }
 
 // A handler that gave up because its signal fired reports why the signal fired.

@@ -8,7 +8,7 @@ function decodeAll(chunks: Uint8Array[], max = DEFAULT_MAX_MESSAGE_SIZE) {
   const oversized: [number, number, number, number][] = [];
   const d = new FrameDecoder(
     {
-      frame: (f) => frames.push({ ...f, payload: f.payload.slice() }),
+      frame: (f) => frames.push({ ...f, payload: Uint8Array.from(f.payload) }),
       oversized: (...a) => oversized.push(a),
     },
     max,
