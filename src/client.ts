@@ -90,6 +90,7 @@ export interface Client {
 
 const EMPTY = new Uint8Array(0);
 const NEVER = new AbortController().signal;
+const NO_METADATA = new Metadata();
 const noop = () => {};
 
 // One open stream of this client.
@@ -180,6 +181,7 @@ class ClientImpl implements Client {
   readonly #max: number;
   readonly #unaryFn: CallFn;
   readonly #streamFn: CallFn;
+  readonly #intercepted: boolean;
   #nextId = 1;
   #resolveDone!: (e: TtrpcError) => void;
   readonly done: Promise<TtrpcError>;
@@ -201,6 +203,7 @@ class ClientImpl implements Client {
       options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize },
     );
     this.#max = this.#channel.maxMessageSize;
+    this.#intercepted = (options.interceptors?.length ?? 0) > 0;
     this.#unaryFn = applyInterceptors(((req: UnaryRequest) => this.#runUnary(req)) as unknown as CallFn, options.interceptors);
     this.#streamFn = applyInterceptors(((req: StreamRequest) => this.#runStream(req)) as unknown as CallFn, options.interceptors);
   }
@@ -302,7 +305,9 @@ class ClientImpl implements Client {
     }
     const service = method.parent.typeName;
     const fullMethod = `/${service}/${method.name}`;
-    const metadata = new Metadata(options.metadata);
+    // Without interceptors nobody changes a call's metadata: calls without any share one.
+    const metadata =
+      options.metadata === undefined && !this.#intercepted ? NO_METADATA : new Metadata(options.metadata);
     const request: UnaryRequest | StreamRequest = stream
       ? { service, method, fullMethod, metadata, signal, timeoutMs, stream: true, messages: input as AsyncIterable<unknown> }
       : { service, method, fullMethod, metadata, signal, timeoutMs, stream: false, message: input };

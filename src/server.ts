@@ -88,7 +88,6 @@ interface Registered {
 
 const EMPTY = new Uint8Array(0);
 const NORMAL_ENDINGS = new Set(["ttrpc: closed", "ttrpc: server closed", "ttrpc: server shut down"]);
-const NEVER = new AbortController().signal;
 const OK_STATUS: StatusEnvelope = { code: Code.Ok, message: "", details: [] };
 
 function statusOf(e: unknown): StatusEnvelope {
@@ -131,14 +130,20 @@ class ServerCall {
 
 // The HandlerContext of one call; `signal` is the call's lazily made one.
 class CallContext implements HandlerContext {
+  #metadata: Metadata | undefined;
+
   constructor(
     readonly service: string,
     readonly method: DescMethod,
-    readonly metadata: Metadata,
+    private readonly pairs: [string, string][],
     readonly peer: PeerInfo,
     private readonly call: ServerCall,
     private readonly deadline: number | undefined,
   ) {}
+
+  get metadata(): Metadata {
+    return (this.#metadata ??= new Metadata(this.pairs));
+  }
 
   get fullMethod(): string {
     return `/${this.service}/${this.method.name}`;
@@ -338,36 +343,38 @@ class ServerConnection {
         call.timer = setTimeout(expire, Math.min(ms, 2 ** 31 - 1));
       }
     }
-    const context = new CallContext(req.service, reg.method, new Metadata(req.metadata), this.peer, call, deadline);
+    const context = new CallContext(req.service, reg.method, req.metadata, this.peer, call, deadline);
     void this.#run(call, context, req.payload);
   }
 
   async #run(call: ServerCall, context: HandlerContext, payload: Uint8Array): Promise<void> {
     const { method } = call.reg;
     const server = this.server;
-    const base = {
+    // Interceptors see the call as a request object; without them the
+    // handler is called directly (no object, no extra promise per call).
+    const request = () => ({
       service: context.service,
       method,
       fullMethod: context.fullMethod,
       metadata: context.metadata,
-      // Interceptors get the call's signal; without them nobody asks, so none is made.
-      signal: server.hasInterceptors ? context.signal : NEVER,
+      signal: context.signal,
       timeoutMs: context.timeoutMs(),
       context,
-    };
+    });
     try {
       if (method.methodKind === "unary") {
         const message = this.#decodeInput(method, payload);
-        const res = (await this.server.unaryFn({ ...base, stream: false, message })) as UnaryResponse;
+        const result = server.hasInterceptors
+          ? ((await server.unaryFn({ ...request(), stream: false, message })) as UnaryResponse).message
+          : await (call.reg.impl as (m: unknown, c: HandlerContext) => unknown)(message, context);
         if (call.finished) return;
-        const out = this.#encodeOutput(method, res.message);
-        this.#respond(call.id, OK_STATUS, out);
+        this.#respond(call.id, OK_STATUS, this.#encodeOutput(method, result));
         this.#end(call, CALL_ENDED);
         return;
       }
       const messages =
         call.input !== undefined ? decodeAll(method.input, call.input) : new Once(this.#decodeInput(method, payload));
-      const res = (await this.server.streamFn({ ...base, stream: true, messages })) as StreamResponse;
+      const res = (await server.streamFn({ ...request(), stream: true, messages })) as StreamResponse;
       if (method.methodKind === "client_streaming") {
         let result: unknown;
         let n = 0;
