@@ -23,7 +23,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "./interceptor.js";
-import { MessageQueue } from "./message-queue.js";
+import { MessageQueue, streamMaxBytes } from "./message-queue.js";
 import { encodeMessage, type EncodedMessage } from "./message-codec.js";
 import { Metadata, type MetadataInit } from "./metadata.js";
 import { OversizedMessageError, TtrpcError } from "./ttrpc-error.js";
@@ -396,11 +396,6 @@ class ClientImpl implements Client {
       stream.fail(e);
     }
   }
-}
-
-/** Bytes one stream may hold unread before it fails at once, whatever the grace period. */
-export function streamMaxBytes(maxMessageSize: number): number {
-  return Math.max(4 * maxMessageSize, 16 << 20);
 }
 
 function deadlineError(): TtrpcError {

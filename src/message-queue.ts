@@ -142,3 +142,8 @@ export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
     return this;
   }
 }
+
+/** Bytes one stream may hold unread before it fails at once, whatever the grace period. */
+export function streamMaxBytes(maxMessageSize: number): number {
+  return Math.max(4 * maxMessageSize, 16 << 20);
+}

@@ -10,7 +10,6 @@ import {
 } from "@bufbuild/protobuf";
 import { formatAddress, netOptions, parseAddress, type Address } from "./address.js";
 import { Channel } from "./channel.js";
-import { streamMaxBytes } from "./client.js";
 import { Code } from "./code.js";
 import { decodeRequest, encodeResponseFrame, type RequestEnvelope, type StatusEnvelope } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
@@ -24,7 +23,7 @@ import {
   type UnaryResponse,
 } from "./interceptor.js";
 import { encodeMessage, type EncodedMessage } from "./message-codec.js";
-import { MessageQueue } from "./message-queue.js";
+import { MessageQueue, streamMaxBytes } from "./message-queue.js";
 import { Metadata } from "./metadata.js";
 import type { HandlerContext, PeerInfo, ServiceImpl } from "./service-impl.js";
 import { OversizedMessageError, TtrpcError } from "./ttrpc-error.js";
