@@ -135,7 +135,13 @@ describe("orchestrator with the simulated backend", () => {
       initOptions: {
         ...INIT,
         cancelIfBlackoutThresholdExceeds: true,
-        memoryTransferThrottleParams: { skipThrottling: true, maximumNumberOfBrownoutTransferPasses: 2, blackoutTimeThresholdForCancellingMigration: 1 },
+        // A 1 ms blackout target is never met by a 16 MiB pass, so both passes run.
+        memoryTransferThrottleParams: {
+          skipThrottling: true,
+          maximumNumberOfBrownoutTransferPasses: 2,
+          targetBlackoutTransferTime: 1,
+          blackoutTimeThresholdForCancellingMigration: 1,
+        },
       },
     });
     const source = phases(result.notifications, "source");
