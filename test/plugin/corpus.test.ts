@@ -103,7 +103,14 @@ describe.each(sets)("corpus set $name", ({ name, roots }) => {
       `--ttrpc-es_opt=${opt}`,
       ...inputs().flat(),
     ];
-    execFileSync("protoc", args, { stdio: "pipe" });
+    try {
+      execFileSync("protoc", args, { stdio: "pipe" });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new Error("protoc is not installed: apt-get install protobuf-compiler (.ci/run does)");
+      }
+      throw e;
+    }
     return out;
   }
 
