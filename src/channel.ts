@@ -13,6 +13,8 @@ export interface ChannelHandler {
   oversized(streamId: number, type: number, flags: number, length: number): void;
   /** The connection ended; `error` says why (UNAVAILABLE for a plain close). */
   closed(error: TtrpcError): void;
+  /** See FrameSink.wants: false skips the frame's bytes unread. */
+  wants?(streamId: number, type: number): boolean;
 }
 
 export interface ChannelOptions {
@@ -62,6 +64,7 @@ export class Channel {
       {
         frame: (f) => handler.frame(f),
         oversized: (id, type, flags, length) => handler.oversized(id, type, flags, length),
+        ...(handler.wants === undefined ? {} : { wants: handler.wants }),
       },
       this.maxMessageSize,
     );

@@ -193,6 +193,9 @@ class ClientImpl implements Client {
       socket,
       {
         frame: (f) => this.#streams.get(f.streamId)?.frame(f),
+        // A stream the caller abandoned may go on arriving (ttrpc has no
+        // cancel frame): its bytes are skipped, not copied and decoded.
+        wants: (id) => this.#streams.has(id),
         oversized: (id, _type, _flags, length) => this.#streams.get(id)?.end(new OversizedMessageError(length, this.#max)),
         closed: (err) => {
           for (const s of [...this.#streams.values()]) s.end(err);

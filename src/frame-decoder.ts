@@ -8,6 +8,11 @@ export interface FrameSink {
    * being buffered, so the connection stays usable; only that stream fails.
    */
   oversized(streamId: number, type: number, flags: number, length: number): void;
+  /**
+   * Asked at each header: false means nobody wants this frame (Data for a
+   * stream the client gave up on), so its bytes are skipped unread.
+   */
+  wants?(streamId: number, type: number): boolean;
 }
 
 /**
@@ -30,6 +35,7 @@ export class FrameDecoder {
   #body: Uint8Array | undefined;
   #bodyFill = 0;
   #skip = 0;
+  #discard = false;
   #inBody = false;
 
   constructor(sink: FrameSink, maxMessageSize: number) {
@@ -81,7 +87,7 @@ export class FrameDecoder {
         pos += n;
         if (this.#skip === 0) {
           this.#inBody = false;
-          this.#sink.oversized(this.#streamId, this.#type, this.#flags, this.#length);
+          if (!this.#discard) this.#sink.oversized(this.#streamId, this.#type, this.#flags, this.#length);
         }
         continue;
       }
@@ -103,7 +109,11 @@ export class FrameDecoder {
     this.#streamId = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
     this.#type = b[o + 8]!;
     this.#flags = b[o + 9]!;
+    this.#discard = false;
     if (this.#length > this.#max) {
+      this.#skip = this.#length;
+    } else if (this.#length > 0 && this.#sink.wants?.(this.#streamId, this.#type) === false) {
+      this.#discard = true;
       this.#skip = this.#length;
     }
   }

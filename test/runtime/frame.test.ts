@@ -109,4 +109,28 @@ describe("frame header", () => {
     expect(decodeAll([hex("00000005 0000")]).idle).toBe(false);
     expect(decodeAll([hex("00000005 00000001 03 00 0102")]).idle).toBe(false);
   });
+
+  it("skips, unread, the frames its owner does not want, in any split", () => {
+    const stream = new Uint8Array([
+      ...encodeFrame(1, 3, 0, new Uint8Array(5000).fill(1)),
+      ...encodeFrame(3, 3, 0, new Uint8Array([2, 2])),
+      ...encodeFrame(1, 3, 0, new Uint8Array(0)),
+      ...encodeFrame(5, 2, 0, new Uint8Array([5])),
+    ]);
+    for (const size of [1, 7, 100, stream.length]) {
+      const got: [number, number][] = [];
+      const d = new FrameDecoder(
+        { frame: (f) => got.push([f.streamId, f.payload.length]), oversized: () => got.push([-1, -1]), wants: (id) => id !== 1 },
+        DEFAULT_MAX_MESSAGE_SIZE,
+      );
+      for (let i = 0; i < stream.length; i += size) d.push(stream.subarray(i, i + size));
+      // An empty frame costs nothing to hand on: only frames with bytes are skipped.
+      expect(got, `chunk size ${size}`).toEqual([
+        [3, 2],
+        [1, 0],
+        [5, 1],
+      ]);
+      expect(d.idle).toBe(true);
+    }
+  });
 });
