@@ -27,6 +27,17 @@ import { Interop } from "../gen/ttrpces/interop/v1/interop_pb.js";
 
 export { Interop };
 
+/** Reads a stream to its end: the messages that arrived, and the error it ended with, if any. */
+export async function drain<T>(stream: AsyncIterable<T>): Promise<{ messages: T[]; error: unknown }> {
+  const messages: T[] = [];
+  try {
+    for await (const m of stream) messages.push(m);
+    return { messages, error: undefined };
+  } catch (error) {
+    return { messages, error };
+  }
+}
+
 /** A fresh directory removed after the test. */
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "ttrpc-es-"));

@@ -7,7 +7,7 @@ import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { RequestSchema } from "../../gen/ttrpc/request_pb.js";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
 import { Code, OversizedMessageError, TtrpcError, connect, createServer, type Client, type Server } from "ttrpc-es";
-import { Interop, interopImpl } from "../common.js";
+import { Interop, drain, interopImpl } from "../common.js";
 import { ensureGoPeer, runGoClient, startGoServer, type GoPeers, type GoServer } from "./go-peer.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -68,12 +68,11 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
   });
 
   it("a Go server ends a stream with an error after data", async () => {
-    const seqs: number[] = [];
-    const err = await (async () => {
-      for await (const m of client.serverStream(Interop.method.serverStream, { count: 2, failCode: Code.DataLoss, failMessage: "late" })) seqs.push(m.seq);
-    })().catch((e: unknown) => e);
-    expect(seqs).toEqual([0, 1]);
-    expect(err).toMatchObject({ code: Code.DataLoss, rawMessage: "late" });
+    const { messages, error } = await drain(
+      client.serverStream(Interop.method.serverStream, { count: 2, failCode: Code.DataLoss, failMessage: "late" }),
+    );
+    expect(messages.map((m) => m.seq)).toEqual([0, 1]);
+    expect(error).toMatchObject({ code: Code.DataLoss, rawMessage: "late" });
   });
 
   it("metadata and timeout reach a Go server on streams too", async () => {

@@ -4,7 +4,7 @@ import { Code, OversizedMessageError, TtrpcError, type HandlerContext, type Inte
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RequestSchema } from "../../gen/ttrpc/request_pb.js";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
-import { Interop, interopImpl, startPair } from "../common.js";
+import { Interop, drain, interopImpl, startPair } from "../common.js";
 
 describe("calls, all four shapes", () => {
   it("unary echoes, with metadata and the deadline reaching the handler", async () => {
@@ -125,12 +125,11 @@ describe("statuses", () => {
 
   it("a stream can end with an error after data", async () => {
     const { client } = await startPair();
-    const seqs: number[] = [];
-    const err = await (async () => {
-      for await (const m of client.serverStream(Interop.method.serverStream, { count: 2, failCode: Code.Aborted, failMessage: "late" })) seqs.push(m.seq);
-    })().catch((e: unknown) => e);
-    expect(seqs).toEqual([0, 1]);
-    expect(err).toMatchObject({ code: Code.Aborted, rawMessage: "late" });
+    const { messages, error } = await drain(
+      client.serverStream(Interop.method.serverStream, { count: 2, failCode: Code.Aborted, failMessage: "late" }),
+    );
+    expect(messages.map((m) => m.seq)).toEqual([0, 1]);
+    expect(error).toMatchObject({ code: Code.Aborted, rawMessage: "late" });
   });
 
   it("unknown service and method are UNIMPLEMENTED, as Go words them; so is a method left out of the implementation", async () => {
