@@ -293,9 +293,10 @@ class ClientImpl implements Client {
       let timer: NodeJS.Timeout | undefined;
       const onUserAbort = () =>
         controller.abort(new TtrpcError("ttrpc: call cancelled", Code.Canceled, { cause: user?.reason }));
+      let unwatch = noop;
       if (user !== undefined) {
         if (user.aborted) onUserAbort();
-        else user.addEventListener("abort", onUserAbort, { once: true });
+        else unwatch = watchAbort(user, onUserAbort);
       }
       if (timeoutMs !== undefined && !signal.aborted) {
         if (timeoutMs <= 0) controller.abort(deadlineError());
@@ -303,7 +304,7 @@ class ClientImpl implements Client {
       }
       cleanup = () => {
         if (timer !== undefined) clearTimeout(timer);
-        user?.removeEventListener("abort", onUserAbort);
+        unwatch();
       };
     }
     const service = method.parent.typeName;
@@ -399,6 +400,31 @@ class ClientImpl implements Client {
       stream.fail(e);
     }
   }
+}
+
+// One listener per signal, however many calls share it: Node warns past ten
+// listeners on one AbortSignal, and a single shutdown signal handed to every
+// call is the common case.
+const watchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+function watchAbort(signal: AbortSignal, fn: () => void): () => void {
+  let fns = watchers.get(signal);
+  if (fns === undefined) {
+    const set = new Set<() => void>();
+    fns = set;
+    watchers.set(signal, set);
+    signal.addEventListener(
+      "abort",
+      () => {
+        watchers.delete(signal);
+        for (const f of set) f();
+      },
+      { once: true },
+    );
+  }
+  const set = fns;
+  set.add(fn);
+  return () => set.delete(fn);
 }
 
 function deadlineError(): TtrpcError {

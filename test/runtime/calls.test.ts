@@ -331,3 +331,25 @@ describe("client-stream input", () => {
     expect((await client.unary(Interop.method.echo, { text: "after" })).text).toBe("after");
   });
 });
+
+describe("a signal shared by many calls", () => {
+  it("cancels them all, and Node sees one listener, not one per call", async () => {
+    const { client } = await startPair();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const ac = new AbortController();
+      const calls = Array.from({ length: 50 }, () => client.unary(Interop.method.echo, { delayMs: 60_000 }, { signal: ac.signal }));
+      const done = await Promise.all(Array.from({ length: 20 }, (_, i) => client.unary(Interop.method.echo, { text: `${i}` }, { signal: ac.signal })));
+      expect(done.map((r) => r.text)).toEqual(Array.from({ length: 20 }, (_, i) => `${i}`));
+      ac.abort();
+      for (const c of calls) await expect(c).rejects.toMatchObject({ code: Code.Canceled });
+      // Warnings are emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
