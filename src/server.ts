@@ -140,6 +140,11 @@ class CallContext implements HandlerContext {
     private readonly deadline: number | undefined,
   ) {}
 
+  /** The handler found when the Request arrived; interceptors reach it through the context. */
+  get impl(): (m: unknown, c: HandlerContext) => unknown {
+    return this.call.reg.impl as (m: unknown, c: HandlerContext) => unknown;
+  }
+
   get metadata(): Metadata {
     return (this.#metadata ??= new Metadata(this.pairs));
   }
@@ -470,15 +475,15 @@ class ServerImpl implements Server {
     this.streamFullGraceMs = options.streamFullGraceMs ?? 1000;
     this.hasInterceptors = (options.interceptors?.length ?? 0) > 0;
     this.unaryFn = applyInterceptors(
-      (async (req: UnaryRequest & { context: HandlerContext }) => {
-        const impl = this.#impl(req);
-        return { stream: false, message: await (impl as (m: unknown, c: HandlerContext) => unknown)(req.message, req.context) };
-      }) as CallFn,
+      (async (req: UnaryRequest & { context: CallContext }) => ({
+        stream: false,
+        message: await req.context.impl(req.message, req.context),
+      })) as CallFn,
       options.interceptors,
     );
     this.streamFn = applyInterceptors(
-      (async (req: StreamRequest & { context: HandlerContext }) => {
-        const impl = this.#impl(req) as (m: unknown, c: HandlerContext) => unknown;
+      (async (req: StreamRequest & { context: CallContext }) => {
+        const impl = req.context.impl;
         switch (req.method.methodKind) {
           case "server_streaming": {
             const request = req.messages instanceof Once ? req.messages.value : await first(req.messages);
@@ -492,12 +497,6 @@ class ServerImpl implements Server {
       }) as CallFn,
       options.interceptors,
     );
-  }
-
-  #impl(req: { service: string; method: DescMethod }): (...args: never[]) => unknown {
-    const reg = this.services.get(req.service)?.get(req.method.name);
-    if (reg === undefined) throw new TtrpcError(`method ${req.method.name}`, Code.Unimplemented);
-    return reg.impl;
   }
 
   get connectionCount(): number {
