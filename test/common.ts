@@ -23,9 +23,40 @@ import {
 } from "ttrpc-es";
 import { StringValueSchema, anyPack } from "@bufbuild/protobuf/wkt";
 import { RequestSchema } from "../gen/ttrpc/request_pb.js";
-import { Interop } from "../gen/ttrpces/interop/v1/interop_pb.js";
+import { EchoRequestSchema, Interop } from "../gen/ttrpces/interop/v1/interop_pb.js";
 
 export { Interop };
+
+/** Buffers written back to back, as one. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/**
+ * The payload size of an Interop Echo request (with reply_size 1) whose frame
+ * payload, the whole Request envelope, is exactly `frameLength` bytes: the
+ * size limit applies to the envelope, not the message.
+ */
+export function echoPayloadForFrame(frameLength: number): number {
+  const length = (n: number) =>
+    toBinary(
+      RequestSchema,
+      create(RequestSchema, {
+        service: Interop.typeName,
+        method: "Echo",
+        payload: toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: new Uint8Array(n), replySize: 1 })),
+      }),
+    ).length;
+  const n = frameLength - (length(frameLength) - frameLength);
+  if (length(n) !== frameLength) throw new Error(`no Echo payload gives a ${frameLength}-byte frame`);
+  return n;
+}
 
 /** Reads a stream to its end: the messages that arrived, and the error it ended with, if any. */
 export async function drain<T>(stream: AsyncIterable<T>): Promise<{ messages: T[]; error: unknown }> {

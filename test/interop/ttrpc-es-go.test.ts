@@ -2,12 +2,9 @@
 // Debian 12's 1.1.1), in both directions, over unix sockets.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
-import { RequestSchema } from "../../gen/ttrpc/request_pb.js";
-import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
 import { Code, OversizedMessageError, TtrpcError, connect, createServer, type Client, type Server } from "ttrpc-es";
-import { Interop, drain, interopImpl } from "../common.js";
+import { Interop, drain, echoPayloadForFrame, interopImpl } from "../common.js";
 import { ensureGoPeer, runGoClient, startGoServer, type GoPeers, type GoServer } from "./go-peer.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -116,21 +113,10 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
 
   it("oversize: Go discards a 4 MiB + 1 frame and answers RESOURCE_EXHAUSTED; exactly 4 MiB passes; the connection lives", async () => {
     // This client allows 8 MiB, so it sends what Go must refuse.
-    // The Request envelope around EchoRequest.payload, for this service and method at this size.
-    const frameLength = (n: number) =>
-      toBinary(
-        RequestSchema,
-        create(RequestSchema, {
-          service: Interop.typeName,
-          method: "Echo",
-          payload: toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: new Uint8Array(n), replySize: 1 })),
-        }),
-      ).length;
-    const env = frameLength(4 << 20) - (4 << 20);
-    expect(frameLength((4 << 20) - env)).toBe(4 << 20);
-    const exact = await client.unary(Interop.method.echo, { payload: new Uint8Array((4 << 20) - env), replySize: 1 });
+    const n = echoPayloadForFrame(4 << 20);
+    const exact = await client.unary(Interop.method.echo, { payload: new Uint8Array(n), replySize: 1 });
     expect(exact.payload.length).toBe(1);
-    await expect(client.unary(Interop.method.echo, { payload: new Uint8Array((4 << 20) - env + 1), replySize: 1 })).rejects.toMatchObject({
+    await expect(client.unary(Interop.method.echo, { payload: new Uint8Array(n + 1), replySize: 1 })).rejects.toMatchObject({
       code: Code.ResourceExhausted,
       rawMessage: "message length 4194305 exceed maximum message size of 4194304",
     });

@@ -1,10 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, OversizedMessageError, TtrpcError, type HandlerContext, type Interceptor } from "ttrpc-es";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { RequestSchema } from "../../gen/ttrpc/request_pb.js";
-import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
-import { Interop, drain, interopImpl, startPair } from "../common.js";
+import { Interop, drain, echoPayloadForFrame, interopImpl, startPair } from "../common.js";
 
 describe("calls, all four shapes", () => {
   it("unary echoes, with metadata and the deadline reaching the handler", async () => {
@@ -214,18 +211,7 @@ describe("message size limits", () => {
   it("a payload of exactly the limit passes; one byte more is RESOURCE_EXHAUSTED at the receiver, connection kept", async () => {
     // The client may send more than the server accepts: the server must skip it and fail only that call.
     const { client } = await startPair({ client: { maxMessageSize: 8 << 20 } });
-    // The limit is on the frame's payload: the whole Request envelope.
-    const frameLength = (n: number) =>
-      toBinary(
-        RequestSchema,
-        create(RequestSchema, {
-          service: Interop.typeName,
-          method: "Echo",
-          payload: toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: new Uint8Array(n), replySize: 1 })),
-        }),
-      ).length;
-    const n = (4 << 20) - (frameLength(4 << 20) - (4 << 20));
-    expect(frameLength(n)).toBe(4 << 20);
+    const n = echoPayloadForFrame(4 << 20);
     const exact = await client.unary(Interop.method.echo, { payload: new Uint8Array(n), replySize: 1 });
     expect(exact.payload.length).toBe(1);
     await expect(client.unary(Interop.method.echo, { payload: new Uint8Array(n + 1), replySize: 1 })).rejects.toMatchObject({

@@ -3,17 +3,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
 import { decodeRequest, decodeResponse, encodeRequestFrame, encodeResponseFrame } from "../../src/envelope.js";
+import { concat } from "../common.js";
 
 const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
-const concat = (bufs: Uint8Array[]) => {
-  const out = new Uint8Array(bufs.reduce((n, b) => n + b.length, 0));
-  let o = 0;
-  for (const b of bufs) {
-    out.set(b, o);
-    o += b.length;
-  }
-  return out;
-};
 
 // ttrpc-rust's src/proto.rs test vector, quoted in the protocol notes.
 const VECTOR = hex(

@@ -108,7 +108,7 @@ describe("unix socket files", () => {
 });
 
 describe("connection loss", () => {
-  it("a pending unary call settles with UNAVAILABLE when the connection dies, and the handler's signal fires", async () => {
+  it("a pending unary call settles with UNAVAILABLE when the server closes at once, and the handler's signal fires", async () => {
     const p = parking();
     const { client, server } = await startPair({ impl: { echo: (_r, ctx) => p.park(ctx) } });
     const call = client.unary(Interop.method.echo, {});
@@ -193,18 +193,6 @@ describe("shutdown", () => {
     for (const c of calls) await expect(c).rejects.toMatchObject({ code: Code.Unavailable });
     expect(p.aborted).toHaveLength(5);
     expect(server.connectionCount).toBe(0);
-  });
-
-  it("immediate close cancels handlers and fails pending calls", async () => {
-    const p = parking();
-    const { client, server } = await startPair({ impl: { echo: (_r, ctx) => p.park(ctx) } });
-    const call = client.unary(Interop.method.echo, {});
-    await p.waitParked(1);
-    await server.close();
-    await expect(call).rejects.toMatchObject({ code: Code.Unavailable });
-    expect(p.aborted).toHaveLength(1);
-    const s = new Socket();
-    s.on("error", () => {});
   });
 });
 

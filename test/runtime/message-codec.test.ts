@@ -3,16 +3,8 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
 import { PrepareSandboxRequestSchema } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
 import { encodeMessage } from "../../src/message-codec.js";
+import { concat } from "../common.js";
 
-const join = (parts: readonly Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
 
 describe("encodeMessage", () => {
   it("is protobuf-es's encoding for messages without large bytes", () => {
@@ -27,7 +19,7 @@ describe("encodeMessage", () => {
     const init = { text: "t", payload, count: 3, replySize: 9 };
     const e = encodeMessage(EchoRequestSchema, init);
     expect(e.parts).toContain(payload);
-    const bytes = join(e.parts);
+    const bytes = concat(e.parts);
     expect(e.length).toBe(bytes.length);
     expect(bytes.length).toBe(toBinary(EchoRequestSchema, create(EchoRequestSchema, init)).length);
     const back = fromBinary(EchoRequestSchema, bytes);
@@ -45,6 +37,6 @@ describe("encodeMessage", () => {
 
   it("leaves bytes fields inside messages and oneofs to protobuf-es", () => {
     const m = create(PrepareSandboxRequestSchema, { sessionId: "s" });
-    expect(join(encodeMessage(PrepareSandboxRequestSchema, m).parts)).toEqual(toBinary(PrepareSandboxRequestSchema, m));
+    expect(concat(encodeMessage(PrepareSandboxRequestSchema, m).parts)).toEqual(toBinary(PrepareSandboxRequestSchema, m));
   });
 });
