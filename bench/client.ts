@@ -417,7 +417,12 @@ interface RunResult {
 }
 
 /** Runs `concurrency` workers for `seconds`, as the Go peer's peerkit.Bench. */
-async function measure(seconds: number, concurrency: number, newWorker: () => Worker, finishStreams: boolean): Promise<RunResult> {
+async function measure(
+  seconds: number,
+  concurrency: number,
+  newWorker: () => Worker,
+  finishStreams: boolean,
+): Promise<RunResult> {
   const latencies: number[] = [];
   let bytes = 0;
   const start = now();

@@ -52,7 +52,8 @@ export function stringFlag(flags: Map<string, string>, name: string): string {
 
 export function implFlag(flags: Map<string, string>): NodeImpl {
   const impl = stringFlag(flags, "impl");
-  if (!(nodeImpls as readonly string[]).includes(impl)) throw new Error(`--impl must be one of ${nodeImpls.join(", ")}`);
+  if (!(nodeImpls as readonly string[]).includes(impl))
+    throw new Error(`--impl must be one of ${nodeImpls.join(", ")}`);
   return impl as NodeImpl;
 }
 

@@ -25,7 +25,14 @@ const PAIRS: Record<Impl, { client: Side; server: Side }> = {
 
 type Unit = "calls/s" | "MB/s" | "µs" | "bytes" | "ms" | "handles";
 /** Whether a larger value is better, per unit. */
-const HIGHER_IS_BETTER: Record<Unit, boolean> = { "calls/s": true, "MB/s": true, µs: false, bytes: false, ms: false, handles: false };
+const HIGHER_IS_BETTER: Record<Unit, boolean> = {
+  "calls/s": true,
+  "MB/s": true,
+  µs: false,
+  bytes: false,
+  ms: false,
+  handles: false,
+};
 
 interface RowDef {
   benchmark: string;
@@ -64,11 +71,26 @@ const ROWS: RowDef[] = [
     only: ["ttrpc-es", "grpc-js", "raw-node"],
     onlyWhy: "V8 heap of a Node server driven by a Node client",
   },
-  ...["soak-10k-streams-open", "soak-10k-streams-rss-per-stream", "soak-10k-streams-heap-residual", "soak-10k-streams-handle-growth"].map(
-    (b): RowDef => ({ benchmark: b, unit: b.endsWith("-open") ? "ms" : b.endsWith("handle-growth") ? "handles" : "bytes", only: ["ttrpc-es"], onlyWhy: "ttrpc-es soak" }),
+  ...[
+    "soak-10k-streams-open",
+    "soak-10k-streams-rss-per-stream",
+    "soak-10k-streams-heap-residual",
+    "soak-10k-streams-handle-growth",
+  ].map(
+    (b): RowDef => ({
+      benchmark: b,
+      unit: b.endsWith("-open") ? "ms" : b.endsWith("handle-growth") ? "handles" : "bytes",
+      only: ["ttrpc-es"],
+      onlyWhy: "ttrpc-es soak",
+    }),
   ),
   ...["soak-1M-calls-heap-growth", "soak-1M-calls-client-heap-growth", "soak-1M-calls-handle-growth"].map(
-    (b): RowDef => ({ benchmark: b, unit: b.endsWith("handle-growth") ? "handles" : "bytes", only: ["ttrpc-es"], onlyWhy: "ttrpc-es soak" }),
+    (b): RowDef => ({
+      benchmark: b,
+      unit: b.endsWith("handle-growth") ? "handles" : "bytes",
+      only: ["ttrpc-es"],
+      onlyWhy: "ttrpc-es soak",
+    }),
   ),
   ...["slow-consumer-unary-p50", "slow-consumer-unary-p99"].map(
     (b): RowDef => ({ benchmark: b, unit: "µs", only: ["ttrpc-es"], onlyWhy: "ttrpc-es soak" }),
@@ -90,7 +112,11 @@ const conns = numberFlag(flags, "connections", quick ? 100 : 1000);
 const streams = numberFlag(flags, "streams", quick ? 100 : 1000);
 const soakStreams = numberFlag(flags, "soak-streams", quick ? 1000 : 10_000);
 const calls = numberFlag(flags, "calls", quick ? 10_000 : 1_000_000);
-const profileRoot = flags.has("cpu-prof") ? (flags.get("cpu-prof") === "true" ? join(process.cwd(), "bench-profiles") : flags.get("cpu-prof")!) : undefined;
+const profileRoot = flags.has("cpu-prof")
+  ? flags.get("cpu-prof") === "true"
+    ? join(process.cwd(), "bench-profiles")
+    : flags.get("cpu-prof")!
+  : undefined;
 if (flags.has("help")) {
   console.log(
     "usage: npm run bench -- [--quick] [--json] [--only REGEX] [--reps N] [--seconds S] [--warmup S] [--grpc-warmup S]\n" +
@@ -100,7 +126,21 @@ if (flags.has("help")) {
   process.exit(0);
 }
 for (const k of flags.keys()) {
-  const known = ["quick", "json", "only", "reps", "seconds", "warmup", "grpc-warmup", "connections", "streams", "soak-streams", "calls", "cpu-prof", "help"];
+  const known = [
+    "quick",
+    "json",
+    "only",
+    "reps",
+    "seconds",
+    "warmup",
+    "grpc-warmup",
+    "connections",
+    "streams",
+    "soak-streams",
+    "calls",
+    "cpu-prof",
+    "help",
+  ];
   if (!known.includes(k)) {
     console.error(`unknown option --${k} (see --help)`);
     process.exit(2);
@@ -154,7 +194,12 @@ function limit(runSeconds: number): number {
   return sec(runSeconds) + 120_000;
 }
 
-async function withServer<T>(side: Side, socket: string, profileDir: string | undefined, fn: (s: ServerProc) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  side: Side,
+  socket: string,
+  profileDir: string | undefined,
+  fn: (s: ServerProc) => Promise<T>,
+): Promise<T> {
   const server = await ServerProc.start(side, socket, profileDir && `${profileDir}/server`);
   try {
     return await fn(server);
@@ -191,7 +236,15 @@ function throughputTask(
           const onBarrier = async () => {
             cpu0 = srv.cpuSeconds();
           };
-          res = await runClient(client, socket, scenario, { ...opts, warmup: w }, limit(seconds + w), onBarrier, profileDir && `${profileDir}/client`);
+          res = await runClient(
+            client,
+            socket,
+            scenario,
+            { ...opts, warmup: w },
+            limit(seconds + w),
+            onBarrier,
+            profileDir && `${profileDir}/client`,
+          );
         }
         serverCpu = srv.cpuSeconds() - cpu0;
         return res;
@@ -204,7 +257,9 @@ function throughputTask(
       const extra: Record<string, unknown> = {
         ...(unit === "MB/s" ? { ops_per_s: Math.round(ops / secs) } : {}),
         server_cpu_us_per_op: Number(((serverCpu * 1e6) / ops).toPrecision(3)),
-        ...(r["client_cpu_s"] === undefined ? {} : { client_cpu_us_per_op: Number(((Number(r["client_cpu_s"]) * 1e6) / ops).toPrecision(3)) }),
+        ...(r["client_cpu_s"] === undefined
+          ? {}
+          : { client_cpu_us_per_op: Number(((Number(r["client_cpu_s"]) * 1e6) / ops).toPrecision(3)) }),
       };
       record(benchmark, impl, value, extra);
       if (extraRows.length > 0) {
@@ -256,7 +311,11 @@ const TASKS: Task[] = [
           if (b.barrier === "base") base = await server.rss();
           else if (b.barrier === "open") {
             const rss = await server.rss();
-            record("rss-per-stream", impl, (rss - base) / streams, { streams, server_rss_delta: rss - base, kind: "bidi, one message echoed" });
+            record("rss-per-stream", impl, (rss - base) / streams, {
+              streams,
+              server_rss_delta: rss - base,
+              kind: "bidi, one message echoed",
+            });
           }
         });
       });
@@ -267,15 +326,37 @@ const TASKS: Task[] = [
     impls: ["ttrpc-es"],
     async run(impl, socket, profileDir) {
       const r = await withServer("ttrpc-es", socket, undefined, () =>
-        runClient("ttrpc-es", socket, "slow-consumer", { seconds, warmup }, limit(2 * seconds + warmup), undefined, profileDir && `${profileDir}/client`),
+        runClient(
+          "ttrpc-es",
+          socket,
+          "slow-consumer",
+          { seconds, warmup },
+          limit(2 * seconds + warmup),
+          undefined,
+          profileDir && `${profileDir}/client`,
+        ),
       );
-      const common = { stalled_stream: r["stalled_stream"], what: "unary c1 on a connection with one stalled 64 KiB server stream" };
-      record("slow-consumer-unary-p50", impl, Number(r["p50_us"]), { ...common, without_stall_us: Number(r["base_p50_us"]) });
-      record("slow-consumer-unary-p99", impl, Number(r["p99_us"]), { ...common, without_stall_us: Number(r["base_p99_us"]) });
+      const common = {
+        stalled_stream: r["stalled_stream"],
+        what: "unary c1 on a connection with one stalled 64 KiB server stream",
+      };
+      record("slow-consumer-unary-p50", impl, Number(r["p50_us"]), {
+        ...common,
+        without_stall_us: Number(r["base_p50_us"]),
+      });
+      record("slow-consumer-unary-p99", impl, Number(r["p99_us"]), {
+        ...common,
+        without_stall_us: Number(r["base_p99_us"]),
+      });
     },
   },
   {
-    rows: ["soak-10k-streams-open", "soak-10k-streams-rss-per-stream", "soak-10k-streams-heap-residual", "soak-10k-streams-handle-growth"],
+    rows: [
+      "soak-10k-streams-open",
+      "soak-10k-streams-rss-per-stream",
+      "soak-10k-streams-heap-residual",
+      "soak-10k-streams-handle-growth",
+    ],
     impls: ["ttrpc-es"],
     once: true,
     async run(impl, socket) {
@@ -288,33 +369,67 @@ const TASKS: Task[] = [
             base = await server.stats();
           } else if (b.barrier === "open") {
             const rss = await server.rss();
-            record("soak-10k-streams-open", impl, Number(b["open_ms"]), { streams: soakStreams, what: "open N bidi streams on one connection, one echo each" });
+            record("soak-10k-streams-open", impl, Number(b["open_ms"]), {
+              streams: soakStreams,
+              what: "open N bidi streams on one connection, one echo each",
+            });
             record("soak-10k-streams-rss-per-stream", impl, (rss - baseRss) / soakStreams, { streams: soakStreams });
           } else {
             const s = await server.stats();
-            record("soak-10k-streams-heap-residual", impl, s.heapUsed - base.heapUsed, { streams: soakStreams, what: "server heap after all streams closed minus before, after GC", close_ms: Math.round(Number(b["close_ms"])) });
-            record("soak-10k-streams-handle-growth", impl, s.handles - base.handles, { before: base.handleKinds, after: s.handleKinds });
+            record("soak-10k-streams-heap-residual", impl, s.heapUsed - base.heapUsed, {
+              streams: soakStreams,
+              what: "server heap after all streams closed minus before, after GC",
+              close_ms: Math.round(Number(b["close_ms"])),
+            });
+            record("soak-10k-streams-handle-growth", impl, s.handles - base.handles, {
+              before: base.handleKinds,
+              after: s.handleKinds,
+            });
           }
         });
       });
     },
   },
   {
-    rows: ["heap-growth-1M-calls", "soak-1M-calls-heap-growth", "soak-1M-calls-client-heap-growth", "soak-1M-calls-handle-growth"],
+    rows: [
+      "heap-growth-1M-calls",
+      "soak-1M-calls-heap-growth",
+      "soak-1M-calls-client-heap-growth",
+      "soak-1M-calls-handle-growth",
+    ],
     impls: ["ttrpc-es", "grpc-js", "raw-node"],
     once: true,
     async run(impl, socket) {
       // The limit assumes at least 500 calls/s: grpc-js on a busy 2-core machine does about 1,700.
-      const samples: { calls: number; server_heap: number; client_heap: number; server_handles: number; client_handles: number }[] = [];
+      const samples: {
+        calls: number;
+        server_heap: number;
+        client_heap: number;
+        server_handles: number;
+        client_handles: number;
+      }[] = [];
       let firstKinds: Record<string, number> = {};
       let lastKinds: Record<string, number> = {};
       await withServer(PAIRS[impl].server, socket, undefined, async (server) => {
-        await runClient(nodeClientOf(impl), socket, "calls", { count: calls, concurrency: 64, samples: 10 }, limit(calls / 500 + 60), async (b: Barrier) => {
-          const s = await server.stats();
-          if (samples.length === 0) firstKinds = b.client.handleKinds;
-          lastKinds = b.client.handleKinds;
-          samples.push({ calls: Number(b["calls"]), server_heap: s.heapUsed, client_heap: b.client.heapUsed, server_handles: s.handles, client_handles: b.client.handles });
-        });
+        await runClient(
+          nodeClientOf(impl),
+          socket,
+          "calls",
+          { count: calls, concurrency: 64, samples: 10 },
+          limit(calls / 500 + 60),
+          async (b: Barrier) => {
+            const s = await server.stats();
+            if (samples.length === 0) firstKinds = b.client.handleKinds;
+            lastKinds = b.client.handleKinds;
+            samples.push({
+              calls: Number(b["calls"]),
+              server_heap: s.heapUsed,
+              client_heap: b.client.heapUsed,
+              server_handles: s.handles,
+              client_handles: b.client.handles,
+            });
+          },
+        );
       });
       const first = samples[0]!;
       const warm = samples[1]!;
@@ -327,13 +442,21 @@ const TASKS: Task[] = [
       });
       if (impl === "ttrpc-es") {
         const note = { calls, what: `after GC, at ${calls} calls minus at ${warm.calls} (past warm-up)` };
-        record("soak-1M-calls-heap-growth", impl, last.server_heap - warm.server_heap, { ...note, samples_calls_server_client: heapSamples });
-        record("soak-1M-calls-client-heap-growth", impl, last.client_heap - warm.client_heap, note);
-        record("soak-1M-calls-handle-growth", impl, last.server_handles - first.server_handles + (last.client_handles - first.client_handles), {
-          server: [first.server_handles, last.server_handles],
-          client: [first.client_handles, last.client_handles],
-          client_kinds: [firstKinds, lastKinds],
+        record("soak-1M-calls-heap-growth", impl, last.server_heap - warm.server_heap, {
+          ...note,
+          samples_calls_server_client: heapSamples,
         });
+        record("soak-1M-calls-client-heap-growth", impl, last.client_heap - warm.client_heap, note);
+        record(
+          "soak-1M-calls-handle-growth",
+          impl,
+          last.server_handles - first.server_handles + (last.client_handles - first.client_handles),
+          {
+            server: [first.server_handles, last.server_handles],
+            client: [first.client_handles, last.client_handles],
+            client_kinds: [firstKinds, lastKinds],
+          },
+        );
       }
     },
   },
@@ -349,7 +472,9 @@ let loadAtStart = 0;
 
 async function main(): Promise<number> {
   const t0 = Date.now();
-  const plan = TASKS.map((t) => ({ t, impls: t.impls.filter((i) => selected(t, i)) })).filter((p) => p.impls.length > 0);
+  const plan = TASKS.map((t) => ({ t, impls: t.impls.filter((i) => selected(t, i)) })).filter(
+    (p) => p.impls.length > 0,
+  );
   if (plan.length === 0) {
     console.error(`--only ${String(only)} selects nothing; rows: ${ROWS.map((r) => r.benchmark).join(", ")}`);
     return 2;
@@ -365,7 +490,9 @@ async function main(): Promise<number> {
   );
   loadAtStart = loadavg()[0]!;
   if (loadAtStart > cpus().length * 0.5) {
-    out(`WARNING: load average ${loadAtStart.toFixed(1)} on ${cpus().length} CPUs before the run: other work will skew the figures`);
+    out(
+      `WARNING: load average ${loadAtStart.toFixed(1)} on ${cpus().length} CPUs before the run: other work will skew the figures`,
+    );
   }
   const dir = mkdtempSync(join(tmpdir(), "ttrpc-es-bench-"));
   let n = 0;
@@ -377,12 +504,15 @@ async function main(): Promise<number> {
         const order = impls.map((_, i) => impls[(i + rep) % impls.length]!);
         for (const impl of order) {
           const socket = join(dir, `s${n++}.sock`);
-          const profileDir = profileRoot !== undefined && impl === "ttrpc-es" ? join(profileRoot, t.rows[0]!) : undefined;
+          const profileDir =
+            profileRoot !== undefined && impl === "ttrpc-es" ? join(profileRoot, t.rows[0]!) : undefined;
           if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
           const started = Date.now();
           try {
             await t.run(impl, socket, profileDir);
-            out(`  rep ${rep + 1}/${reps} ${t.rows[0]} / ${impl}: ${describe(t.rows[0]!, impl)} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+            out(
+              `  rep ${rep + 1}/${reps} ${t.rows[0]} / ${impl}: ${describe(t.rows[0]!, impl)} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+            );
           } catch (e) {
             fail(t.rows, impl, e);
           }
@@ -455,13 +585,21 @@ function printTable(elapsed: number): void {
   for (const row of ROWS) {
     if (!IMPLS.some((i) => cells.has(key(row.benchmark, i)))) continue;
     const better = HIGHER_IS_BETTER[row.unit] ? "↑" : "↓";
-    lines.push([row.benchmark, `${row.unit} ${better}`, ...IMPLS.map((i) => cellText(row, i)), ratio(row.benchmark, "go-ttrpc"), ratio(row.benchmark, "grpc-js"), ratio(row.benchmark, "raw-node")]);
+    lines.push([
+      row.benchmark,
+      `${row.unit} ${better}`,
+      ...IMPLS.map((i) => cellText(row, i)),
+      ratio(row.benchmark, "go-ttrpc"),
+      ratio(row.benchmark, "grpc-js"),
+      ratio(row.benchmark, "raw-node"),
+    ]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   out("");
   out(`| ${header.map((h, i) => h.padEnd(widths[i]!)).join(" | ")} |`);
   out(`|${widths.map((w, i) => (i < 2 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|")}|`);
-  for (const l of lines.slice(1)) out(`| ${l.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`);
+  for (const l of lines.slice(1))
+    out(`| ${l.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`);
   out("");
   out(
     `Median of ${reps} interleaved run(s) × ${seconds} s; ±: largest distance of a run from the median. MB/s = 10^6 payload bytes/s, one direction. ` +
@@ -488,7 +626,13 @@ function jsonRows(): object[] {
       const c = cells.get(key(row.benchmark, impl));
       if (c === undefined) continue;
       if (c.error !== undefined || c.values.length === 0) {
-        rows.push({ benchmark: row.benchmark, implementation: impl, value: null, unit: row.unit, error: c.error ?? "no value" });
+        rows.push({
+          benchmark: row.benchmark,
+          implementation: impl,
+          value: null,
+          unit: row.unit,
+          error: c.error ?? "no value",
+        });
         continue;
       }
       rows.push({
@@ -496,7 +640,11 @@ function jsonRows(): object[] {
         implementation: impl,
         value: Number(median(c.values).toPrecision(6)),
         unit: row.unit,
-        spread: { min: Number(Math.min(...c.values).toPrecision(6)), max: Number(Math.max(...c.values).toPrecision(6)), runs: c.values.length },
+        spread: {
+          min: Number(Math.min(...c.values).toPrecision(6)),
+          max: Number(Math.max(...c.values).toPrecision(6)),
+          runs: c.values.length,
+        },
         ...c.extra,
       });
     }

@@ -47,7 +47,8 @@ async function rawThroughput(transport: "unix" | "tcp", dir: string, bytes: numb
   const server = createServer();
   const target = transport === "unix" ? { path: join(dir, "raw.sock") } : { host: "127.0.0.1", port: 0 };
   await new Promise<void>((resolve) => server.listen(target, resolve));
-  const address = transport === "unix" ? target : { host: "127.0.0.1", port: (server.address() as { port: number }).port };
+  const address =
+    transport === "unix" ? target : { host: "127.0.0.1", port: (server.address() as { port: number }).port };
   const received = new Promise<number>((resolve) => {
     server.once("connection", (s) => {
       let n = 0;
@@ -77,7 +78,9 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
   const dir = mkdtempSync(join(tmpdir(), "ttrpc-es-migbench-"));
   try {
     const rawMBps = await rawThroughput(transport, dir, memoryBytes);
-    const source = createSimulatedBackend({ sandbox: { sandboxId: "bench", memoryBytes, dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? 2000 } });
+    const source = createSimulatedBackend({
+      sandbox: { sandboxId: "bench", memoryBytes, dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? 2000 },
+    });
     const destination = createSimulatedBackend();
     let firstPassMs = 0;
     source.observe((e) => {
@@ -92,7 +95,13 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
       transferAddress = `127.0.0.1:${(probe.address() as { port: number }).port}`;
       await new Promise((r) => probe.close(r));
     }
-    const result = await migrate({ source: a!, destination: b!, transport, transferAddress, initOptions: { memoryTransport: MemoryTransport.TCP, checksumVerification: checksum } });
+    const result = await migrate({
+      source: a!,
+      destination: b!,
+      transport,
+      transferAddress,
+      initOptions: { memoryTransport: MemoryTransport.TCP, checksumVerification: checksum },
+    });
     for (const s of shims) await s.server.close();
     destination.vm?.stop();
     const stats = source.lastStats;
@@ -131,7 +140,13 @@ export function formatMigrationBench(r: MigrationBenchResult): string {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({
-    options: { memory: { type: "string" }, transport: { type: "string" }, "dirty-rate": { type: "string" }, checksum: { type: "boolean" }, json: { type: "boolean" } },
+    options: {
+      memory: { type: "string" },
+      transport: { type: "string" },
+      "dirty-rate": { type: "string" },
+      checksum: { type: "boolean" },
+      json: { type: "boolean" },
+    },
   });
   const units: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
   const m = /^([0-9.]+)\s*([kmg]?)i?b?$/i.exec(values.memory ?? "1g");

@@ -112,7 +112,8 @@ class Proc {
   async stop(): Promise<void> {
     if (this.#ended) return;
     this.child.stdin!.end();
-    const grace = (ms: number) => Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+    const grace = (ms: number) =>
+      Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
     if (await grace(2000)) return;
     this.child.kill("SIGTERM");
     if (await grace(2000)) return;
@@ -132,7 +133,13 @@ export class ServerProc {
     const proc =
       side === "go"
         ? new Proc("Go server", goPeer, ["server", "--socket", socket])
-        : new Proc(`${side} server`, process.execPath, [...nodeArgs("server.js", profileDir), "--impl", side, "--socket", socket]);
+        : new Proc(`${side} server`, process.execPath, [
+            ...nodeArgs("server.js", profileDir),
+            "--impl",
+            side,
+            "--socket",
+            socket,
+          ]);
     try {
       const line = await proc.nextLine(30_000);
       if (line !== "READY") throw proc.failure(`printed ${JSON.stringify(line)} instead of READY`);
@@ -228,7 +235,9 @@ export async function runClient(
       }
       const { code } = await Promise.race([
         proc.exited,
-        new Promise<{ code: number }>((r) => setTimeout(() => r({ code: -2 }), Math.max(1, deadline - Date.now())).unref()),
+        new Promise<{ code: number }>((r) =>
+          setTimeout(() => r({ code: -2 }), Math.max(1, deadline - Date.now())).unref(),
+        ),
       ]);
       if (code !== 0) throw proc.failure(code === -2 ? "did not exit after its result" : "failed");
       return obj;

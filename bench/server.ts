@@ -8,7 +8,12 @@ import { rmSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { createServer, type ServiceImpl } from "../src/index.js";
 import { create } from "@bufbuild/protobuf";
-import { EchoResponseSchema, Interop, type EchoRequest, type EchoResponse } from "../gen/ttrpces/interop/v1/interop_pb.js";
+import {
+  EchoResponseSchema,
+  Interop,
+  type EchoRequest,
+  type EchoResponse,
+} from "../gen/ttrpces/interop/v1/interop_pb.js";
 import {
   RawDecoder,
   RawFlags,
@@ -104,13 +109,17 @@ async function startGrpc(socket: string): Promise<() => Promise<void>> {
     },
     Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoResponse>) {
       let seq = 0;
-      call.on("data", (r: EchoRequest) => call.write(create(EchoResponseSchema, { payload: r.payload, text: r.text, seq: seq++ })));
+      call.on("data", (r: EchoRequest) =>
+        call.write(create(EchoResponseSchema, { payload: r.payload, text: r.text, seq: seq++ })),
+      );
       call.on("end", () => call.end());
       call.on("error", () => {});
     },
   });
   await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
   );
   return () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 }

@@ -22,7 +22,10 @@ export function parseAddress(address: string): Address {
     return { kind: "pipe", path: address.replaceAll("/", "\\") };
   }
   if (address.startsWith("npipe:")) {
-    let name = address.slice("npipe:".length).replace(/^\/\/\.\/pipe\//, "").replace(/^\\\\\.\\pipe\\/, "");
+    let name = address
+      .slice("npipe:".length)
+      .replace(/^\/\/\.\/pipe\//, "")
+      .replace(/^\\\\\.\\pipe\\/, "");
     if (name === "") throw bad("no pipe name");
     return { kind: "pipe", path: `\\\\.\\pipe\\${name}` };
   }
@@ -49,7 +52,8 @@ export function parseAddress(address: string): Address {
     let host = rest.slice(0, i);
     if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
     const port = Number(rest.slice(i + 1));
-    if (!Number.isInteger(port) || port < 0 || port > 65535 || rest.slice(i + 1) === "") throw bad("port must be 0-65535");
+    if (!Number.isInteger(port) || port < 0 || port > 65535 || rest.slice(i + 1) === "")
+      throw bad("port must be 0-65535");
     return { kind: "tcp", host: host === "" ? "127.0.0.1" : host, port };
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(address) && !/^[a-z]:[\\/]/i.test(address)) {
@@ -86,7 +90,10 @@ export function netOptions(a: Address): { path: string } | { host: string; port:
 }
 
 /** Opens a socket to the address; rejects with UNAVAILABLE naming the address when it cannot. */
-export function dial(address: string | Address, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Socket> {
+export function dial(
+  address: string | Address,
+  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<Socket> {
   const a = typeof address === "string" ? parseAddress(address) : address;
   return new Promise((resolve, reject) => {
     const socket = new Socket();
@@ -113,7 +120,10 @@ export function dial(address: string | Address, options: { signal?: AbortSignal;
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.timeoutMs !== undefined) {
-      timer = setTimeout(() => fail(new TtrpcError(`connect to ${formatAddress(a)} timed out`, Code.DeadlineExceeded)), options.timeoutMs);
+      timer = setTimeout(
+        () => fail(new TtrpcError(`connect to ${formatAddress(a)} timed out`, Code.DeadlineExceeded)),
+        options.timeoutMs,
+      );
     }
     socket.on("error", fail);
     socket.connect(netOptions(a) as NetConnectOpts, () => {

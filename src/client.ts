@@ -196,7 +196,8 @@ class ClientImpl implements Client {
         // A stream the caller abandoned may go on arriving (ttrpc has no
         // cancel frame): its bytes are skipped, not copied and decoded.
         wants: (id) => this.#streams.has(id),
-        oversized: (id, _type, _flags, length) => this.#streams.get(id)?.end(new OversizedMessageError(length, this.#max)),
+        oversized: (id, _type, _flags, length) =>
+          this.#streams.get(id)?.end(new OversizedMessageError(length, this.#max)),
         closed: (err) => {
           for (const s of [...this.#streams.values()]) s.end(err);
           this.#streams.clear();
@@ -207,8 +208,14 @@ class ClientImpl implements Client {
     );
     this.#max = this.#channel.maxMessageSize;
     this.#intercepted = (options.interceptors?.length ?? 0) > 0;
-    this.#unaryFn = applyInterceptors(((req: UnaryRequest) => this.#runUnary(req)) as unknown as CallFn, options.interceptors);
-    this.#streamFn = applyInterceptors(((req: StreamRequest) => this.#runStream(req)) as unknown as CallFn, options.interceptors);
+    this.#unaryFn = applyInterceptors(
+      ((req: UnaryRequest) => this.#runUnary(req)) as unknown as CallFn,
+      options.interceptors,
+    );
+    this.#streamFn = applyInterceptors(
+      ((req: StreamRequest) => this.#runStream(req)) as unknown as CallFn,
+      options.interceptors,
+    );
   }
 
   get closed(): boolean {
@@ -248,10 +255,12 @@ class ClientImpl implements Client {
   ): Promise<MessageShape<O>> {
     let result: MessageShape<O> | undefined;
     for await (const m of this.#streaming<O>(method, inputs, options)) {
-      if (result !== undefined) throw new TtrpcError("ttrpc: client-streaming call answered more than one message", Code.Internal);
+      if (result !== undefined)
+        throw new TtrpcError("ttrpc: client-streaming call answered more than one message", Code.Internal);
       result = m;
     }
-    if (result === undefined) throw new TtrpcError("ttrpc: client-streaming call ended without a response", Code.Internal);
+    if (result === undefined)
+      throw new TtrpcError("ttrpc: client-streaming call ended without a response", Code.Internal);
     return result;
   }
 
@@ -280,9 +289,24 @@ class ClientImpl implements Client {
   // Metadata, deadline and cancellation of one call. A call with neither a
   // signal nor a deadline shares one signal that never fires: an
   // AbortController per call was a tenth of a unary call's cost.
-  #prepare(method: DescMethod, options: CallOptions, stream: false, message: unknown): { request: UnaryRequest; cleanup: () => void };
-  #prepare(method: DescMethod, options: CallOptions, stream: true, messages: AsyncIterable<unknown>): { request: StreamRequest; cleanup: () => void };
-  #prepare(method: DescMethod, options: CallOptions, stream: boolean, input: unknown): { request: UnaryRequest | StreamRequest; cleanup: () => void } {
+  #prepare(
+    method: DescMethod,
+    options: CallOptions,
+    stream: false,
+    message: unknown,
+  ): { request: UnaryRequest; cleanup: () => void };
+  #prepare(
+    method: DescMethod,
+    options: CallOptions,
+    stream: true,
+    messages: AsyncIterable<unknown>,
+  ): { request: StreamRequest; cleanup: () => void };
+  #prepare(
+    method: DescMethod,
+    options: CallOptions,
+    stream: boolean,
+    input: unknown,
+  ): { request: UnaryRequest | StreamRequest; cleanup: () => void } {
     const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
     const user = options.signal;
     let signal = NEVER;
@@ -313,7 +337,16 @@ class ClientImpl implements Client {
     const metadata =
       options.metadata === undefined && !this.#intercepted ? NO_METADATA : new Metadata(options.metadata);
     const request: UnaryRequest | StreamRequest = stream
-      ? { service, method, fullMethod, metadata, signal, timeoutMs, stream: true, messages: input as AsyncIterable<unknown> }
+      ? {
+          service,
+          method,
+          fullMethod,
+          metadata,
+          signal,
+          timeoutMs,
+          stream: true,
+          messages: input as AsyncIterable<unknown>,
+        }
       : { service, method, fullMethod, metadata, signal, timeoutMs, stream: false, message: input };
     return { request, cleanup };
   }
@@ -330,10 +363,20 @@ class ClientImpl implements Client {
     const { signal } = req;
     if (signal.aborted) throw signal.reason;
     if (this.#channel.closed) throw closedError();
-    if (this.#nextId > 0xffffffff) throw new TtrpcError("ttrpc: stream IDs exhausted; open a new connection", Code.Unavailable);
+    if (this.#nextId > 0xffffffff)
+      throw new TtrpcError("ttrpc: stream IDs exhausted; open a new connection", Code.Unavailable);
     const id = this.#nextId;
     const timeoutNano = req.timeoutMs === undefined ? 0 : Math.max(1, Math.round(req.timeoutMs * 1e6));
-    const frame = encodeRequestFrame(id, flags, req.service, req.method.name, payload, timeoutNano, req.metadata.entries(), this.#max);
+    const frame = encodeRequestFrame(
+      id,
+      flags,
+      req.service,
+      req.method.name,
+      payload,
+      timeoutNano,
+      req.metadata.entries(),
+      this.#max,
+    );
     this.#nextId += 2;
     const watch = signal !== NEVER;
     const stream = new ClientStream(

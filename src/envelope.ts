@@ -150,7 +150,11 @@ export function encodeRequestFrame(
     const kb = kvs[i]!;
     const vb = kvs[i + 1]!;
     tail[pos++] = 0x2a;
-    pos = writeVarint(tail, pos, (kb.length > 0 ? lenFieldSize(kb.length) : 0) + (vb.length > 0 ? lenFieldSize(vb.length) : 0));
+    pos = writeVarint(
+      tail,
+      pos,
+      (kb.length > 0 ? lenFieldSize(kb.length) : 0) + (vb.length > 0 ? lenFieldSize(vb.length) : 0),
+    );
     if (kb.length > 0) pos = writeLenField(tail, pos, 0x0a, kb);
     if (vb.length > 0) pos = writeLenField(tail, pos, 0x12, vb);
   }

@@ -34,7 +34,14 @@ export interface Frame {
 }
 
 /** Writes a frame header into `buf` at `offset`. */
-export function writeHeader(buf: Uint8Array, offset: number, length: number, streamId: number, type: number, flags: number): void {
+export function writeHeader(
+  buf: Uint8Array,
+  offset: number,
+  length: number,
+  streamId: number,
+  type: number,
+  flags: number,
+): void {
   buf[offset] = length >>> 24;
   buf[offset + 1] = length >>> 16;
   buf[offset + 2] = length >>> 8;
@@ -48,7 +55,12 @@ export function writeHeader(buf: Uint8Array, offset: number, length: number, str
 }
 
 /** A whole frame as one buffer: header then payload. */
-export function encodeFrame(streamId: number, type: number, flags: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+export function encodeFrame(
+  streamId: number,
+  type: number,
+  flags: number,
+  payload: Uint8Array = new Uint8Array(0),
+): Uint8Array {
   const out = new Uint8Array(HEADER_LENGTH + payload.length);
   writeHeader(out, 0, payload.length, streamId, type, flags);
   out.set(payload, HEADER_LENGTH);

@@ -2,12 +2,7 @@ import { chmodSync, lstatSync, mkdtempSync, renameSync, rmdirSync, unlinkSync } 
 import { Server as NetServer, Socket } from "node:net";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
-import {
-  fromBinary,
-  type DescMessage,
-  type DescMethod,
-  type DescService,
-} from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { formatAddress, netOptions, parseAddress, type Address } from "./address.js";
 import { Channel } from "./channel.js";
 import { Code } from "./code.js";
@@ -183,7 +178,8 @@ class ServerConnection {
           this.calls.clear();
           server.connectionClosed(this);
           // A close by either side is no news; a truncated frame or a socket error is.
-          if (!NORMAL_ENDINGS.has(err.rawMessage) || err.cause !== undefined) server.options.onConnectionError?.(err, peer);
+          if (!NORMAL_ENDINGS.has(err.rawMessage) || err.cause !== undefined)
+            server.options.onConnectionError?.(err, peer);
         },
       },
       {
@@ -246,7 +242,10 @@ class ServerConnection {
   #frame(f: Frame): void {
     if (f.type !== MessageType.Request && f.type !== MessageType.Data) return; // future frame types
     if (f.streamId % 2 === 0) {
-      this.#respond(f.streamId, statusOf(new TtrpcError("StreamID must be odd for client initiated streams", Code.InvalidArgument)));
+      this.#respond(
+        f.streamId,
+        statusOf(new TtrpcError("StreamID must be odd for client initiated streams", Code.InvalidArgument)),
+      );
       return;
     }
     if (f.type === MessageType.Data) {
@@ -254,7 +253,10 @@ class ServerConnection {
       return;
     }
     if (f.streamId <= this.lastStreamId) {
-      this.#respond(f.streamId, statusOf(new TtrpcError("StreamID cannot be re-used and must increment", Code.InvalidArgument)));
+      this.#respond(
+        f.streamId,
+        statusOf(new TtrpcError("StreamID cannot be re-used and must increment", Code.InvalidArgument)),
+      );
       return;
     }
     this.lastStreamId = f.streamId;
@@ -262,7 +264,10 @@ class ServerConnection {
     try {
       req = decodeRequest(f.payload);
     } catch (e) {
-      this.#respond(f.streamId, statusOf(new TtrpcError(`unmarshal request error: ${(e as Error).message}`, Code.InvalidArgument)));
+      this.#respond(
+        f.streamId,
+        statusOf(new TtrpcError(`unmarshal request error: ${(e as Error).message}`, Code.InvalidArgument)),
+      );
       return;
     }
     this.#request(f.streamId, req);
@@ -308,7 +313,12 @@ class ServerConnection {
     if (this.calls.size >= this.server.maxConcurrentStreams) {
       this.#respond(
         id,
-        statusOf(new TtrpcError(`too many concurrent streams on this connection (limit ${this.server.maxConcurrentStreams})`, Code.ResourceExhausted)),
+        statusOf(
+          new TtrpcError(
+            `too many concurrent streams on this connection (limit ${this.server.maxConcurrentStreams})`,
+            Code.ResourceExhausted,
+          ),
+        ),
       );
       return;
     }
@@ -330,7 +340,8 @@ class ServerConnection {
         limit: this.server.streamBufferSize,
         maxBytes: streamMaxBytes(this.channel.maxMessageSize),
         graceMs: this.server.streamFullGraceMs,
-        onFull: () => this.#fail(call, new TtrpcError("data handling error: ttrpc: stream buffer full", Code.InvalidArgument)),
+        onFull: () =>
+          this.#fail(call, new TtrpcError("data handling error: ttrpc: stream buffer full", Code.InvalidArgument)),
       });
       // Go delivers a non-empty initial payload of a client stream as its first message.
       if (req.payload.length > 0) call.input.push(req.payload);
@@ -638,7 +649,8 @@ class ServerImpl implements Server {
         this.#idleWaiters.push(resolve);
         if (options.timeoutMs !== undefined) {
           timer = setTimeout(() => {
-            for (const c of [...this.connections]) c.channel.close(new TtrpcError("ttrpc: server shut down", Code.Unavailable));
+            for (const c of [...this.connections])
+              c.channel.close(new TtrpcError("ttrpc: server shut down", Code.Unavailable));
             resolve();
           }, options.timeoutMs);
         }
@@ -687,7 +699,11 @@ async function removeStaleSocket(path: string): Promise<void> {
     s.once("error", () => resolve(false));
     s.connect({ path });
   });
-  if (live) throw new TtrpcError(`cannot listen on ${path}: a server is already listening there (EADDRINUSE)`, Code.AlreadyExists);
+  if (live)
+    throw new TtrpcError(
+      `cannot listen on ${path}: a server is already listening there (EADDRINUSE)`,
+      Code.AlreadyExists,
+    );
   unlinkSync(path);
 }
 

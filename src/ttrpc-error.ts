@@ -40,7 +40,8 @@ export class TtrpcError extends Error {
     if (reason instanceof TtrpcError) return reason;
     if (reason instanceof Error) {
       if (reason.name === "AbortError") return new TtrpcError(reason.message, Code.Canceled, { cause: reason });
-      if (reason.name === "TimeoutError") return new TtrpcError(reason.message, Code.DeadlineExceeded, { cause: reason });
+      if (reason.name === "TimeoutError")
+        return new TtrpcError(reason.message, Code.DeadlineExceeded, { cause: reason });
       return new TtrpcError(reason.message, code, { cause: reason });
     }
     return new TtrpcError(String(reason), code, { cause: reason });

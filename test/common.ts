@@ -93,7 +93,9 @@ function waitOrAbort(ms: number, signal: AbortSignal): Promise<void> {
 
 function maybeFail(req: { failCode: number; failMessage: string; failWithDetails: boolean }): void {
   if (req.failCode === 0) return;
-  const details = req.failWithDetails ? [anyPack(StringValueSchema, create(StringValueSchema, { value: req.failMessage }))] : [];
+  const details = req.failWithDetails
+    ? [anyPack(StringValueSchema, create(StringValueSchema, { value: req.failMessage }))]
+    : [];
   throw new TtrpcError(req.failMessage, req.failCode as Code, { details });
 }
 
@@ -115,7 +117,11 @@ export const interopImpl: ServiceImpl<typeof Interop> = {
   async *serverStream(req, ctx) {
     for (let i = 0; i < req.count; i++) {
       if (req.delayMs > 0) await waitOrAbort(req.delayMs, ctx.signal);
-      yield { seq: i, text: req.text, payload: req.replySize > 0 ? new Uint8Array(req.replySize).fill(0x61) : req.payload };
+      yield {
+        seq: i,
+        text: req.text,
+        payload: req.replySize > 0 ? new Uint8Array(req.replySize).fill(0x61) : req.payload,
+      };
     }
     maybeFail(req);
   },
@@ -206,7 +212,13 @@ export class RawPeer {
   }
 
   /** Sends a Request frame for Interop/`method` with `payload`. */
-  request(streamId: number, method: string, payload: Uint8Array = new Uint8Array(0), flags = 0, service = Interop.typeName): void {
+  request(
+    streamId: number,
+    method: string,
+    payload: Uint8Array = new Uint8Array(0),
+    flags = 0,
+    service = Interop.typeName,
+  ): void {
     const req = toBinary(RequestSchema, create(RequestSchema, { service, method, payload }));
     this.write(encodeFrame(streamId, 1, flags, req));
   }

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll } from "vitest";
 
 /** Resource kinds that a test of this project can leak. */
-const WATCHED = /^(TCPWrap|PipeWrap|TCPServerWrap|PipeServerWrap|TCPConnectWrap|PipeConnectWrap|ShutdownWrap|WriteWrap|FSReqCallback|FSReqPromise|GetAddrInfoReqWrap)$/;
+const WATCHED =
+  /^(TCPWrap|PipeWrap|TCPServerWrap|PipeServerWrap|TCPConnectWrap|PipeConnectWrap|ShutdownWrap|WriteWrap|FSReqCallback|FSReqPromise|GetAddrInfoReqWrap)$/;
 
 export type ResourceCounts = Map<string, number>;
 
@@ -66,15 +67,12 @@ export function trackTimers(): { running(): string[]; stop(): void } {
   const realTimeout = globalThis.setTimeout;
   const realInterval = globalThis.setInterval;
   const wrap = <F extends typeof setTimeout | typeof setInterval>(real: F, kind: string): F =>
-    Object.assign(
-      (...args: Parameters<F>) => {
-        const timer = (real as (...a: unknown[]) => Timer)(...args);
-        const where = new Error().stack?.split("\n").slice(2, 4).join(" <- ").trim() ?? "";
-        made.push({ timer, where: `${kind} ${String(args[1] ?? 0)} ms at ${where}` });
-        return timer;
-      },
-      real,
-    ) as F;
+    Object.assign((...args: Parameters<F>) => {
+      const timer = (real as (...a: unknown[]) => Timer)(...args);
+      const where = new Error().stack?.split("\n").slice(2, 4).join(" <- ").trim() ?? "";
+      made.push({ timer, where: `${kind} ${String(args[1] ?? 0)} ms at ${where}` });
+      return timer;
+    }, real) as F;
   globalThis.setTimeout = wrap(realTimeout, "setTimeout");
   globalThis.setInterval = wrap(realInterval, "setInterval");
   return {

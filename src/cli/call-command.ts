@@ -5,7 +5,16 @@
 
 import { once } from "node:events";
 import { parseArgs } from "node:util";
-import { toJson, type DescMethod, type DescMethodBiDiStreaming, type DescMethodClientStreaming, type DescMethodServerStreaming, type DescMethodUnary, type Message, type Registry } from "@bufbuild/protobuf";
+import {
+  toJson,
+  type DescMethod,
+  type DescMethodBiDiStreaming,
+  type DescMethodClientStreaming,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  type Message,
+  type Registry,
+} from "@bufbuild/protobuf";
 import { anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import { parseAddress } from "../address.js";
 import { Code, codeName } from "../code.js";
@@ -109,16 +118,24 @@ async function write(text: string): Promise<void> {
 
 export function run(argv: string[]): Promise<number> {
   return runCommand("call", USAGE, async () => {
-    const { values, positionals } = usageErrors(() => parseArgs({ args: argv, options: callOptions, allowPositionals: true }));
+    const { values, positionals } = usageErrors(() =>
+      parseArgs({ args: argv, options: callOptions, allowPositionals: true }),
+    );
     if (values.help === true) {
       process.stdout.write(USAGE);
       return Exit.ok;
     }
     if (positionals.length !== 1) {
-      throw new CliError(positionals.length === 0 ? "missing SERVICE/METHOD" : `expected one SERVICE/METHOD, got ${positionals.join(" ")}`, Exit.usage);
+      throw new CliError(
+        positionals.length === 0
+          ? "missing SERVICE/METHOD"
+          : `expected one SERVICE/METHOD, got ${positionals.join(" ")}`,
+        Exit.usage,
+      );
     }
     const address = values.address;
-    if (address === undefined) throw new CliError("missing --address (e.g. --address unix:/run/containerd/s/abc)", Exit.usage);
+    if (address === undefined)
+      throw new CliError("missing --address (e.g. --address unix:/run/containerd/s/abc)", Exit.usage);
     try {
       parseAddress(address);
     } catch (e) {
@@ -174,7 +191,13 @@ export function run(argv: string[]): Promise<number> {
       };
       const inputs = async function* () {
         try {
-          yield* readMessageStream(src, method.input, registry, () => process.stdin, (c) => (closeInput = c));
+          yield* readMessageStream(
+            src,
+            method.input,
+            registry,
+            () => process.stdin,
+            (c) => (closeInput = c),
+          );
         } catch (e) {
           if (e instanceof CliError) inputError = e;
           throw e;
@@ -206,7 +229,11 @@ export function run(argv: string[]): Promise<number> {
       } catch (e) {
         if (e instanceof CliError) throw e;
         if (inputError !== undefined) throw inputError;
-        if (interrupted) throw new CliError(`interrupted; ${callShape(method)} call ${method.parent.typeName}/${method.name} cancelled`, Exit.interrupted);
+        if (interrupted)
+          throw new CliError(
+            `interrupted; ${callShape(method)} call ${method.parent.typeName}/${method.name} cancelled`,
+            Exit.interrupted,
+          );
         const err = TtrpcError.from(e);
         let text = `rpc error: code = ${codeName(err.code)} desc = ${err.rawMessage}`;
         for (const d of err.details) text += `\n  detail: ${anyJson(d, registry)}`;

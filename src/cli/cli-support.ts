@@ -86,19 +86,31 @@ export async function runCommand(name: string, usage: string, body: () => Promis
       if (e.status === Exit.usage) process.stderr.write(`\n${usage}`);
       return e.status;
     }
-    process.stderr.write(`ttrpc-es ${name}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.stderr.write(
+      `ttrpc-es ${name}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
     return Exit.internal;
   }
 }
 
-const units: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const units: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /**
  * Parses a Go duration (`time.ParseDuration`): `500ms`, `5s`, `1m30s`,
  * `1.5h`, `300us`; a bare `0` is zero. Returns milliseconds.
  */
 export function parseDuration(text: string): number {
-  const bad = () => new CliError(`invalid duration "${text}": expected a Go duration such as 500ms, 5s or 1m30s`, Exit.usage);
+  const bad = () =>
+    new CliError(`invalid duration "${text}": expected a Go duration such as 500ms, 5s or 1m30s`, Exit.usage);
   let s = text.trim();
   let sign = 1;
   if (s.startsWith("-") || s.startsWith("+")) {
@@ -135,7 +147,11 @@ function editDistance(a: string, b: string): number {
  * contained in it (ignoring case), or within a small edit distance; best first.
  * `key` picks what is compared (e.g. the last name component).
  */
-export function closeMatches(wanted: string, candidates: readonly string[], key: (c: string) => string = (c) => c): string[] {
+export function closeMatches(
+  wanted: string,
+  candidates: readonly string[],
+  key: (c: string) => string = (c) => c,
+): string[] {
   const w = wanted.toLowerCase();
   if (w === "") return [];
   const scored: { c: string; score: number }[] = [];
@@ -158,7 +174,12 @@ export function closeMatches(wanted: string, candidates: readonly string[], key:
 }
 
 /** A sentence listing close matches, or the available names when there are few. */
-export function suggestionText(wanted: string, candidates: readonly string[], what: string, key?: (c: string) => string): string {
+export function suggestionText(
+  wanted: string,
+  candidates: readonly string[],
+  what: string,
+  key?: (c: string) => string,
+): string {
   const close = closeMatches(wanted, candidates, key);
   if (close.length > 0) return `did you mean:\n${close.map((c) => `  ${c}`).join("\n")}`;
   if (candidates.length === 0) return `the protos define no ${what}`;

@@ -1,7 +1,15 @@
 // `ttrpc-es describe`: a service, method, message or enum in proto-like form.
 
 import { parseArgs } from "node:util";
-import { CliError, Exit, EXIT_STATUS_HELP, PROTO_OPTIONS_HELP, usageErrors, protoOptions, runCommand } from "./cli-support.js";
+import {
+  CliError,
+  Exit,
+  EXIT_STATUS_HELP,
+  PROTO_OPTIONS_HELP,
+  usageErrors,
+  protoOptions,
+  runCommand,
+} from "./cli-support.js";
 import { callShape, formatEnum, formatMessage, formatMethod, formatService, header } from "./describe-format.js";
 import { loadProtos } from "./proto-loader.js";
 import { findSymbol } from "./symbols.js";
@@ -19,7 +27,9 @@ ${EXIT_STATUS_HELP}`;
 
 export function run(argv: string[]): Promise<number> {
   return runCommand("describe", USAGE, async () => {
-    const { values, positionals } = usageErrors(() => parseArgs({ args: argv, options: protoOptions, allowPositionals: true }));
+    const { values, positionals } = usageErrors(() =>
+      parseArgs({ args: argv, options: protoOptions, allowPositionals: true }),
+    );
     if (values.help === true) {
       process.stdout.write(USAGE);
       return Exit.ok;

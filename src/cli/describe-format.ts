@@ -1,6 +1,14 @@
 // Prints descriptors in a readable, proto-like form, with their comments.
 
-import { ScalarType, type DescEnum, type DescField, type DescFile, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  ScalarType,
+  type DescEnum,
+  type DescField,
+  type DescFile,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+} from "@bufbuild/protobuf";
 
 /** The call shape of a method, as `list` and `call` name it. */
 export function callShape(m: DescMethod): string {
@@ -83,9 +91,12 @@ function fieldType(f: DescField, pkg: string): string {
     case "message":
       return rel(f.message.typeName, pkg);
     case "list":
-      return f.listKind === "scalar" ? scalarName(f.scalar) : rel((f.listKind === "enum" ? f.enum : f.message).typeName, pkg);
+      return f.listKind === "scalar"
+        ? scalarName(f.scalar)
+        : rel((f.listKind === "enum" ? f.enum : f.message).typeName, pkg);
     case "map": {
-      const v = f.mapKind === "scalar" ? scalarName(f.scalar) : rel((f.mapKind === "enum" ? f.enum : f.message).typeName, pkg);
+      const v =
+        f.mapKind === "scalar" ? scalarName(f.scalar) : rel((f.mapKind === "enum" ? f.enum : f.message).typeName, pkg);
       return `map<${scalarName(f.mapKey)}, ${v}>`;
     }
   }

@@ -107,7 +107,11 @@ function describeSyntaxError(s: string, offset: number): string {
 }
 
 /** The request data as `-d` gave it. */
-export type DataSource = { kind: "text"; text: string; name: string } | { kind: "file"; path: string } | { kind: "stdin" } | { kind: "none" };
+export type DataSource =
+  | { kind: "text"; text: string; name: string }
+  | { kind: "file"; path: string }
+  | { kind: "stdin" }
+  | { kind: "none" };
 
 export function dataSource(d: string | undefined): DataSource {
   if (d === undefined) return { kind: "none" };
@@ -130,7 +134,10 @@ async function readAll(src: DataSource, stdin: () => Readable): Promise<string> 
       try {
         return readFileSync(src.path, "utf8");
       } catch (e) {
-        throw new CliError(`cannot read request data ${src.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, Exit.badInput);
+        throw new CliError(
+          `cannot read request data ${src.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          Exit.badInput,
+        );
       }
     case "stdin": {
       const chunks: Buffer[] = [];
@@ -144,7 +151,10 @@ function toMessage(desc: DescMessage, json: JsonValue, registry: Registry, where
   try {
     return fromJson(desc, json, { registry });
   } catch (e) {
-    throw new CliError(`request data (${where}) is not a valid ${desc.typeName}: ${(e as Error).message}`, Exit.badInput);
+    throw new CliError(
+      `request data (${where}) is not a valid ${desc.typeName}: ${(e as Error).message}`,
+      Exit.badInput,
+    );
   }
 }
 
@@ -152,12 +162,18 @@ function parseOne(text: string, source: string, firstLine: number): JsonValue {
   const err = jsonErrorOffset(text);
   if (err === undefined) return JSON.parse(text) as JsonValue;
   const where = `${source}, ${position(text, err.offset, firstLine)}`;
-  if (err.extra) throw new CliError(`malformed JSON (${where}): unexpected data after the end of the message`, Exit.badInput);
+  if (err.extra)
+    throw new CliError(`malformed JSON (${where}): unexpected data after the end of the message`, Exit.badInput);
   throw new CliError(`malformed JSON (${where}): ${describeSyntaxError(text, err.offset)}`, Exit.badInput);
 }
 
 /** The one request message of a unary or server-streaming call (`{}` without -d). */
-export async function readSingleMessage(src: DataSource, desc: DescMessage, registry: Registry, stdin: () => Readable): Promise<Message> {
+export async function readSingleMessage(
+  src: DataSource,
+  desc: DescMessage,
+  registry: Registry,
+  stdin: () => Readable,
+): Promise<Message> {
   const text = await readAll(src, stdin);
   const name = sourceName(src);
   if (text.trim() === "") return toMessage(desc, {}, registry, name);
@@ -171,7 +187,11 @@ export async function readSingleMessage(src: DataSource, desc: DescMessage, regi
   return toMessage(desc, parseOne(text, name, 1), registry, `${name}, line 1`);
 }
 
-async function* lines(src: DataSource, stdin: () => Readable, onClose: (close: () => void) => void): AsyncGenerator<string> {
+async function* lines(
+  src: DataSource,
+  stdin: () => Readable,
+  onClose: (close: () => void) => void,
+): AsyncGenerator<string> {
   if (src.kind === "none") return;
   if (src.kind === "text") {
     yield* src.text.split("\n");

@@ -1,7 +1,15 @@
 // `ttrpc-es list`: the services of .proto files, or one service's methods and call shapes.
 
 import { parseArgs } from "node:util";
-import { Exit, PROTO_OPTIONS_HELP, CliError, EXIT_STATUS_HELP, usageErrors, protoOptions, runCommand } from "./cli-support.js";
+import {
+  Exit,
+  PROTO_OPTIONS_HELP,
+  CliError,
+  EXIT_STATUS_HELP,
+  usageErrors,
+  protoOptions,
+  runCommand,
+} from "./cli-support.js";
 import { callShape, rpcSignature } from "./describe-format.js";
 import { loadProtos } from "./proto-loader.js";
 import { allServices, findService } from "./symbols.js";
@@ -19,12 +27,15 @@ ${EXIT_STATUS_HELP}`;
 
 export function run(argv: string[]): Promise<number> {
   return runCommand("list", USAGE, async () => {
-    const { values, positionals } = usageErrors(() => parseArgs({ args: argv, options: protoOptions, allowPositionals: true }));
+    const { values, positionals } = usageErrors(() =>
+      parseArgs({ args: argv, options: protoOptions, allowPositionals: true }),
+    );
     if (values.help === true) {
       process.stdout.write(USAGE);
       return Exit.ok;
     }
-    if (positionals.length > 1) throw new CliError(`expected at most one SERVICE, got ${positionals.join(" ")}`, Exit.usage);
+    if (positionals.length > 1)
+      throw new CliError(`expected at most one SERVICE, got ${positionals.join(" ")}`, Exit.usage);
     const { files } = await loadProtos({
       protos: values.proto ?? [],
       importPaths: values["import-path"] ?? [],
@@ -38,7 +49,9 @@ export function run(argv: string[]): Promise<number> {
     const service = findService(files, name);
     const width = Math.max(0, ...service.methods.map((m) => m.name.length));
     for (const m of service.methods) {
-      process.stdout.write(`${service.typeName}/${m.name.padEnd(width)}  ${callShape(m).padEnd(16)}  ${rpcSignature(m)}\n`);
+      process.stdout.write(
+        `${service.typeName}/${m.name.padEnd(width)}  ${callShape(m).padEnd(16)}  ${rpcSignature(m)}\n`,
+      );
     }
     return Exit.ok;
   });

@@ -5,8 +5,14 @@
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   call: { summary: "call a method of any ttrpc service (like grpcurl)", load: () => import("./call-command.js") },
   list: { summary: "list the services and methods of .proto files", load: () => import("./list-command.js") },
-  describe: { summary: "describe a service, method or message of .proto files", load: () => import("./describe-command.js") },
-  migration: { summary: "run, serve or demo the hcsshim live-migration reference shim", load: () => import("./migration-command.js") },
+  describe: {
+    summary: "describe a service, method or message of .proto files",
+    load: () => import("./describe-command.js"),
+  },
+  migration: {
+    summary: "run, serve or demo the hcsshim live-migration reference shim",
+    load: () => import("./migration-command.js"),
+  },
 };
 
 function usage(): string {

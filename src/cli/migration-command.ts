@@ -75,9 +75,11 @@ async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  if (values.source === undefined || values.destination === undefined) throw new UsageError("--source and --destination are required");
+  if (values.source === undefined || values.destination === undefined)
+    throw new UsageError("--source and --destination are required");
   const transport = values.transport ?? "unix";
-  if (transport !== "unix" && transport !== "tcp") throw new UsageError(`--transport must be unix or tcp, not "${transport}"`);
+  if (transport !== "unix" && transport !== "tcp")
+    throw new UsageError(`--transport must be unix or tcp, not "${transport}"`);
   let transferAddress = values["transfer-address"];
   if (transferAddress === undefined && transport === "tcp") transferAddress = `127.0.0.1:${await freeLoopbackPort()}`;
   const timeoutMs = parseCount(values["timeout-ms"], "--timeout-ms");
@@ -103,13 +105,21 @@ async function runCommand(argv: string[]): Promise<number> {
       process.stdout.write(
         `${JSON.stringify({
           ...result,
-          notifications: result.notifications.map((n) => ({ ...n, phase: `PHASE_${Phase[n.phase]}`, state: `PHASE_STATE_${PhaseState[n.state]}` })),
+          notifications: result.notifications.map((n) => ({
+            ...n,
+            phase: `PHASE_${Phase[n.phase]}`,
+            state: `PHASE_STATE_${PhaseState[n.state]}`,
+          })),
         })}\n`,
       );
     } else if (result.ok) {
-      process.stdout.write(`\n✓ migrated in ${(result.durationMs / 1000).toFixed(2)} s, blackout ${result.blackoutMs ?? "?"} ms (session ${result.sessionId})\n`);
+      process.stdout.write(
+        `\n✓ migrated in ${(result.durationMs / 1000).toFixed(2)} s, blackout ${result.blackoutMs ?? "?"} ms (session ${result.sessionId})\n`,
+      );
     } else {
-      process.stdout.write(`\n✗ migration failed: ${result.error}\n  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`);
+      process.stdout.write(
+        `\n✗ migration failed: ${result.error}\n  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`,
+      );
       for (const e of result.abortErrors) process.stdout.write(`  abort path: ${e}\n`);
     }
     return result.ok ? 0 : 1;

@@ -16,7 +16,15 @@ import { migrate } from "../migration/orchestrator.js";
 import type { TransferEvent, TransferStats } from "../migration/simulated/transfer-events.js";
 import { DEFAULT_DIRTY_PAGES_PER_SECOND, DEFAULT_MEMORY_BYTES } from "../migration/simulated/simulated-vm.js";
 import { PRE_COPY_DEFAULTS } from "../migration/simulated/pre-copy-params.js";
-import { formatBytes, initializeOptions, initOptions, INIT_OPTIONS_HELP, parseSize, vmOptions, VM_OPTIONS_HELP } from "./migration-options.js";
+import {
+  formatBytes,
+  initializeOptions,
+  initOptions,
+  INIT_OPTIONS_HELP,
+  parseSize,
+  vmOptions,
+  VM_OPTIONS_HELP,
+} from "./migration-options.js";
 import { ProgressView } from "./migration-progress.js";
 
 export const DEMO_HELP = `usage: ttrpc-es migration demo [options]
@@ -39,13 +47,21 @@ interface Shim {
 }
 
 /** Starts `migration serve` as a child process and waits until it listens. */
-async function startShim(name: string, args: string[], onEvent: (e: TransferEvent) => void, spawned: Shim[]): Promise<Shim> {
+async function startShim(
+  name: string,
+  args: string[],
+  onEvent: (e: TransferEvent) => void,
+  spawned: Shim[],
+): Promise<Shim> {
   const main = fileURLToPath(new URL("./main.js", import.meta.url));
-  const child = spawn(process.execPath, [main, "migration", "serve", ...args, "--events"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [main, "migration", "serve", ...args, "--events"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   spawned.push({ child, address: "", exited });
   const address = await new Promise<string>((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`the ${name} shim exited (status ${code}) before listening`));
+    const onExit = (code: number | null) =>
+      reject(new Error(`the ${name} shim exited (status ${code}) before listening`));
     child.once("exit", onExit);
     child.once("error", reject);
     createInterface({ input: child.stdout! }).on("line", (text) => {
@@ -106,9 +122,16 @@ export async function demo(argv: string[]): Promise<number> {
     const vmArgs = ["--memory", String(memoryBytes), "--dirty-rate", dirtyRate];
     if (values["page-size"] !== undefined) vmArgs.push("--page-size", values["page-size"]);
     if (values.processors !== undefined) vmArgs.push("--processors", values.processors);
-    view?.line(`ttrpc-es migration demo: a ${formatBytes(memoryBytes)} simulated sandbox, guest dirtying ${dirtyRate} pages/s`);
+    view?.line(
+      `ttrpc-es migration demo: a ${formatBytes(memoryBytes)} simulated sandbox, guest dirtying ${dirtyRate} pages/s`,
+    );
     const [source, destination] = await Promise.all([
-      startShim("source", ["--address", `unix:${join(tmp, "source.sock")}`, "--sandbox", "demo-sandbox", ...vmArgs], onTransfer, shims),
+      startShim(
+        "source",
+        ["--address", `unix:${join(tmp, "source.sock")}`, "--sandbox", "demo-sandbox", ...vmArgs],
+        onTransfer,
+        shims,
+      ),
       startShim("destination", ["--address", `unix:${join(tmp, "destination.sock")}`], onTransfer, shims),
     ]);
     view?.line(`  source shim      pid ${source.child.pid}  ${source.address}`);
@@ -150,7 +173,12 @@ export async function demo(argv: string[]): Promise<number> {
           source: result.source,
           destination: result.destination,
           error: result.error ?? failed.source ?? failed.destination ?? null,
-          phases: result.notifications.map((n) => ({ side: n.side, phase: `PHASE_${Phase[n.phase]}`, state: `PHASE_STATE_${PhaseState[n.state]}`, atMs: Math.round(n.atMs) })),
+          phases: result.notifications.map((n) => ({
+            side: n.side,
+            phase: `PHASE_${Phase[n.phase]}`,
+            state: `PHASE_STATE_${PhaseState[n.state]}`,
+            atMs: Math.round(n.atMs),
+          })),
         })}\n`,
       );
     } else if (verified) {
@@ -168,8 +196,12 @@ export async function demo(argv: string[]): Promise<number> {
       ];
       process.stdout.write(`${out.join("\n")}\n`);
     } else {
-      process.stdout.write(`\n✗ migration failed: ${result.error ?? failed.source ?? failed.destination ?? "image digests differ"}\n`);
-      process.stdout.write(`  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`);
+      process.stdout.write(
+        `\n✗ migration failed: ${result.error ?? failed.source ?? failed.destination ?? "image digests differ"}\n`,
+      );
+      process.stdout.write(
+        `  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`,
+      );
       for (const e of result.abortErrors) process.stdout.write(`  abort path: ${e}\n`);
     }
     return verified ? 0 : 1;

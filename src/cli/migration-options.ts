@@ -3,7 +3,10 @@
 
 import type { ParseArgsConfig } from "node:util";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { MemoryTransport, type InitializeOptionsSchema } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import {
+  MemoryTransport,
+  type InitializeOptionsSchema,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 
 /** A usage error: the command prints it and exits 2. */
 export class UsageError extends Error {
@@ -55,7 +58,19 @@ export const INIT_OPTIONS_HELP = `InitializeOptions (memory_transport is always 
   --perf-tracing                 perf_tracing_enabled
   --prepare-memory-transfer-mode prepare_memory_transfer_mode`;
 
-const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** "64MiB", "1g", "4096" → bytes (binary units). */
 export function parseSize(text: string, what: string): number {
@@ -70,7 +85,8 @@ export function parseSize(text: string, what: string): number {
 /** A non-negative integer option, or undefined when absent. */
 export function parseCount(text: string | undefined, what: string, max = 2 ** 32 - 1): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]+$/.test(text) || Number(text) > max) throw new UsageError(`${what}: "${text}" is not an integer from 0 to ${max}`);
+  if (!/^[0-9]+$/.test(text) || Number(text) > max)
+    throw new UsageError(`${what}: "${text}" is not an integer from 0 to ${max}`);
   return Number(text);
 }
 
@@ -81,11 +97,17 @@ function parseNumber(text: string | undefined, what: string): number | undefined
   return n;
 }
 
-type Values = { [K in keyof typeof initOptions]?: (typeof initOptions)[K]["type"] extends "boolean" ? boolean : string };
+type Values = {
+  [K in keyof typeof initOptions]?: (typeof initOptions)[K]["type"] extends "boolean" ? boolean : string;
+};
 
 /** The InitializeOptions the flags describe. */
-export function initializeOptions(v: Values, checksumByDefault: boolean): MessageInitShape<typeof InitializeOptionsSchema> {
-  if (v.checksum === true && v["no-checksum"] === true) throw new UsageError("--checksum and --no-checksum exclude each other");
+export function initializeOptions(
+  v: Values,
+  checksumByDefault: boolean,
+): MessageInitShape<typeof InitializeOptionsSchema> {
+  if (v.checksum === true && v["no-checksum"] === true)
+    throw new UsageError("--checksum and --no-checksum exclude each other");
   const throttle = {
     skipThrottling: v["skip-throttling"],
     throttlingScale: parseNumber(v["throttling-scale"], "--throttling-scale"),

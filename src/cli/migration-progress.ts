@@ -40,7 +40,9 @@ export class ProgressView {
   orchestrator(e: MigrationEvent): void {
     if (e.type === "step") {
       const what = `${e.step}${e.detail === undefined ? "" : ` ${e.detail}`}`;
-      this.line(`${this.#stamp(e.atMs)}  ${e.side.padEnd(11)} ${what.padEnd(28)} ${e.error === undefined ? `ok (${e.ms.toFixed(1)} ms)` : `error: ${e.error}`}`);
+      this.line(
+        `${this.#stamp(e.atMs)}  ${e.side.padEnd(11)} ${what.padEnd(28)} ${e.error === undefined ? `ok (${e.ms.toFixed(1)} ms)` : `error: ${e.error}`}`,
+      );
     } else if (e.type === "notification") {
       const state = e.state === PhaseState.SUCCESS ? "" : ` / ${PhaseState[e.state] ?? e.state}`;
       const extra = e.blackoutMs === undefined ? "" : `  blackout ${e.blackoutMs} ms`;
@@ -53,9 +55,13 @@ export class ProgressView {
   transfer(e: TransferEvent): void {
     if (e.side !== "source") return;
     if (e.type === "pass") {
-      this.line(`${this.#stamp()}  source      ${e.blackout ? "blackout pass" : "brownout pass"} ${e.pass}: ${e.pages} dirty pages, guest at ${e.throttlePercent} %`);
+      this.line(
+        `${this.#stamp()}  source      ${e.blackout ? "blackout pass" : "brownout pass"} ${e.pass}: ${e.pages} dirty pages, guest at ${e.throttlePercent} %`,
+      );
     } else if (e.type === "pass-end") {
-      this.line(`${this.#stamp()}  source        pass ${e.pass} done in ${e.ms.toFixed(1)} ms; ${e.remainingDirty} pages dirtied meanwhile, projected blackout ${e.projectedBlackoutMs.toFixed(1)} ms`);
+      this.line(
+        `${this.#stamp()}  source        pass ${e.pass} done in ${e.ms.toFixed(1)} ms; ${e.remainingDirty} pages dirtied meanwhile, projected blackout ${e.projectedBlackoutMs.toFixed(1)} ms`,
+      );
     } else if (e.type === "progress") {
       const now = performance.now();
       if (now - this.#lastAt >= 50) {

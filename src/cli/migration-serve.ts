@@ -23,7 +23,13 @@ ${VM_OPTIONS_HELP}
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { address: { type: "string" }, sandbox: { type: "string" }, events: { type: "boolean" }, help: { type: "boolean", short: "h" }, ...vmOptions },
+    options: {
+      address: { type: "string" },
+      sandbox: { type: "string" },
+      events: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+      ...vmOptions,
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -60,7 +66,9 @@ export async function serve(argv: string[]): Promise<number> {
             ...(pageSize === undefined ? {} : { pageSize }),
             ...(dirty === undefined ? {} : { dirtyPagesPerSecond: dirty }),
             ...(processors === undefined ? {} : { processorCount: processors }),
-            containers: [{ id: `${values.sandbox}-app`, image: "docker.io/library/busybox:latest", state: "running", pid: 1 }],
+            containers: [
+              { id: `${values.sandbox}-app`, image: "docker.io/library/busybox:latest", state: "running", pid: 1 },
+            ],
           },
         }),
   });

@@ -3,11 +3,28 @@
 // and/or prebuilt FileDescriptorSets.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { create, createFileRegistry, createRegistry, fromBinary, type DescFile, type FileRegistry, type Registry } from "@bufbuild/protobuf";
+import {
+  create,
+  createFileRegistry,
+  createRegistry,
+  fromBinary,
+  type DescFile,
+  type FileRegistry,
+  type Registry,
+} from "@bufbuild/protobuf";
 import * as wkt from "@bufbuild/protobuf/wkt";
 import { FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { CliError, Exit } from "./cli-support.js";
@@ -55,7 +72,9 @@ export async function loadProtos(src: ProtoSources): Promise<LoadedProtos> {
       Exit.protos,
     );
   }
-  const wktFiles = Object.values(wkt).filter((v): v is DescFile => typeof v === "object" && v !== null && "kind" in v && v.kind === "file");
+  const wktFiles = Object.values(wkt).filter(
+    (v): v is DescFile => typeof v === "object" && v !== null && "kind" in v && v.kind === "file",
+  );
   return { files: registry, registry: createRegistry(...wktFiles, registry) };
 }
 
@@ -64,7 +83,10 @@ function readProtoset(path: string): FileDescriptorProto[] {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new CliError(`cannot read protoset ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, Exit.protos);
+    throw new CliError(
+      `cannot read protoset ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      Exit.protos,
+    );
   }
   try {
     return fromBinary(FileDescriptorSetSchema, bytes).file;
@@ -96,7 +118,11 @@ interface Target {
 }
 
 /** Resolves --proto files against the import roots as protoc does; may add the file's own directory as a root. */
-export function resolveTargets(protos: readonly string[], importPaths: readonly string[], cwd: string): { roots: string[]; targets: Target[] } {
+export function resolveTargets(
+  protos: readonly string[],
+  importPaths: readonly string[],
+  cwd: string,
+): { roots: string[]; targets: Target[] } {
   const roots: string[] = [];
   const addRoot = (dir: string): number => {
     const real = realpathSync(dir);
@@ -135,7 +161,10 @@ export function resolveTargets(protos: readonly string[], importPaths: readonly 
       const dirRoot = addRoot(resolve(real, ".."));
       targets.push({ root: dirRoot, name: relative(roots[dirRoot]!, real) });
     } else {
-      throw new CliError(`${proto} is not below any -I directory (${roots.join(", ")}); add -I with its import root`, Exit.protos);
+      throw new CliError(
+        `${proto} is not below any -I directory (${roots.join(", ")}); add -I with its import root`,
+        Exit.protos,
+      );
     }
   }
   return { roots, targets };
@@ -146,10 +175,16 @@ export function findBuf(): { command: string; args: string[] } | undefined {
   const env = process.env["TTRPC_ES_BUF"];
   if (env !== undefined && env !== "") return existsSync(env) ? { command: env, args: [] } : undefined;
   const require = createRequire(import.meta.url);
-  const arch = process.platform === "linux" ? ({ arm64: "aarch64", arm: "armv7" } as Record<string, string>)[process.arch] : undefined;
+  const arch =
+    process.platform === "linux"
+      ? ({ arm64: "aarch64", arm: "armv7" } as Record<string, string>)[process.arch]
+      : undefined;
   const exe = process.platform === "win32" ? "buf.exe" : "buf";
   try {
-    return { command: require.resolve(`@bufbuild/buf-${process.platform}-${arch ?? process.arch}/bin/${exe}`), args: [] };
+    return {
+      command: require.resolve(`@bufbuild/buf-${process.platform}-${arch ?? process.arch}/bin/${exe}`),
+      args: [],
+    };
   } catch {
     // fall through to the launcher
   }
@@ -160,7 +195,11 @@ export function findBuf(): { command: string; args: string[] } | undefined {
   }
 }
 
-async function compileProtos(protos: readonly string[], importPaths: readonly string[], cwd: string): Promise<FileDescriptorProto[]> {
+async function compileProtos(
+  protos: readonly string[],
+  importPaths: readonly string[],
+  cwd: string,
+): Promise<FileDescriptorProto[]> {
   const { roots, targets } = resolveTargets(protos, importPaths, cwd);
   const buf = findBuf();
   if (buf === undefined) {
@@ -174,7 +213,10 @@ async function compileProtos(protos: readonly string[], importPaths: readonly st
   const work = mkdtempSync(join(tmpdir(), "ttrpc-es-buf-"));
   try {
     roots.forEach((r, i) => symlinkSync(r, join(work, `i${i}`), "junction"));
-    writeFileSync(join(work, "buf.yaml"), `version: v2\nmodules:\n${roots.map((_, i) => `  - path: i${i}\n`).join("")}`);
+    writeFileSync(
+      join(work, "buf.yaml"),
+      `version: v2\nmodules:\n${roots.map((_, i) => `  - path: i${i}\n`).join("")}`,
+    );
     const args = [...buf.args, "build", ".", "--as-file-descriptor-set", "-o", "-"];
     for (const t of targets) args.push("--path", `i${t.root}/${t.name}`);
     const { status, stdout, stderr } = await run(buf.command, args, work);
@@ -183,7 +225,10 @@ async function compileProtos(protos: readonly string[], importPaths: readonly st
         .replaceAll(`${work}${sep}`, "")
         .replace(/^i(\d+)\//gm, (m, n: string) => (roots[Number(n)] === undefined ? m : `${roots[Number(n)]}${sep}`))
         .trim();
-      throw new CliError(`cannot compile ${protos.join(", ")}:\n${explainImports(text) || `buf exited with status ${status}`}`, Exit.protos);
+      throw new CliError(
+        `cannot compile ${protos.join(", ")}:\n${explainImports(text) || `buf exited with status ${status}`}`,
+        Exit.protos,
+      );
     }
     return fromBinary(FileDescriptorSetSchema, stdout).file;
   } finally {
@@ -193,19 +238,26 @@ async function compileProtos(protos: readonly string[], importPaths: readonly st
 
 // buf says "imported file does not exist" without the name; add it from the source line.
 function explainImports(text: string): string {
-  return text.replace(/^(.+\.proto):(\d+):\d+:imported file does not exist$/gm, (line, file: string, lineNo: string) => {
-    try {
-      const src = readFileSync(file, "utf8").split("\n")[Number(lineNo) - 1] ?? "";
-      const name = /import\s+(?:public\s+|weak\s+)?"([^"]+)"/.exec(src)?.[1];
-      if (name !== undefined) return `${line}: import "${name}" not found in any -I directory`;
-    } catch {
-      // keep buf's words
-    }
-    return line;
-  });
+  return text.replace(
+    /^(.+\.proto):(\d+):\d+:imported file does not exist$/gm,
+    (line, file: string, lineNo: string) => {
+      try {
+        const src = readFileSync(file, "utf8").split("\n")[Number(lineNo) - 1] ?? "";
+        const name = /import\s+(?:public\s+|weak\s+)?"([^"]+)"/.exec(src)?.[1];
+        if (name !== undefined) return `${line}: import "${name}" not found in any -I directory`;
+      } catch {
+        // keep buf's words
+      }
+      return line;
+    },
+  );
 }
 
-function run(command: string, args: string[], cwd: string): Promise<{ status: number; stdout: Uint8Array; stderr: string }> {
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+): Promise<{ status: number; stdout: Uint8Array; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
@@ -213,7 +265,12 @@ function run(command: string, args: string[], cwd: string): Promise<{ status: nu
     child.stdout.on("data", (c: Buffer) => out.push(c));
     child.stderr.on("data", (c: Buffer) => err.push(c));
     child.on("error", (e) =>
-      reject(new CliError(`cannot run buf (${command}): ${e.message}; install @bufbuild/buf or pass --protoset FILE`, Exit.protos)),
+      reject(
+        new CliError(
+          `cannot run buf (${command}): ${e.message}; install @bufbuild/buf or pass --protoset FILE`,
+          Exit.protos,
+        ),
+      ),
     );
     child.on("close", (code, signal) =>
       resolvePromise({

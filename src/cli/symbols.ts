@@ -84,7 +84,13 @@ export function findSymbol(files: FileRegistry, spec: string): ProtoSymbol {
   const bySimple = all.filter((n) => n.endsWith(`.${name}`));
   if (bySimple.length === 1) return findSymbol(files, bySimple[0]!);
   if (bySimple.length > 1) {
-    throw new CliError(`symbol "${name}" is ambiguous; use the full name:\n${bySimple.map((n) => `  ${n}`).join("\n")}`, Exit.unknownSymbol);
+    throw new CliError(
+      `symbol "${name}" is ambiguous; use the full name:\n${bySimple.map((n) => `  ${n}`).join("\n")}`,
+      Exit.unknownSymbol,
+    );
   }
-  throw new CliError(`unknown symbol "${name}"; ${suggestionText(name, all.sort(), "symbols", lastPart)}`, Exit.unknownSymbol);
+  throw new CliError(
+    `unknown symbol "${name}"; ${suggestionText(name, all.sort(), "symbols", lastPart)}`,
+    Exit.unknownSymbol,
+  );
 }

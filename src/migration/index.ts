@@ -65,7 +65,14 @@ export * from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_op
 
 // Issue 6: the orchestrator and the simulated backend (real pre-copy memory transfer).
 export { migrate } from "./orchestrator.js";
-export type { MigrateOptions, MigrationEvent, MigrationResult, MigrationSide, MigrationStep, SideOutcome } from "./orchestrator.js";
+export type {
+  MigrateOptions,
+  MigrationEvent,
+  MigrationResult,
+  MigrationSide,
+  MigrationStep,
+  SideOutcome,
+} from "./orchestrator.js";
 export {
   createSimulatedBackend,
   SimulatedBackend,

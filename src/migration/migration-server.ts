@@ -16,7 +16,10 @@ export interface MigrationServerOptions<E> extends MigrationServiceOptions {
  * `Migration`, ready to `listen`. The service is returned too, to inspect
  * the session or `close()` it when the shim goes down.
  */
-export function createMigrationServer<E>(options: MigrationServerOptions<E>): { server: Server; service: MigrationService } {
+export function createMigrationServer<E>(options: MigrationServerOptions<E>): {
+  server: Server;
+  service: MigrationService;
+} {
   const { backend, server: serverOptions, ...serviceOptions } = options;
   const service = createMigrationService(backend, serviceOptions);
   const server = createServer(serverOptions);

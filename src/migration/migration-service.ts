@@ -7,7 +7,10 @@ import {
   PhaseState,
   type Notification,
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
-import { FinalizeAction, type NotificationsResponse } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
+import {
+  FinalizeAction,
+  type NotificationsResponse,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
 import type { MigrationServer } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
 import type {
   BackendSession,
@@ -26,7 +29,14 @@ import {
   TRANSFER_NOOP_STATES,
   type MigrationState,
 } from "./session-state.js";
-import { decodeStatedState, encodeStatedState, hcsMigrationOptions, type HcsMigrationOptions, type HcsMigrationOrigin, type StatedState } from "./stated-state.js";
+import {
+  decodeStatedState,
+  encodeStatedState,
+  hcsMigrationOptions,
+  type HcsMigrationOptions,
+  type HcsMigrationOrigin,
+  type StatedState,
+} from "./stated-state.js";
 
 /** How long TransferSandbox waits for the duplicated socket when `timeout` is absent or ≤ 0, as the real shim. */
 export const DEFAULT_SOCKET_WAIT_MS = 10 * 60 * 1000;
@@ -101,7 +111,13 @@ interface Session<E> extends BackendSession {
   failedState: PhaseState | undefined;
 }
 
-const IDLE_INFO: MigrationSessionInfo = { state: "Idle", sessionId: "", origin: undefined, socketAttached: false, subscribers: 0 };
+const IDLE_INFO: MigrationSessionInfo = {
+  state: "Idle",
+  sessionId: "",
+  origin: undefined,
+  socketAttached: false,
+  subscribers: 0,
+};
 
 function invalid(message: string): TtrpcError {
   return new TtrpcError(message, Code.InvalidArgument);
@@ -129,7 +145,10 @@ function protoOrigin(origin: HcsMigrationOrigin): Origin {
  * Creates the reference Migration service on a backend. One service is one
  * shim: it hosts one session at a time.
  */
-export function createMigrationService<E>(backend: MigrationBackend<E>, options: MigrationServiceOptions = {}): MigrationService {
+export function createMigrationService<E>(
+  backend: MigrationBackend<E>,
+  options: MigrationServiceOptions = {},
+): MigrationService {
   const now = options.now ?? wallClockMs;
   const defaultWait = options.defaultSocketWaitMs ?? DEFAULT_SOCKET_WAIT_MS;
   const onError = options.onError ?? (() => {});
@@ -143,7 +162,12 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
     return run;
   };
 
-  function publish(s: Session<E>, phase: Phase, state: PhaseState, blackout?: BlackoutReport): NotificationsResponse | undefined {
+  function publish(
+    s: Session<E>,
+    phase: Phase,
+    state: PhaseState,
+    blackout?: BlackoutReport,
+  ): NotificationsResponse | undefined {
     const n: Partial<Notification> = { origin: protoOrigin(s.origin), phase, state };
     if (blackout !== undefined) {
       n.phaseDetails = {
@@ -162,7 +186,9 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
   function active(sessionId: string): Session<E> {
     requireSessionId(sessionId);
     if (session === undefined || session.sessionId !== sessionId) {
-      throw invalid(`session id ${JSON.stringify(sessionId)} does not match active session ${JSON.stringify(session?.sessionId ?? "")}`);
+      throw invalid(
+        `session id ${JSON.stringify(sessionId)} does not match active session ${JSON.stringify(session?.sessionId ?? "")}`,
+      );
     }
     return session;
   }
@@ -172,7 +198,9 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
     requireSessionId(sessionId);
     if (session === undefined) return;
     if (session.sessionId !== sessionId) {
-      throw invalid(`session id ${JSON.stringify(sessionId)} does not match active session ${JSON.stringify(session.sessionId)}`);
+      throw invalid(
+        `session id ${JSON.stringify(sessionId)} does not match active session ${JSON.stringify(session.sessionId)}`,
+      );
     }
     throw precondition(`${what} not valid in state ${session.state}`);
   }
@@ -183,7 +211,10 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
       sessionNumber: sessionNumber(sessionId),
       origin,
       state,
-      notifier: createNotifier({ now, ...(options.notificationBufferSize === undefined ? {} : { bufferSize: options.notificationBufferSize }) }),
+      notifier: createNotifier({
+        now,
+        ...(options.notificationBufferSize === undefined ? {} : { bufferSize: options.notificationBufferSize }),
+      }),
       options: undefined,
       stated: undefined,
       socketClaimed: false,
@@ -297,7 +328,12 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
         const s = newSession(request.sessionId, "Source", "SourcePrepared");
         let stated: StatedState;
         try {
-          stated = await backend.prepareSource({ ...ident(s), origin: "Source", options: opts, signal: context.signal });
+          stated = await backend.prepareSource({
+            ...ident(s),
+            origin: "Source",
+            options: opts,
+            signal: context.signal,
+          });
         } catch (e) {
           s.notifier.close();
           throw backendError(e, "prepare source");
@@ -326,11 +362,19 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
         if (request.sandboxId === "") throw invalid("sandbox id is required");
         const stated = decodeStatedState(request.config);
         if (normalizeSessionId(stated.sessionId) !== normalizeSessionId(request.sessionId)) {
-          throw invalid(`config was exported by session ${JSON.stringify(stated.sessionId)}, not ${JSON.stringify(request.sessionId)}`);
+          throw invalid(
+            `config was exported by session ${JSON.stringify(stated.sessionId)}, not ${JSON.stringify(request.sessionId)}`,
+          );
         }
         const s = newSession(request.sessionId, "Destination", "DestinationImported");
         try {
-          await backend.importSandbox({ ...ident(s), origin: "Destination", sandboxId: request.sandboxId, state: stated, signal: context.signal });
+          await backend.importSandbox({
+            ...ident(s),
+            origin: "Destination",
+            sandboxId: request.sandboxId,
+            state: stated,
+            signal: context.signal,
+          });
         } catch (e) {
           s.notifier.close();
           throw backendError(e, "import sandbox");
@@ -347,7 +391,13 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
         if (s.state !== "DestinationImported") throw precondition(`prepare not valid in state ${s.state}`);
         const opts = hcsMigrationOptions(request.initOptions, "Destination");
         try {
-          await backend.prepareDestination({ ...ident(s), origin: "Destination", options: opts, state: s.stated!, signal: context.signal });
+          await backend.prepareDestination({
+            ...ident(s),
+            origin: "Destination",
+            options: opts,
+            state: s.stated!,
+            signal: context.signal,
+          });
         } catch (e) {
           throw backendError(e, "prepare destination");
         }
@@ -361,7 +411,10 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
       return serial(async () => {
         const s = active(request.sessionId);
         if (s.socketClaimed) {
-          throw new TtrpcError(`duplicate socket already registered for session ${JSON.stringify(s.sessionId)}`, Code.AlreadyExists);
+          throw new TtrpcError(
+            `duplicate socket already registered for session ${JSON.stringify(s.sessionId)}`,
+            Code.AlreadyExists,
+          );
         }
         if (!SOCKET_STATES.has(s.state)) throw precondition(`create duplicate socket not valid in state ${s.state}`);
         const endpoint = backend.parseEndpoint(request.protocolInfo, ident(s));
@@ -402,7 +455,9 @@ export function createMigrationService<E>(backend: MigrationBackend<E>, options:
     finalizeSandbox(request, context) {
       return serial(async () => {
         if (request.action !== FinalizeAction.STOP && request.action !== FinalizeAction.RESUME) {
-          throw invalid(`finalize action must be FINALIZE_ACTION_STOP or FINALIZE_ACTION_RESUME, not ${FinalizeAction[request.action] ?? request.action}`);
+          throw invalid(
+            `finalize action must be FINALIZE_ACTION_STOP or FINALIZE_ACTION_RESUME, not ${FinalizeAction[request.action] ?? request.action}`,
+          );
         }
         const s = active(request.sessionId);
         if (s.state === "Finalized") return {};

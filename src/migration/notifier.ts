@@ -85,7 +85,11 @@ export function createNotifier(options: NotifierOptions = {}): Notifier {
     w?.();
   };
 
-  async function* stream(s: Subscriber, signal: AbortSignal | undefined, onAbort: () => void): AsyncGenerator<NotificationsResponse> {
+  async function* stream(
+    s: Subscriber,
+    signal: AbortSignal | undefined,
+    onAbort: () => void,
+  ): AsyncGenerator<NotificationsResponse> {
     try {
       for (;;) {
         if (signal?.aborted) return;

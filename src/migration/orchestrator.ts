@@ -15,9 +15,19 @@ import { connect } from "../connect.js";
 import type { Client } from "../client.js";
 import { Code } from "../code.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { Phase, PhaseState, type InitializeOptionsSchema } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
-import { FinalizeAction, type NotificationsResponse } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
-import { createMigrationClient, type MigrationClient } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
+import {
+  Phase,
+  PhaseState,
+  type InitializeOptionsSchema,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import {
+  FinalizeAction,
+  type NotificationsResponse,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
+import {
+  createMigrationClient,
+  type MigrationClient,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
 import { sessionNumber } from "./session-number.js";
 import { decodeStatedState } from "./stated-state.js";
 import { createEndpointPair, type EndpointTransport } from "./simulated/endpoint-descriptor.js";
@@ -38,7 +48,15 @@ export type MigrationStep =
 
 /** What the orchestrator reports while it runs (all times in ms since `migrate` started). */
 export type MigrationEvent =
-  | { readonly type: "step"; readonly side: MigrationSide; readonly step: MigrationStep; readonly detail?: string; readonly atMs: number; readonly ms: number; readonly error?: string }
+  | {
+      readonly type: "step";
+      readonly side: MigrationSide;
+      readonly step: MigrationStep;
+      readonly detail?: string;
+      readonly atMs: number;
+      readonly ms: number;
+      readonly error?: string;
+    }
   | {
       readonly type: "notification";
       readonly side: MigrationSide;
@@ -160,20 +178,49 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
   const makeSide = (side: MigrationSide): SideRun => {
     let resolveTerminal!: () => void;
     const terminal = new Promise<void>((r) => (resolveTerminal = r));
-    return { side, client: undefined as never, started: false, outcome: "not-started", terminal, resolveTerminal, streamAbort: new AbortController() };
+    return {
+      side,
+      client: undefined as never,
+      started: false,
+      outcome: "not-started",
+      terminal,
+      resolveTerminal,
+      streamAbort: new AbortController(),
+    };
   };
   const src = makeSide("source");
   const dst = makeSide("destination");
 
-  const call = async <T>(s: SideRun, step: MigrationStep, fn: (c: MigrationClient) => Promise<T>, detail?: string): Promise<T> => {
+  const call = async <T>(
+    s: SideRun,
+    step: MigrationStep,
+    fn: (c: MigrationClient) => Promise<T>,
+    detail?: string,
+  ): Promise<T> => {
     const start = at();
     try {
       const r = await fn(s.client);
-      emit({ type: "step", side: s.side, step, ...(detail === undefined ? {} : { detail }), atMs: start, ms: at() - start });
+      emit({
+        type: "step",
+        side: s.side,
+        step,
+        ...(detail === undefined ? {} : { detail }),
+        atMs: start,
+        ms: at() - start,
+      });
       return r;
     } catch (e) {
-      emit({ type: "step", side: s.side, step, ...(detail === undefined ? {} : { detail }), atMs: start, ms: at() - start, error: message(e) });
-      if (e instanceof TtrpcError && (e.code === Code.Unavailable || e.code === Code.Canceled) && s.conn?.closed) s.outcome = "unreachable";
+      emit({
+        type: "step",
+        side: s.side,
+        step,
+        ...(detail === undefined ? {} : { detail }),
+        atMs: start,
+        ms: at() - start,
+        error: message(e),
+      });
+      if (e instanceof TtrpcError && (e.code === Code.Unavailable || e.code === Code.Canceled) && s.conn?.closed)
+        s.outcome = "unreachable";
       throw e;
     }
   };
@@ -182,9 +229,15 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
   const follow = (s: SideRun) => {
     s.stream = (async () => {
       try {
-        for await (const n of s.client.notifications({ sessionId }, { signal: s.streamAbort.signal })) onNotification(s, n);
+        for await (const n of s.client.notifications({ sessionId }, { signal: s.streamAbort.signal }))
+          onNotification(s, n);
       } catch (e) {
-        if (!s.streamAbort.signal.aborted && s.outcome !== "done" && s.outcome !== "failed" && s.outcome !== "cancelled") {
+        if (
+          !s.streamAbort.signal.aborted &&
+          s.outcome !== "done" &&
+          s.outcome !== "failed" &&
+          s.outcome !== "cancelled"
+        ) {
           s.outcome = "unreachable";
           fail(`${s.side} shim: notifications ended: ${message(e)}`);
         }
@@ -204,7 +257,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
       state: n.state,
       messageId: r.messageId,
       atMs: at(),
-      ...(n.phaseDetails.case === "blackoutExited" ? { blackoutMs: Number(n.phaseDetails.value.blackoutDurationMilliseconds) } : {}),
+      ...(n.phaseDetails.case === "blackoutExited"
+        ? { blackoutMs: Number(n.phaseDetails.value.blackoutDurationMilliseconds) }
+        : {}),
     };
     notifications.push(ev);
     emit(ev);
@@ -227,13 +282,16 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
       if (typeof target === "string") {
         s.conn = await connect(target, { connectTimeoutMs: callTimeoutMs });
         s.client = createMigrationClient(s.conn);
-        s.conn.done.then((e) => {
-          if (!s.streamAbort.signal.aborted && s.outcome !== "done") {
-            s.outcome = s.outcome === "failed" || s.outcome === "cancelled" ? s.outcome : "unreachable";
-            fail(`${s.side} shim connection lost: ${e.message}`);
-            s.resolveTerminal();
-          }
-        }, () => {});
+        s.conn.done.then(
+          (e) => {
+            if (!s.streamAbort.signal.aborted && s.outcome !== "done") {
+              s.outcome = s.outcome === "failed" || s.outcome === "cancelled" ? s.outcome : "unreachable";
+              fail(`${s.side} shim connection lost: ${e.message}`);
+              s.resolveTerminal();
+            }
+          },
+          () => {},
+        );
       } else {
         s.client = target;
       }
@@ -243,7 +301,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
       return p;
     };
 
-    const exported = await guard(call(src, "PrepareAndExportSandbox", (c) => c.prepareAndExportSandbox({ sessionId, initOptions: options.initOptions }, opts())));
+    const exported = await guard(
+      call(src, "PrepareAndExportSandbox", (c) =>
+        c.prepareAndExportSandbox({ sessionId, initOptions: options.initOptions }, opts()),
+      ),
+    );
     src.started = true;
     const config = exported.config;
     if (config === undefined) throw new Error("source returned no config");
@@ -252,17 +314,31 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
       try {
         sandboxId = decodeStatedState(config).sandboxId;
       } catch (e) {
-        throw new Error(`the source's config is not a StatedState the orchestrator can read; pass sandboxId: ${message(e)}`);
+        throw new Error(
+          `the source's config is not a StatedState the orchestrator can read; pass sandboxId: ${message(e)}`,
+        );
       }
     }
     const sid = sandboxId;
     await guard(call(dst, "ImportSandbox", (c) => c.importSandbox({ sessionId, sandboxId: sid, config }, opts())));
     dst.started = true;
-    await guard(call(dst, "PrepareSandbox", (c) => c.prepareSandbox({ sessionId, initOptions: options.destinationInitOptions ?? options.initOptions }, opts())));
+    await guard(
+      call(dst, "PrepareSandbox", (c) =>
+        c.prepareSandbox({ sessionId, initOptions: options.destinationInitOptions ?? options.initOptions }, opts()),
+      ),
+    );
 
     const info = options.protocolInfo ?? defaultEndpoints(sessionId, options);
-    await guard(call(src, "CreateDuplicateSocket", (c) => c.createDuplicateSocket({ sessionId, protocolInfo: info.source }, opts())));
-    await guard(call(dst, "CreateDuplicateSocket", (c) => c.createDuplicateSocket({ sessionId, protocolInfo: info.destination }, opts())));
+    await guard(
+      call(src, "CreateDuplicateSocket", (c) =>
+        c.createDuplicateSocket({ sessionId, protocolInfo: info.source }, opts()),
+      ),
+    );
+    await guard(
+      call(dst, "CreateDuplicateSocket", (c) =>
+        c.createDuplicateSocket({ sessionId, protocolInfo: info.destination }, opts()),
+      ),
+    );
     follow(src);
     follow(dst);
     const timeout = { seconds: BigInt(Math.floor(timeoutMs / 1000)), nanos: (timeoutMs % 1000) * 1e6 };
@@ -283,15 +359,28 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
     ]);
     clearTimeout(timer);
     if (failure.signal.aborted) throw failure.signal.reason;
-    if (src.outcome !== "done" || dst.outcome !== "done") throw new Error(`transfer ended with source ${src.outcome}, destination ${dst.outcome}`);
+    if (src.outcome !== "done" || dst.outcome !== "done")
+      throw new Error(`transfer ended with source ${src.outcome}, destination ${dst.outcome}`);
 
     // Success: start the destination first, so a failure there can still resume the source.
-    await call(dst, "FinalizeSandbox", (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.RESUME }, opts()), "RESUME");
-    await call(src, "FinalizeSandbox", (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.STOP }, opts()), "STOP");
+    await call(
+      dst,
+      "FinalizeSandbox",
+      (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.RESUME }, opts()),
+      "RESUME",
+    );
+    await call(
+      src,
+      "FinalizeSandbox",
+      (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.STOP }, opts()),
+      "STOP",
+    );
     for (const s of [src, dst]) {
       s.started = false;
       s.streamAbort.abort();
-      await call(s, "Cleanup", (c) => c.cleanup({ sessionId }, opts())).catch((e: unknown) => abortErrors.push(`${s.side} Cleanup: ${message(e)}`));
+      await call(s, "Cleanup", (c) => c.cleanup({ sessionId }, opts())).catch((e: unknown) =>
+        abortErrors.push(`${s.side} Cleanup: ${message(e)}`),
+      );
     }
     ok = true;
   } catch (e) {
@@ -320,7 +409,12 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
   };
 
   async function abortPath(): Promise<void> {
-    const attempt = async (s: SideRun, step: MigrationStep, fn: (c: MigrationClient) => Promise<unknown>, detail?: string) => {
+    const attempt = async (
+      s: SideRun,
+      step: MigrationStep,
+      fn: (c: MigrationClient) => Promise<unknown>,
+      detail?: string,
+    ) => {
       if (s.outcome === "unreachable" && s.conn?.closed) return;
       try {
         await call(s, step, fn, detail);
@@ -330,9 +424,25 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
     };
     const live = [src, dst].filter((s) => s.started);
     // Cancel: stops a transfer still running (a side that already failed needs none).
-    await Promise.all(live.filter((s) => s.outcome !== "failed").map((s) => attempt(s, "Cancel", (c) => c.cancel({ sessionId }, opts()))));
-    if (src.started) await attempt(src, "FinalizeSandbox", (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.RESUME }, opts()), "RESUME");
-    if (dst.started) await attempt(dst, "FinalizeSandbox", (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.STOP }, opts()), "STOP");
+    await Promise.all(
+      live
+        .filter((s) => s.outcome !== "failed")
+        .map((s) => attempt(s, "Cancel", (c) => c.cancel({ sessionId }, opts()))),
+    );
+    if (src.started)
+      await attempt(
+        src,
+        "FinalizeSandbox",
+        (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.RESUME }, opts()),
+        "RESUME",
+      );
+    if (dst.started)
+      await attempt(
+        dst,
+        "FinalizeSandbox",
+        (c) => c.finalizeSandbox({ sessionId, action: FinalizeAction.STOP }, opts()),
+        "STOP",
+      );
     // Let the source's RECOVERY_DONE reach us before Cleanup closes the stream.
     if (src.started && src.stream !== undefined && !(src.conn?.closed ?? false)) {
       await Promise.race([recoverySeen, src.stream, new Promise((r) => setTimeout(r, 2000).unref())]);
@@ -346,7 +456,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
 
 function defaultEndpoints(sessionId: string, options: MigrateOptions): { source: Uint8Array; destination: Uint8Array } {
   const transport = options.transport ?? "unix";
-  const address = options.transferAddress ?? (transport === "unix" ? join(tmpdir(), `ttrpc-es-mig-${randomUUID().slice(0, 8)}.sock`) : undefined);
-  if (address === undefined) throw new TtrpcError("a tcp transfer needs transferAddress HOST:PORT", Code.InvalidArgument);
+  const address =
+    options.transferAddress ??
+    (transport === "unix" ? join(tmpdir(), `ttrpc-es-mig-${randomUUID().slice(0, 8)}.sock`) : undefined);
+  if (address === undefined)
+    throw new TtrpcError("a tcp transfer needs transferAddress HOST:PORT", Code.InvalidArgument);
   return createEndpointPair({ transport, address, sessionNumber: sessionNumber(sessionId) });
 }

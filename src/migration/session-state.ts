@@ -25,10 +25,18 @@ export type MigrationState =
   | "Failed";
 
 /** States CreateDuplicateSocket accepts. */
-export const SOCKET_STATES: ReadonlySet<MigrationState> = new Set(["SourceExported", "DestinationPrepared", "SocketWaiting"]);
+export const SOCKET_STATES: ReadonlySet<MigrationState> = new Set([
+  "SourceExported",
+  "DestinationPrepared",
+  "SocketWaiting",
+]);
 
 /** States in which TransferSandbox is a no-op: a transfer is already waiting, running or done. */
-export const TRANSFER_NOOP_STATES: ReadonlySet<MigrationState> = new Set(["SocketWaiting", "Transferring", "TransferCompleted"]);
+export const TRANSFER_NOOP_STATES: ReadonlySet<MigrationState> = new Set([
+  "SocketWaiting",
+  "Transferring",
+  "TransferCompleted",
+]);
 
 /** States FinalizeSandbox acts in (Finalized itself is a no-op). */
 export const FINALIZE_STATES: ReadonlySet<MigrationState> = new Set(["TransferCompleted", "Cancelled", "Failed"]);

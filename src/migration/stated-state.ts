@@ -93,7 +93,10 @@
  * @module
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { MemoryTransport, type InitializeOptions } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import {
+  MemoryTransport,
+  type InitializeOptions,
+} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { Code } from "../code.js";
 import { TtrpcError } from "../ttrpc-error.js";
 import { createTypeRegistry, defineJsonType, omitEmpty, TypeUrlError, type JsonType } from "../typeurl/index.js";
@@ -200,7 +203,10 @@ export function hcsMigrationOptions(
   }
   if (initOptions.memoryTransport !== MemoryTransport.TCP) {
     const name = MemoryTransport[initOptions.memoryTransport] ?? String(initOptions.memoryTransport);
-    throw new TtrpcError(`unsupported memory transport ${name}: only MEMORY_TRANSPORT_TCP is accepted`, Code.InvalidArgument);
+    throw new TtrpcError(
+      `unsupported memory transport ${name}: only MEMORY_TRANSPORT_TCP is accepted`,
+      Code.InvalidArgument,
+    );
   }
   const options: HcsMigrationOptions = { Origin: origin, MemoryTransport: "TCP" };
   const throttle = initOptions.memoryTransferThrottleParams;
@@ -226,7 +232,9 @@ export function hcsMigrationOptions(
     });
   }
   if (initOptions.compressionSettings !== undefined) {
-    options.CompressionSettings = definedOnly({ ThrottleWorkerCount: initOptions.compressionSettings.throttleWorkerCount });
+    options.CompressionSettings = definedOnly({
+      ThrottleWorkerCount: initOptions.compressionSettings.throttleWorkerCount,
+    });
   }
   if (initOptions.checksumVerification) options.ChecksumVerification = true;
   if (initOptions.perfTracingEnabled) options.PerfTracingEnabled = true;
@@ -237,7 +245,9 @@ export function hcsMigrationOptions(
 
 // Go pointer fields: only nil is omitted, so drop undefined and keep 0/false.
 function definedOnly<T extends object>(object: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 type Json = Record<string, unknown>;
@@ -293,8 +303,14 @@ function readMemory(value: unknown, path: string): StatedMemory {
   const json = object(value, path);
   const pageSize = integer(required(json, "page_size", `${path}.page_size`), `${path}.page_size`, 512, 2 ** 30);
   if ((pageSize & (pageSize - 1)) !== 0) fail(`${path}.page_size`, `must be a power of two, not ${pageSize}`);
-  const sizeBytes = integer(required(json, "size_bytes", `${path}.size_bytes`), `${path}.size_bytes`, pageSize, Number.MAX_SAFE_INTEGER);
-  if (sizeBytes % pageSize !== 0) fail(`${path}.size_bytes`, `must be a multiple of page_size ${pageSize}, not ${sizeBytes}`);
+  const sizeBytes = integer(
+    required(json, "size_bytes", `${path}.size_bytes`),
+    `${path}.size_bytes`,
+    pageSize,
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (sizeBytes % pageSize !== 0)
+    fail(`${path}.size_bytes`, `must be a multiple of page_size ${pageSize}, not ${sizeBytes}`);
   return { sizeBytes, pageSize };
 }
 
@@ -302,7 +318,12 @@ function readVm(value: unknown, path: string): StatedVm {
   const json = object(value, path);
   return {
     guestOs: oneOf(required(json, "guest_os", `${path}.guest_os`), `${path}.guest_os`, guestOses),
-    processorCount: integer(required(json, "processor_count", `${path}.processor_count`), `${path}.processor_count`, 1, uint32Max),
+    processorCount: integer(
+      required(json, "processor_count", `${path}.processor_count`),
+      `${path}.processor_count`,
+      1,
+      uint32Max,
+    ),
     memory: readMemory(required(json, "memory", `${path}.memory`), `${path}.memory`),
   };
 }
@@ -363,7 +384,12 @@ function readThrottle(value: unknown, path: string): HcsMemoryTransferThrottlePa
     out.ThrottlingScale = json["ThrottlingScale"];
   }
   if (json["MinimumThrottlePercentage"] != null) {
-    out.MinimumThrottlePercentage = integer(json["MinimumThrottlePercentage"], `${path}.MinimumThrottlePercentage`, 0, 100);
+    out.MinimumThrottlePercentage = integer(
+      json["MinimumThrottlePercentage"],
+      `${path}.MinimumThrottlePercentage`,
+      0,
+      100,
+    );
   }
   for (const key of throttleUint32Keys) {
     if (json[key] != null) out[key] = integer(json[key], `${path}.${key}`, 0, uint32Max);
@@ -375,9 +401,13 @@ function readInitOptions(value: unknown, path: string): HcsMigrationOptions {
   const json = object(value, path);
   const out: HcsMigrationOptions = {};
   if (json["Origin"] != null) out.Origin = oneOf(json["Origin"], `${path}.Origin`, ["Source", "Destination"] as const);
-  if (json["MemoryTransport"] != null) out.MemoryTransport = oneOf(json["MemoryTransport"], `${path}.MemoryTransport`, ["TCP"] as const);
+  if (json["MemoryTransport"] != null)
+    out.MemoryTransport = oneOf(json["MemoryTransport"], `${path}.MemoryTransport`, ["TCP"] as const);
   if (json["MemoryTransferThrottleParams"] != null) {
-    out.MemoryTransferThrottleParams = readThrottle(json["MemoryTransferThrottleParams"], `${path}.MemoryTransferThrottleParams`);
+    out.MemoryTransferThrottleParams = readThrottle(
+      json["MemoryTransferThrottleParams"],
+      `${path}.MemoryTransferThrottleParams`,
+    );
   }
   if (json["CompressionSettings"] != null) {
     const settings = object(json["CompressionSettings"], `${path}.CompressionSettings`);
@@ -407,7 +437,10 @@ function readStatedState(value: unknown): StatedState {
   const json = object(value, "StatedState");
   const version = required(json, "schema_version", "schema_version");
   if (version !== STATED_STATE_SCHEMA_VERSION) {
-    fail("schema_version", `${JSON.stringify(version)} is not supported (this build reads ${STATED_STATE_SCHEMA_VERSION})`);
+    fail(
+      "schema_version",
+      `${JSON.stringify(version)} is not supported (this build reads ${STATED_STATE_SCHEMA_VERSION})`,
+    );
   }
   const state: StatedState = {
     schemaVersion: STATED_STATE_SCHEMA_VERSION,
@@ -461,10 +494,13 @@ function writeStatedState(state: StatedState): unknown {
  * The StatedState JSON type at `sandbox-spec/vm/v2/StatedState/StatedState`,
  * to register in a {@link TypeRegistry} that should decode it.
  */
-export const StatedStateType: JsonType<StatedState> = defineJsonType(["sandbox-spec/vm/v2/StatedState", "StatedState"], {
-  toJson: writeStatedState,
-  fromJson: readStatedState,
-});
+export const StatedStateType: JsonType<StatedState> = defineJsonType(
+  ["sandbox-spec/vm/v2/StatedState", "StatedState"],
+  {
+    toJson: writeStatedState,
+    fromJson: readStatedState,
+  },
+);
 
 const registry = createTypeRegistry(StatedStateType);
 

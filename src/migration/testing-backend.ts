@@ -1,7 +1,14 @@
 import { Code } from "../code.js";
 import { TtrpcError } from "../ttrpc-error.js";
 import { Phase, PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
-import type { BackendSession, FinalizeOutcome, FinalizeResult, MigrationBackend, TransferRequest, TransferResult } from "./backend.js";
+import type {
+  BackendSession,
+  FinalizeOutcome,
+  FinalizeResult,
+  MigrationBackend,
+  TransferRequest,
+  TransferResult,
+} from "./backend.js";
 import { STATED_STATE_SCHEMA_VERSION, type StatedState } from "./stated-state.js";
 
 /** The backend operations a {@link TestingBackend} can be told to fail. */
@@ -171,7 +178,8 @@ export function createTestingBackend(options: TestingBackendOptions = {}): Testi
         throw new TtrpcError("protocol_info is not UTF-8", Code.InvalidArgument);
       }
       const m = endpointPattern.exec(text);
-      if (m === null) throw new TtrpcError("protocol_info is not a testing-endpoint/v1 descriptor", Code.InvalidArgument);
+      if (m === null)
+        throw new TtrpcError("protocol_info is not a testing-endpoint/v1 descriptor", Code.InvalidArgument);
       return { name: m[1]! };
     },
     async attachSocket(req) {

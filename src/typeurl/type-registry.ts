@@ -88,7 +88,11 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
     const existing = jsonByUrl.get(type.typeUrl);
     if (existing !== undefined) {
       if (existing.codec === type.codec) return existing;
-      throw new TypeUrlError(`type URL ${type.typeUrl} is already registered to another type`, type.typeUrl, "conflict");
+      throw new TypeUrlError(
+        `type URL ${type.typeUrl} is already registered to another type`,
+        type.typeUrl,
+        "conflict",
+      );
     }
     const otherUrl = urlByCodec.get(type.codec);
     if (otherUrl !== undefined) {
@@ -153,9 +157,14 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
       const json = first.codec.toJson === undefined ? value : first.codec.toJson(value);
       text = encodeGoJson(json);
     } catch (cause) {
-      throw new TypeUrlError(`cannot encode a value of type ${first.typeUrl}: ${messageOf(cause)}`, first.typeUrl, "encode", {
-        cause,
-      });
+      throw new TypeUrlError(
+        `cannot encode a value of type ${first.typeUrl}: ${messageOf(cause)}`,
+        first.typeUrl,
+        "encode",
+        {
+          cause,
+        },
+      );
     }
     return create(AnySchema, { typeUrl: first.typeUrl, value: new TextEncoder().encode(text) });
   }
@@ -176,9 +185,14 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
     try {
       json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
     } catch (cause) {
-      throw new TypeUrlError(`value of type ${type.typeUrl} is not valid JSON: ${messageOf(cause)}`, type.typeUrl, "decode", {
-        cause,
-      });
+      throw new TypeUrlError(
+        `value of type ${type.typeUrl} is not valid JSON: ${messageOf(cause)}`,
+        type.typeUrl,
+        "decode",
+        {
+          cause,
+        },
+      );
     }
     try {
       return type.codec.fromJson(json);
@@ -206,7 +220,8 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
     const json = jsonByUrl.get(any.typeUrl);
     if (json !== undefined) return decodeJson(json, any.value);
     const schema = messages.getMessage(any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1));
-    if (schema === undefined) throw new TypeUrlError(`type with url ${any.typeUrl}: not found`, any.typeUrl, "not-found");
+    if (schema === undefined)
+      throw new TypeUrlError(`type with url ${any.typeUrl}: not found`, any.typeUrl, "not-found");
     return decodeMessage(schema, any);
   }
 
@@ -224,7 +239,11 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
     const json = jsonByUrl.get(any.typeUrl);
     if (json !== undefined) {
       if (type.kind === "message") {
-        throw new TypeUrlError(`type URL ${any.typeUrl} is registered as JSON, not as ${type.typeName}`, any.typeUrl, "mismatch");
+        throw new TypeUrlError(
+          `type URL ${any.typeUrl} is registered as JSON, not as ${type.typeName}`,
+          any.typeUrl,
+          "mismatch",
+        );
       }
       return decodeJson(json, any.value);
     }

@@ -11,7 +11,14 @@ import { useCli, interopProto, repoRoot, runCli, startCli } from "./harness.js";
 
 const cli = useCli();
 
-const call = (address: string, method: string, ...rest: string[]) => ["call", "--address", address, ...interopProto, ...rest, method];
+const call = (address: string, method: string, ...rest: string[]) => [
+  "call",
+  "--address",
+  address,
+  ...interopProto,
+  ...rest,
+  method,
+];
 
 const lines = (s: string) =>
   s
@@ -22,7 +29,10 @@ const lines = (s: string) =>
 describe("call shapes", () => {
   test("unary: JSON in, indented JSON out", async () => {
     const { address } = await startPair();
-    const r = await runCli(cli(), call(address, "ttrpces.interop.v1.Interop/Echo", "-d", '{"text":"hi","payload":"aGk="}'));
+    const r = await runCli(
+      cli(),
+      call(address, "ttrpces.interop.v1.Interop/Echo", "-d", '{"text":"hi","payload":"aGk="}'),
+    );
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ text: "hi", payload: "aGk=" });
@@ -36,7 +46,14 @@ describe("call shapes", () => {
     expect(JSON.parse(empty.stdout)).toEqual({});
     const r = await runCli(cli(), call(address, "Interop/Echo", "--emit-defaults"));
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ payload: "", text: "", metadata: [], deadlineMs: "0", seq: 0, totalBytes: "0" });
+    expect(JSON.parse(r.stdout)).toEqual({
+      payload: "",
+      text: "",
+      metadata: [],
+      deadlineMs: "0",
+      seq: 0,
+      totalBytes: "0",
+    });
   });
 
   test("SERVICE.METHOD, /SERVICE/METHOD and a unique simple service name", async () => {
@@ -139,17 +156,26 @@ describe("metadata and deadlines", () => {
 describe("exit statuses", () => {
   test("RPC error: code name, message and details on stderr, exit 64 + code", async () => {
     const { address } = await startPair();
-    const r = await runCli(cli(), call(address, "Interop/Echo", "-d", '{"failCode":5,"failMessage":"no such task","failWithDetails":true}'));
+    const r = await runCli(
+      cli(),
+      call(address, "Interop/Echo", "-d", '{"failCode":5,"failMessage":"no such task","failWithDetails":true}'),
+    );
     expect(r.status).toBe(64 + 5);
     expect(r.stdout).toBe("");
     expect(r.stderr).toContain("rpc error: code = NOT_FOUND desc = no such task");
     const detail = /detail: (.*)/.exec(r.stderr)?.[1];
-    expect(JSON.parse(detail!)).toEqual({ "@type": "type.googleapis.com/google.protobuf.StringValue", value: "no such task" });
+    expect(JSON.parse(detail!)).toEqual({
+      "@type": "type.googleapis.com/google.protobuf.StringValue",
+      value: "no such task",
+    });
   });
 
   test("an error ending a stream after messages: the messages, then exit 64 + code", async () => {
     const { address } = await startPair();
-    const r = await runCli(cli(), call(address, "Interop/ServerStream", "-d", '{"count":2,"failCode":10,"failMessage":"stop"}'));
+    const r = await runCli(
+      cli(),
+      call(address, "Interop/ServerStream", "-d", '{"count":2,"failCode":10,"failMessage":"stop"}'),
+    );
     expect(lines(r.stdout)).toHaveLength(2);
     expect(r.stderr).toContain("code = ABORTED desc = stop");
     expect(r.status).toBe(64 + 10);
@@ -186,7 +212,15 @@ describe("exit statuses", () => {
       expect(r.stderr, args.join(" ")).toMatch(/^ttrpc-es call: .+\n/);
       expect(r.stderr).toContain("usage: ttrpc-es call");
     }
-    const dur = await runCli(cli(), ["call", "--address", "unix:/x", ...interopProto, "--timeout", "5 sec", "Interop/Echo"]);
+    const dur = await runCli(cli(), [
+      "call",
+      "--address",
+      "unix:/x",
+      ...interopProto,
+      "--timeout",
+      "5 sec",
+      "Interop/Echo",
+    ]);
     expect(dur.stderr).toContain('invalid duration "5 sec"');
   });
 
@@ -212,7 +246,9 @@ describe("exit statuses", () => {
     const junk = await runCli(cli(), [...base, "--protoset", join(dir, "junk.binpb"), "A/B"]);
     expect(junk.status).toBe(3);
     expect(junk.stderr).toContain("is not a FileDescriptorSet");
-    const noBuf = await runCli(cli(), [...base, ...interopProto, "Interop/Echo"], { env: { TTRPC_ES_BUF: join(dir, "no-buf") } });
+    const noBuf = await runCli(cli(), [...base, ...interopProto, "Interop/Echo"], {
+      env: { TTRPC_ES_BUF: join(dir, "no-buf") },
+    });
     expect(noBuf.status).toBe(3);
     expect(noBuf.stderr).toContain("install @bufbuild/buf");
     expect(noBuf.stderr).toContain("--protoset");
@@ -262,7 +298,9 @@ describe("exit statuses", () => {
 
   test("malformed JSON in a stream exits 5 naming the line, whatever the server did", async () => {
     const { address } = await startPair();
-    const r = await runCli(cli(), call(address, "Interop/ClientStream", "-d", "@-"), { input: '{"payload":"YQ=="}\n{"payload": YQ==}\n' });
+    const r = await runCli(cli(), call(address, "Interop/ClientStream", "-d", "@-"), {
+      input: '{"payload":"YQ=="}\n{"payload": YQ==}\n',
+    });
     expect(r.status).toBe(5);
     expect(r.stderr).toContain("malformed JSON (stdin, line 2, column 13)");
     const bidi = await runCli(cli(), call(address, "Interop/Bidi", "-d", "@-"), { input: '{"text":"a"}\n{"seq":1}\n' });
@@ -328,11 +366,24 @@ describe("addresses and descriptor sets", () => {
     const { address } = await startPair();
     const set = join(tempDir(), "interop.binpb");
     const buf = createRequire(import.meta.url).resolve("@bufbuild/buf/bin/buf");
-    const b = spawnSync(process.execPath, [buf, "build", join(repoRoot, "test/proto"), "--as-file-descriptor-set", "-o", set], {
-      encoding: "utf8",
-    });
+    const b = spawnSync(
+      process.execPath,
+      [buf, "build", join(repoRoot, "test/proto"), "--as-file-descriptor-set", "-o", set],
+      {
+        encoding: "utf8",
+      },
+    );
     expect(b.status, b.stderr).toBe(0);
-    const r = await runCli(cli(), ["call", "--address", address, "--protoset", set, "-d", '{"text":"set"}', "Interop/Echo"]);
+    const r = await runCli(cli(), [
+      "call",
+      "--address",
+      address,
+      "--protoset",
+      set,
+      "-d",
+      '{"text":"set"}',
+      "Interop/Echo",
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ text: "set" });
   });

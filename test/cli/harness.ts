@@ -67,7 +67,11 @@ export interface CliProcess {
 }
 
 /** Starts the CLI; the caller drives stdin and reads stdout line by line. */
-export function startCli(main: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliProcess {
+export function startCli(
+  main: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): CliProcess {
   const child = spawn(process.execPath, [main, ...args], {
     cwd: options.cwd ?? repoRoot,
     env: { ...process.env, ...options.env },

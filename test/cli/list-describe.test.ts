@@ -41,7 +41,9 @@ describe("list", () => {
   });
 
   test("the proto file given as a path below the current directory (no -I)", async () => {
-    const r = await runCli(cli(), ["list", "--proto", "interop/v1/interop.proto"], { cwd: join(interopProto[1]!, "ttrpces") });
+    const r = await runCli(cli(), ["list", "--proto", "interop/v1/interop.proto"], {
+      cwd: join(interopProto[1]!, "ttrpces"),
+    });
     // Without -I the current directory is the import root, so the file is interop/v1/interop.proto there.
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toBe("ttrpces.interop.v1.Interop\n");
@@ -53,7 +55,9 @@ describe("describe", () => {
     const r = await runCli(cli(), ["describe", ...interopProto, "ttrpces.interop.v1.EchoRequest"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("// ttrpces.interop.v1.EchoRequest: message in ttrpces/interop/v1/interop.proto");
-    expect(r.stdout).toContain("message EchoRequest {\n  // Echoed back in EchoResponse.payload.\n  bytes payload = 1;\n");
+    expect(r.stdout).toContain(
+      "message EchoRequest {\n  // Echoed back in EchoResponse.payload.\n  bytes payload = 1;\n",
+    );
     expect(r.stdout).toContain("  uint32 reply_size = 8;\n}\n");
   });
 
@@ -86,11 +90,17 @@ describe("containerd's protos from ../shared/corpus", () => {
     const methods = await runCli(cli(), ["list", ...shimProto, "containerd.task.v2.Task"]);
     expect(methods.status).toBe(0);
     expect(methods.stdout.trim().split("\n")).toHaveLength(17);
-    expect(methods.stdout).toMatch(/^containerd\.task\.v2\.Task\/Connect +unary +\(ConnectRequest\) returns \(ConnectResponse\)$/m);
-    expect(methods.stdout).toMatch(/^containerd\.task\.v2\.Task\/Kill +unary +\(KillRequest\) returns \(google\.protobuf\.Empty\)$/m);
+    expect(methods.stdout).toMatch(
+      /^containerd\.task\.v2\.Task\/Connect +unary +\(ConnectRequest\) returns \(ConnectResponse\)$/m,
+    );
+    expect(methods.stdout).toMatch(
+      /^containerd\.task\.v2\.Task\/Kill +unary +\(KillRequest\) returns \(google\.protobuf\.Empty\)$/m,
+    );
     const d = await runCli(cli(), ["describe", ...shimProto, "containerd.task.v2.Task"]);
     expect(d.status, d.stderr).toBe(0);
-    expect(d.stdout).toContain("// containerd.task.v2.Task: service in runtime/task/v2/shim.proto (package containerd.task.v2)\n");
+    expect(d.stdout).toContain(
+      "// containerd.task.v2.Task: service in runtime/task/v2/shim.proto (package containerd.task.v2)\n",
+    );
     expect(d.stdout).toContain("// Shim service is launched for each container");
     expect(d.stdout).toContain("service Task {\n  rpc State(StateRequest) returns (StateResponse);\n");
     expect(d.stdout).toContain("  rpc Connect(ConnectRequest) returns (ConnectResponse);\n");
@@ -98,7 +108,14 @@ describe("containerd's protos from ../shared/corpus", () => {
   });
 
   test("a message from an imported file, with a map and an Any", async () => {
-    const r = await runCli(cli(), ["describe", "-I", containerdApi, "--proto", "types/sandbox.proto", "containerd.types.Sandbox"]);
+    const r = await runCli(cli(), [
+      "describe",
+      "-I",
+      containerdApi,
+      "--proto",
+      "types/sandbox.proto",
+      "containerd.types.Sandbox",
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("  map<string, string> labels = 4;\n");
     expect(r.stdout).toContain("  map<string, google.protobuf.Any> extensions = 7;\n");
@@ -117,7 +134,11 @@ describe("containerd's protos from ../shared/corpus", () => {
 
   test("the docs/cli.md example: Task/Connect on a shim with --namespace", async () => {
     // A stand-in shim serving containerd.task.v2.Task from the corpus descriptors.
-    const { files } = await loadProtos({ protos: ["runtime/task/v2/shim.proto"], importPaths: [containerdApi], protosets: [] });
+    const { files } = await loadProtos({
+      protos: ["runtime/task/v2/shim.proto"],
+      importPaths: [containerdApi],
+      protosets: [],
+    });
     const dir = tempDir();
     const task = files.getService("containerd.task.v2.Task") as DescService;
     const seen: { id: unknown; namespace: string | undefined }[] = [];

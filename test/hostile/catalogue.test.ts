@@ -105,7 +105,10 @@ const cases: Case[] = [
       await expectStatus(peer, 5, Code.Ok);
       peer.write(requestFrame(5, "Echo", echoBytes({ text: "again" })));
       await until(() => peer.frames.filter((f) => f.streamId === 5).length === 2, "the second answer on 5");
-      expect(statusOf(peer.frames.filter((f) => f.streamId === 5)[1]!)).toEqual({ code: Code.InvalidArgument, message: REUSED });
+      expect(statusOf(peer.frames.filter((f) => f.streamId === 5)[1]!)).toEqual({
+        code: Code.InvalidArgument,
+        message: REUSED,
+      });
       await expectUsable(peer, 7);
     },
   },
@@ -175,7 +178,10 @@ const cases: Case[] = [
       await expectStatus(peer, 1, Code.Ok);
       peer.write(encodeFrame(1, 3, 0, new Uint8Array(0)));
       await until(() => peer.frames.filter((f) => f.streamId === 1).length === 2, "the answer to the late Data");
-      expect(statusOf(peer.frames.filter((f) => f.streamId === 1)[1]!)).toEqual({ code: Code.InvalidArgument, message: INACTIVE });
+      expect(statusOf(peer.frames.filter((f) => f.streamId === 1)[1]!)).toEqual({
+        code: Code.InvalidArgument,
+        message: INACTIVE,
+      });
     },
   },
   {
@@ -202,7 +208,8 @@ const cases: Case[] = [
     name: "unknown frame types (0x00, 0x04, 0x7f, 0xff) and a Response from the client",
     outcome: "ignored, no answer on their IDs; the connection goes on",
     async run({ peer }) {
-      for (const type of [0x00, 0x04, 0x7f, 0xff, 0x02]) peer.write(encodeFrame(1, type, 0xff, new Uint8Array([0x0a, 0x00, 9])));
+      for (const type of [0x00, 0x04, 0x7f, 0xff, 0x02])
+        peer.write(encodeFrame(1, type, 0xff, new Uint8Array([0x0a, 0x00, 9])));
       peer.write(encodeFrame(13, 0x09, 0, new Uint8Array(0)));
       await expectUsable(peer, 1);
       expect(peer.frames.map((f) => f.streamId)).toEqual([1]);
@@ -278,10 +285,16 @@ const cases: Case[] = [
   },
   {
     name: "4 MiB + 1 on a Request",
-    outcome: 'RESOURCE_EXHAUSTED "message length 4194305 exceed maximum message size of 4194304" on that ID; bytes skipped, connection kept',
+    outcome:
+      'RESOURCE_EXHAUSTED "message length 4194305 exceed maximum message size of 4194304" on that ID; bytes skipped, connection kept',
     async run({ peer }) {
       peer.write(encodeFrame(1, 1, 0, new Uint8Array((4 << 20) + 1)));
-      await expectStatus(peer, 1, Code.ResourceExhausted, "message length 4194305 exceed maximum message size of 4194304");
+      await expectStatus(
+        peer,
+        1,
+        Code.ResourceExhausted,
+        "message length 4194305 exceed maximum message size of 4194304",
+      );
       await expectUsable(peer, 3);
     },
   },
@@ -312,7 +325,8 @@ const cases: Case[] = [
   },
   {
     name: "a client that never reads a server stream",
-    outcome: "the handler is held by the socket (bounded output), others are served; its signal fires when the client goes",
+    outcome:
+      "the handler is held by the socket (bounded output), others are served; its signal fires when the client goes",
     async run({ peer, tracker, produced }) {
       peer.socket.pause(); // stop reading: the kernel buffers fill, then the server's
       peer.write(requestFrame(1, "ServerStream", echoBytes({ count: 1_000_000_000, replySize: 64 * 1024 }), 0x01));

@@ -72,7 +72,11 @@ const validFrame = fc
 /** A header announcing any length (often huge), followed by whatever comes next. */
 const bareHeader = fc
   .record({
-    len: fc.oneof(fc.integer({ min: 0, max: MAX * 2 }), fc.integer({ min: 0, max: 0xffffffff }), fc.constant(0xffffffff)),
+    len: fc.oneof(
+      fc.integer({ min: 0, max: MAX * 2 }),
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.constant(0xffffffff),
+    ),
     id: streamId,
     type: byte,
     flags: byte,
@@ -120,7 +124,9 @@ describe("frame decoder properties", { timeout: fuzzTimeout(4000) }, () => {
       fc.property(fc.array(validFrame, { maxLength: 10 }), cuts, (frames, at) => {
         const bytes = concat(frames);
         const got = decodeChunks(split(bytes, at), MAX);
-        expect(got.events.map((e) => e[0])).toEqual(frames.map((f) => (f.length - HEADER_LENGTH > MAX ? "oversized" : "frame")));
+        expect(got.events.map((e) => e[0])).toEqual(
+          frames.map((f) => (f.length - HEADER_LENGTH > MAX ? "oversized" : "frame")),
+        );
         expect(got).toEqual(reference(bytes, MAX));
         expect(got.idle).toBe(true);
       }),

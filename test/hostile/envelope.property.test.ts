@@ -50,7 +50,12 @@ function encodeFields(fields: Field[], known: Record<number, number> = REQUEST):
         out.push(...[...f.v, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8));
         break;
       case 2: {
-        const body = known === REQUEST && f.no === 5 ? encodeFields(f.nested, KEY_VALUE) : known[f.no] !== undefined || f.nested.length === 0 ? f.v : encodeFields(f.nested, {});
+        const body =
+          known === REQUEST && f.no === 5
+            ? encodeFields(f.nested, KEY_VALUE)
+            : known[f.no] !== undefined || f.nested.length === 0
+              ? f.v
+              : encodeFields(f.nested, {});
         out.push(...varint(BigInt(body.length)), ...body);
         break;
       }
@@ -72,12 +77,21 @@ const leaf = fc.record({
   no: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 2 ** 29 - 1 })),
   wt: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(0, 1, 2, 5) }, fc.integer({ min: 0, max: 7 })),
   n: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 20n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
-  v: fc.oneof(fc.string({ maxLength: 8 }).map((s) => new TextEncoder().encode(s)), fc.uint8Array({ maxLength: 10 })),
+  v: fc.oneof(
+    fc.string({ maxLength: 8 }).map((s) => new TextEncoder().encode(s)),
+    fc.uint8Array({ maxLength: 10 }),
+  ),
   nested: fc.constant([] as Field[]),
 });
 const field: fc.Arbitrary<Field> = fc.oneof(
   { weight: 4, arbitrary: leaf },
-  fc.record({ no: fc.integer({ min: 1, max: 6 }), wt: fc.constantFrom(2, 3), n: fc.constant(0n), v: fc.constant(new Uint8Array(0)), nested: fc.array(leaf, { maxLength: 4 }) }),
+  fc.record({
+    no: fc.integer({ min: 1, max: 6 }),
+    wt: fc.constantFrom(2, 3),
+    n: fc.constant(0n),
+    v: fc.constant(new Uint8Array(0)),
+    nested: fc.array(leaf, { maxLength: 4 }),
+  }),
 );
 const message = fc.array(field, { maxLength: 8 }).map((fs) => encodeFields(fs));
 /** Anything: well-formed fields followed by junk. */
@@ -101,9 +115,17 @@ describe("envelope decoder against protobuf-es", { timeout: fuzzTimeout(4000) },
         } catch (e) {
           ref = e as Error;
         }
-        expect(ours instanceof Error, `ours: ${String(ours instanceof Error ? ours.message : "ok")}; protobuf-es: ${String(ref instanceof Error ? ref.message : "ok")}`).toBe(ref instanceof Error);
+        expect(
+          ours instanceof Error,
+          `ours: ${String(ours instanceof Error ? ours.message : "ok")}; protobuf-es: ${String(ref instanceof Error ? ref.message : "ok")}`,
+        ).toBe(ref instanceof Error);
         if (ours instanceof Error || ref instanceof Error) return;
-        expect({ service: ours.service, method: ours.method, payload: hex(ours.payload), metadata: ours.metadata }).toEqual({
+        expect({
+          service: ours.service,
+          method: ours.method,
+          payload: hex(ours.payload),
+          metadata: ours.metadata,
+        }).toEqual({
           service: ref.service,
           method: ref.method,
           payload: hex(ref.payload),
@@ -134,10 +156,22 @@ describe("envelope decoder against protobuf-es", { timeout: fuzzTimeout(4000) },
 
 describe("envelope decoder: Go's protobuf rules where protobuf-es differs", () => {
   const cases: [string, number[], { service: string; timeoutNano: number } | "error"][] = [
-    ["a known string field with wire type 0 is skipped as unknown", [0x08, 0x01, 0x12, 0x01, 0x4d], { service: "", timeoutNano: 0 }],
-    ["timeout_nano sent length-delimited is skipped, not read packed", [0x22, 0x01, 0x05], { service: "", timeoutNano: 0 }],
+    [
+      "a known string field with wire type 0 is skipped as unknown",
+      [0x08, 0x01, 0x12, 0x01, 0x4d],
+      { service: "", timeoutNano: 0 },
+    ],
+    [
+      "timeout_nano sent length-delimited is skipped, not read packed",
+      [0x22, 0x01, 0x05],
+      { service: "", timeoutNano: 0 },
+    ],
     ["an unknown group is skipped", [0x0a, 0x01, 0x53, 0x33, 0x08, 0x01, 0x34], { service: "S", timeoutNano: 0 }],
-    ["a group on a known field number is skipped", [0x0b, 0x10, 0x01, 0x0c, 0x20, 0x07], { service: "", timeoutNano: 7 }],
+    [
+      "a group on a known field number is skipped",
+      [0x0b, 0x10, 0x01, 0x0c, 0x20, 0x07],
+      { service: "", timeoutNano: 7 },
+    ],
     ["a group whose end tag does not match is refused", [0x33, 0x3c], "error"],
     ["a group never ended is refused", [0x33, 0x08, 0x01], "error"],
     ["groups nested past 64 are refused, not recursed into", [...new Array<number>(100).fill(0x33)], "error"],

@@ -28,7 +28,9 @@ async function exposedServer(impl: Partial<ServiceImpl<typeof Interop>>, transpo
     const before = accepted.length;
     const socket = new Socket();
     await new Promise<void>((r) =>
-      transport === "unix" ? socket.connect({ path }, r) : socket.connect({ port: (net.address() as { port: number }).port, host: "127.0.0.1" }, r),
+      transport === "unix"
+        ? socket.connect({ path }, r)
+        : socket.connect({ port: (net.address() as { port: number }).port, host: "127.0.0.1" }, r),
     );
     const client = createClient(socket);
     onTestFinished(() => client.close());
@@ -58,7 +60,9 @@ async function drain(it: AsyncIterable<unknown>, seen: unknown[] = []): Promise<
 }
 
 const causeCode = (e: unknown): string | undefined => {
-  for (let c: unknown = e; c instanceof Error; c = c.cause) if ((c as NodeJS.ErrnoException).code !== undefined && typeof (c as NodeJS.ErrnoException).code === "string") return (c as NodeJS.ErrnoException).code;
+  for (let c: unknown = e; c instanceof Error; c = c.cause)
+    if ((c as NodeJS.ErrnoException).code !== undefined && typeof (c as NodeJS.ErrnoException).code === "string")
+      return (c as NodeJS.ErrnoException).code;
   return undefined;
 };
 
@@ -81,7 +85,9 @@ describe("the peer vanishes", () => {
   it("client vanishes mid-unary: its handler's signal fires with UNAVAILABLE, the server serves others", async () => {
     trapProcessErrors();
     const base = resourceCounts();
-    const { dial, tracker, server } = await exposedServer({ echo: (r, ctx) => (r.delayMs > 0 ? park(ctx) : { text: r.text }) });
+    const { dial, tracker, server } = await exposedServer({
+      echo: (r, ctx) => (r.delayMs > 0 ? park(ctx) : { text: r.text }),
+    });
     const { client, socket } = await dial();
     const call = client.unary(Interop.method.echo, { delayMs: 1 });
     await until(() => tracker.signals.length === 1, "the handler");
@@ -223,7 +229,10 @@ describe("socket errors", () => {
   it("ECONNRESET from the client: the server ends that connection's handlers and serves others", async () => {
     trapProcessErrors();
     const base = resourceCounts();
-    const { dial, tracker, server } = await exposedServer({ echo: (r, ctx) => (r.delayMs > 0 ? park(ctx) : { text: r.text }) }, "tcp");
+    const { dial, tracker, server } = await exposedServer(
+      { echo: (r, ctx) => (r.delayMs > 0 ? park(ctx) : { text: r.text }) },
+      "tcp",
+    );
     const { client, socket } = await dial();
     const calls = Array.from({ length: 10 }, () => client.unary(Interop.method.echo, { delayMs: 1 }));
     await until(() => tracker.signals.length === 10, "the handlers");
@@ -377,7 +386,9 @@ describe("the server goes away with 1,000 calls in flight", () => {
     const { client } = await s.dial();
     const ac = new AbortController();
     setMaxListeners(N + 10, ac.signal); // one signal shared by 1,000 calls is intended here
-    const calls = Array.from({ length: N }, () => rejection(client.unary(Interop.method.echo, { delayMs: 1 }, { signal: ac.signal })));
+    const calls = Array.from({ length: N }, () =>
+      rejection(client.unary(Interop.method.echo, { delayMs: 1 }, { signal: ac.signal })),
+    );
     await until(() => s.tracker.signals.length === N, `${N} handlers`);
     ac.abort();
     expect((await Promise.all(calls)).filter((e) => e.code !== Code.Canceled)).toEqual([]);

@@ -104,10 +104,10 @@ export async function hostileServer(
   const tracker = new CallTracker();
   const dir = tempDir();
   const path = join(dir, "hostile.sock");
-  const server = createServer({ ...opts.server, interceptors: [tracker.interceptor, ...(opts.server?.interceptors ?? [])] }).register(
-    Interop,
-    opts.impl ?? tameImpl,
-  );
+  const server = createServer({
+    ...opts.server,
+    interceptors: [tracker.interceptor, ...(opts.server?.interceptors ?? [])],
+  }).register(Interop, opts.impl ?? tameImpl);
   await server.listen(path);
   const bystander = await connect(path);
   onTestFinished(async () => {
@@ -123,7 +123,11 @@ export async function expectServing(client: Client, text = "still here"): Promis
 }
 
 /** A `ttrpc.Request` envelope. */
-export function requestBytes(method: string, payload: Uint8Array = new Uint8Array(0), service = Interop.typeName): Uint8Array {
+export function requestBytes(
+  method: string,
+  payload: Uint8Array = new Uint8Array(0),
+  service = Interop.typeName,
+): Uint8Array {
   return toBinary(RequestSchema, create(RequestSchema, { service, method, payload }));
 }
 

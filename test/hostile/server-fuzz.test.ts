@@ -11,7 +11,17 @@ import { decodeRequest } from "../../src/envelope.js";
 import { ResponseSchema } from "../../gen/ttrpc/request_pb.js";
 import { checkLeaksAfterAll, expectResourcesSettled, resourceCounts } from "../leak-check.js";
 import { fuzzParams, fuzzTimeout } from "./fuzz-config.js";
-import { Interop, RawPeer, echoBytes, expectServing, hostileServer, requestBytes, statusOf, trapProcessErrors, until } from "./helpers.js";
+import {
+  Interop,
+  RawPeer,
+  echoBytes,
+  expectServing,
+  hostileServer,
+  requestBytes,
+  statusOf,
+  trapProcessErrors,
+  until,
+} from "./helpers.js";
 
 checkLeaksAfterAll();
 
@@ -53,7 +63,11 @@ const oversizedFrame = fc
   .record({ id, type: fc.constantFrom(1, 3, 2, 9), extra: fc.integer({ min: 1, max: 64 }) })
   .map(({ id, type, extra }) => encodeFrame(id, type, 0, new Uint8Array(MAX + extra)));
 const lyingHeader = fc
-  .record({ id, type: byte, len: fc.oneof(fc.integer({ min: 0, max: 2 * MAX }), fc.integer({ min: 0, max: 0xffffffff })) })
+  .record({
+    id,
+    type: byte,
+    len: fc.oneof(fc.integer({ min: 0, max: 2 * MAX }), fc.integer({ min: 0, max: 0xffffffff })),
+  })
   .map(({ id, type, len }) => {
     const h = encodeFrame(id, type, 0);
     new DataView(h.buffer).setUint32(0, len);
@@ -62,10 +76,20 @@ const lyingHeader = fc
 const junk = fc.uint8Array({ minLength: 1, maxLength: 16 });
 
 const hostileInput = fc
-  .array(fc.oneof({ weight: 4, arbitrary: requestFrame }, { weight: 3, arbitrary: dataFrame }, otherFrame, oversizedFrame, lyingHeader, junk), {
-    minLength: 1,
-    maxLength: 10,
-  })
+  .array(
+    fc.oneof(
+      { weight: 4, arbitrary: requestFrame },
+      { weight: 3, arbitrary: dataFrame },
+      otherFrame,
+      oversizedFrame,
+      lyingHeader,
+      junk,
+    ),
+    {
+      minLength: 1,
+      maxLength: 10,
+    },
+  )
   .map((parts) => Uint8Array.from(Buffer.concat(parts)));
 
 interface Parsed {
@@ -84,7 +108,13 @@ function parse(bytes: Uint8Array): Parsed {
       const need = len - rest;
       return { frames, pad: need <= 64 * 1024 ? need : undefined };
     }
-    frames.push({ id: u32(bytes, pos + 4), type: bytes[pos + 8]!, flags: bytes[pos + 9]!, len, payload: bytes.subarray(pos + 10, pos + 10 + len) });
+    frames.push({
+      id: u32(bytes, pos + 4),
+      type: bytes[pos + 8]!,
+      flags: bytes[pos + 9]!,
+      len,
+      payload: bytes.subarray(pos + 10, pos + 10 + len),
+    });
     pos += HEADER_LENGTH + len;
   }
   return { frames, pad: pos === bytes.length ? 0 : HEADER_LENGTH - (bytes.length - pos) };
@@ -177,7 +207,10 @@ async function exchange(peer: RawPeer, bytes: Uint8Array, cuts: number[]): Promi
   const responses = peer.frames.filter((f) => f.type === 2).map((f) => ({ id: f.streamId, code: statusOf(f).code }));
   for (const want of expectedStatuses(frames)) {
     const i = responses.findIndex((r) => r.id === want.id && r.code === want.code);
-    expect(i, `status ${Code[want.code]} on stream ${want.id}; got ${JSON.stringify(responses)}`).toBeGreaterThanOrEqual(0);
+    expect(
+      i,
+      `status ${Code[want.code]} on stream ${want.id}; got ${JSON.stringify(responses)}`,
+    ).toBeGreaterThanOrEqual(0);
     responses.splice(i, 1);
   }
   const sentinel = peer.frames.find((f) => f.streamId === SENTINEL)!;
@@ -186,27 +219,31 @@ async function exchange(peer: RawPeer, bytes: Uint8Array, cuts: number[]): Promi
 }
 
 describe("live server fed hostile bytes over a unix socket", () => {
-  it("answers what the protocol notes require, never drops the connection for a stream fault, and keeps serving others", async () => {
-    trapProcessErrors();
-    const { server, path, bystander, tracker } = await hostileServer({ server: { maxMessageSize: MAX } });
-    const base = resourceCounts();
-    let withSentinel = 0;
-    await fc.assert(
-      fc.asyncProperty(hostileInput, fc.array(fc.nat(), { maxLength: 6 }), async (bytes, cuts) => {
-        const peer = await RawPeer.connect(path);
-        try {
-          if (await exchange(peer, bytes, cuts)) withSentinel++;
-        } finally {
-          peer.socket.destroy();
-        }
-        await expectServing(bystander);
-        await until(() => server.connectionCount === 1, "the hostile connection to be gone");
-      }),
-      fuzzParams(250, 8000),
-    );
-    expect(withSentinel).toBeGreaterThan(0);
-    // Every call the hostile connections started has ended, signal fired.
-    await until(() => tracker.open === 0, "every handler's signal");
-    await expectResourcesSettled(base);
-  }, fuzzTimeout(8000));
+  it(
+    "answers what the protocol notes require, never drops the connection for a stream fault, and keeps serving others",
+    async () => {
+      trapProcessErrors();
+      const { server, path, bystander, tracker } = await hostileServer({ server: { maxMessageSize: MAX } });
+      const base = resourceCounts();
+      let withSentinel = 0;
+      await fc.assert(
+        fc.asyncProperty(hostileInput, fc.array(fc.nat(), { maxLength: 6 }), async (bytes, cuts) => {
+          const peer = await RawPeer.connect(path);
+          try {
+            if (await exchange(peer, bytes, cuts)) withSentinel++;
+          } finally {
+            peer.socket.destroy();
+          }
+          await expectServing(bystander);
+          await until(() => server.connectionCount === 1, "the hostile connection to be gone");
+        }),
+        fuzzParams(250, 8000),
+      );
+      expect(withSentinel).toBeGreaterThan(0);
+      // Every call the hostile connections started has ended, signal fired.
+      await until(() => tracker.open === 0, "every handler's signal");
+      await expectResourcesSettled(base);
+    },
+    fuzzTimeout(8000),
+  );
 });

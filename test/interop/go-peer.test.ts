@@ -46,7 +46,12 @@ describe("Go ttrpc 1.2.4 client against Go ttrpc 1.2.4 server", () => {
 
   test("bidi echoes each message in order", async () => {
     const r = await runGoClient(peers.peer, newSocket(), "bidi");
-    expect(r).toMatchObject({ ok: true, seqs: [0, 1, 2, 3, 4], texts: ["bidi-0", "bidi-1", "bidi-2", "bidi-3", "bidi-4"], eof: true });
+    expect(r).toMatchObject({
+      ok: true,
+      seqs: [0, 1, 2, 3, 4],
+      texts: ["bidi-0", "bidi-1", "bidi-2", "bidi-3", "bidi-4"],
+      eof: true,
+    });
   });
 
   test("an oversized request fails that call only, with RESOURCE_EXHAUSTED", async () => {
@@ -58,12 +63,20 @@ describe("Go ttrpc 1.2.4 client against Go ttrpc 1.2.4 server", () => {
 describe("Debian 12's Go ttrpc 1.1.1", () => {
   test("old client, new server: unary", async () => {
     const r = await runGoClient(peers.oldPeer, newSocket(), "unary");
-    expect(r).toMatchObject({ ok: true, text: "hello from go", metadata: ["x-interop=go", "x-multi=one", "x-multi=two"] });
+    expect(r).toMatchObject({
+      ok: true,
+      text: "hello from go",
+      metadata: ["x-interop=go", "x-multi=one", "x-multi=two"],
+    });
   });
 
   test("new client, old server: unary, and streams are unknown methods", async () => {
     expect(await runGoClient(peers.peer, oldSocket(), "unary")).toMatchObject({ ok: true, text: "hello from go" });
-    expect(await runGoClient(peers.peer, oldSocket(), "server-stream")).toMatchObject({ ok: false, code: 12, message: "method ServerStream" });
+    expect(await runGoClient(peers.peer, oldSocket(), "server-stream")).toMatchObject({
+      ok: false,
+      code: 12,
+      message: "method ServerStream",
+    });
   });
 });
 

@@ -106,7 +106,12 @@ export function startGoServer(bin: string, socketPath: string): Promise<GoServer
  * failure and rejects with the peer's stderr.
  */
 // `any`: each scenario reports its own fields.
-export async function runGoClient(bin: string, socketPath: string, scenario: string, extraArgs: string[] = []): Promise<any> {
+export async function runGoClient(
+  bin: string,
+  socketPath: string,
+  scenario: string,
+  extraArgs: string[] = [],
+): Promise<any> {
   const stdout = await run(bin, ["client", "--socket", socketPath, "--scenario", scenario, ...extraArgs]);
   return lastJsonLine(stdout, `${bin} client --scenario ${scenario}`);
 }
@@ -117,7 +122,11 @@ export async function runGoClient(bin: string, socketPath: string, scenario: str
  * the decoded value as Go's encoding/json writes it.
  */
 // `any`: the decoded value is whatever Go decoded.
-export async function runTypeurlPeer(bin: string, mode: "encode" | "encode-proto" | "decode", input?: unknown): Promise<any> {
+export async function runTypeurlPeer(
+  bin: string,
+  mode: "encode" | "encode-proto" | "decode",
+  input?: unknown,
+): Promise<any> {
   const stdout = await run(bin, [mode], input === undefined ? undefined : JSON.stringify(input));
   return lastJsonLine(stdout, `${bin} ${mode}`);
 }
@@ -193,7 +202,9 @@ export async function runMigrationWorkflow(bin: string, args: MigrationWorkflowA
       );
     });
     child.once("error", (e) => fail(`could not start: ${e.message}`));
-    child.once("close", (code, signal) => (code === 0 ? resolve(out) : fail(`failed (code ${code}, signal ${signal})`)));
+    child.once("close", (code, signal) =>
+      code === 0 ? resolve(out) : fail(`failed (code ${code}, signal ${signal})`),
+    );
   });
   return lastJsonLine(stdout, `${bin} workflow --hold`);
 }

@@ -31,7 +31,8 @@ const STATED_URL = "sandbox-spec/vm/v2/StatedState/StatedState";
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 const fromB64 = (text: string) => new Uint8Array(Buffer.from(text, "base64"));
 const wire = (any: Any) => ({ type_url: any.typeUrl, value_base64: b64(any.value) });
-const unwire = (w: { type_url: string; value_base64: string }) => ({ typeUrl: w.type_url, value: fromB64(w.value_base64) }) as Any;
+const unwire = (w: { type_url: string; value_base64: string }) =>
+  ({ typeUrl: w.type_url, value: fromB64(w.value_base64) }) as Any;
 
 // The sample of test/interop/go/typeurl/main.go, as our type.
 const goSample: StatedState = {
@@ -106,7 +107,7 @@ describe("StatedState and typeurl with Go's typeurl v2", () => {
         PrepareMemoryTransferMode: true,
       },
       // U+1F600 sorts after U+FFFD in UTF-8 (Go) but before it in UTF-16.
-      annotations: { "\u{1F600}": "emoji", "\uFFFD": "replacement", "": "empty key", tab: "\t\"\\" },
+      annotations: { "\u{1F600}": "emoji", "\uFFFD": "replacement", "": "empty key", tab: '\t"\\' },
     };
     const any = encodeStatedState(ours);
     const go = await runTypeurlPeer(peers.typeurlPeer, "decode", wire(any));
@@ -129,7 +130,10 @@ describe("StatedState and typeurl with Go's typeurl v2", () => {
     const registry = createTypeRegistry(StringValueSchema);
     const go = await runTypeurlPeer(peers.typeurlPeer, "encode-proto");
     expect(go.type_url).toBe("google.protobuf.StringValue");
-    expect(registry.unmarshalAny(unwire(go))).toMatchObject({ $typeName: "google.protobuf.StringValue", value: "hello" });
+    expect(registry.unmarshalAny(unwire(go))).toMatchObject({
+      $typeName: "google.protobuf.StringValue",
+      value: "hello",
+    });
 
     const ours = registry.marshalAny(StringValueSchema, create(StringValueSchema, { value: "from ts" }));
     expect(ours.typeUrl).toBe("google.protobuf.StringValue");
@@ -145,7 +149,15 @@ interface Listening {
   service: MigrationService;
 }
 
-function workflow(src: Listening, dst: Listening, extra: { beforeTransfer?: () => Promise<void>; sourceProtocolInfo?: Uint8Array; destinationProtocolInfo?: Uint8Array } = {}) {
+function workflow(
+  src: Listening,
+  dst: Listening,
+  extra: {
+    beforeTransfer?: () => Promise<void>;
+    sourceProtocolInfo?: Uint8Array;
+    destinationProtocolInfo?: Uint8Array;
+  } = {},
+) {
   return runMigrationWorkflow(peers.migrationClient, {
     source: socketPath(src.address),
     destination: socketPath(dst.address),
@@ -162,7 +174,13 @@ function workflow(src: Listening, dst: Listening, extra: { beforeTransfer?: () =
 const subscribed = (src: Listening, dst: Listening) => () =>
   vi.waitFor(() => expect([src.service.session.subscribers, dst.service.session.subscribers]).toEqual([1, 1]));
 
-const progress = ["PHASE_SETUP_DONE", "PHASE_TRANSFER_IN_PROGRESS", "PHASE_BLACKOUT_STARTED", "PHASE_OFFLINE_DONE", "PHASE_BLACKOUT_EXITED"];
+const progress = [
+  "PHASE_SETUP_DONE",
+  "PHASE_TRANSFER_IN_PROGRESS",
+  "PHASE_BLACKOUT_STARTED",
+  "PHASE_OFFLINE_DONE",
+  "PHASE_BLACKOUT_EXITED",
+];
 
 describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims", () => {
   it("completes the workflow: DONE + SUCCESS on both sides, Finalize STOP/RESUME, Cleanup", async () => {
@@ -173,7 +191,10 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     expect(report.ok).toBe(true);
 
     expect(report.config_type_url).toBe(STATED_URL);
-    const exported = decodeStatedState({ typeUrl: report.config_type_url, value: fromB64(report.config_value_base64) } as Any);
+    const exported = decodeStatedState({
+      typeUrl: report.config_type_url,
+      value: fromB64(report.config_value_base64),
+    } as Any);
     expect(exported.sessionId).toBe(SESSION);
     expect(exported.sandboxId).toBe("sandbox-1");
 
@@ -199,16 +220,22 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     ] as const) {
       const seen = side.notifications;
       expect(seen.map((n: any) => n.phase)).toEqual([...progress, "PHASE_DONE"]);
-      expect(seen.every((n: any) => n.state === "PHASE_STATE_SUCCESS" && n.origin === origin && n.has_times)).toBe(true);
+      expect(seen.every((n: any) => n.state === "PHASE_STATE_SUCCESS" && n.origin === origin && n.has_times)).toBe(
+        true,
+      );
       expect(seen.map((n: any) => n.message_id)).toEqual([1, 2, 3, 4, 5, 6]);
-      expect(seen.filter((n: any) => n.blackout_ms !== undefined)).toEqual([expect.objectContaining({ phase: "PHASE_BLACKOUT_EXITED", blackout_ms: blackout })]);
+      expect(seen.filter((n: any) => n.blackout_ms !== undefined)).toEqual([
+        expect.objectContaining({ phase: "PHASE_BLACKOUT_EXITED", blackout_ms: blackout }),
+      ]);
       // Cleanup ends the stream cleanly.
       expect(side.stream_end).toBe("EOF");
     }
 
     // The shims' view: the Go client's finalize actions, and both back to Idle.
     expect(src.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual(["source-stop"]);
-    expect(dst.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual(["destination-resume"]);
+    expect(dst.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual([
+      "destination-resume",
+    ]);
     expect(dst.backend.attached).toBeUndefined();
     expect(src.service.session.state).toBe("Idle");
     expect(dst.service.session.state).toBe("Idle");
@@ -256,10 +283,18 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     expect(report.error).toMatch(/did not end in PHASE_DONE/);
     expect(report.calls.every((c: any) => c.ok)).toBe(true);
     const last = (side: any) => side.notifications.at(-1);
-    expect(last(report.destination)).toMatchObject({ phase: "PHASE_FAILED", state: "PHASE_STATE_DESTINATION_FAILED", origin: "ORIGIN_DESTINATION" });
+    expect(last(report.destination)).toMatchObject({
+      phase: "PHASE_FAILED",
+      state: "PHASE_STATE_DESTINATION_FAILED",
+      origin: "ORIGIN_DESTINATION",
+    });
     expect(last(report.source)).toMatchObject({ phase: "PHASE_DONE", state: "PHASE_STATE_SUCCESS" });
-    expect(src.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual(["source-resume"]);
-    expect(dst.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual(["destination-stop"]);
+    expect(src.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual([
+      "source-resume",
+    ]);
+    expect(dst.backend.calls.filter((c) => c.operation === "finalize").map((c) => c.outcome)).toEqual([
+      "destination-stop",
+    ]);
     expect(report.source.stream_end).toBe("EOF");
     expect(report.destination.stream_end).toBe("EOF");
   });
@@ -279,7 +314,11 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     const src = await shim({ sandboxId: "sb-sim", memoryBytes: 8 << 20, dirtyPagesPerSecond: 20_000 });
     const dst = await shim();
     const sourceVm = src.backend.vm!;
-    const pair = createEndpointPair({ transport: "unix", address: join(tempDir(), "mem.sock"), sessionNumber: sessionNumber(SESSION) });
+    const pair = createEndpointPair({
+      transport: "unix",
+      address: join(tempDir(), "mem.sock"),
+      sessionNumber: sessionNumber(SESSION),
+    });
     const report = await workflow(src, dst, {
       sourceProtocolInfo: pair.source,
       destinationProtocolInfo: pair.destination,
@@ -287,7 +326,9 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     });
     expect(report.error).toBeUndefined();
     expect(report.ok).toBe(true);
-    expect(decodeStatedState({ typeUrl: report.config_type_url, value: fromB64(report.config_value_base64) } as Any)).toMatchObject({
+    expect(
+      decodeStatedState({ typeUrl: report.config_type_url, value: fromB64(report.config_value_base64) } as Any),
+    ).toMatchObject({
       sandboxId: "sb-sim",
       sessionId: SESSION,
       vm: { memory: { sizeBytes: 8 << 20 } },

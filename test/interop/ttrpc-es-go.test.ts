@@ -57,10 +57,18 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
     const seqs: number[] = [];
     for await (const m of client.serverStream(Interop.method.serverStream, { count: 100, text: "s" })) seqs.push(m.seq);
     expect(seqs).toEqual([...Array(100).keys()]);
-    const cs = await client.clientStream(Interop.method.clientStream, [{ payload: new Uint8Array(1) }, { payload: new Uint8Array(10) }, {}]);
+    const cs = await client.clientStream(Interop.method.clientStream, [
+      { payload: new Uint8Array(1) },
+      { payload: new Uint8Array(10) },
+      {},
+    ]);
     expect([cs.seq, cs.totalBytes]).toEqual([3, 11n]);
     const texts: string[] = [];
-    for await (const m of client.bidiStream(Interop.method.bidi, ["a", "b", "c"].map((text) => ({ text })))) texts.push(m.text);
+    for await (const m of client.bidiStream(
+      Interop.method.bidi,
+      ["a", "b", "c"].map((text) => ({ text })),
+    ))
+      texts.push(m.text);
     expect(texts).toEqual(["a", "b", "c"]);
   });
 
@@ -74,7 +82,8 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
 
   it("metadata and timeout reach a Go server on streams too", async () => {
     const got = [];
-    for await (const m of client.serverStream(Interop.method.serverStream, { count: 1 }, { metadata: { k: "v" } })) got.push(m);
+    for await (const m of client.serverStream(Interop.method.serverStream, { count: 1 }, { metadata: { k: "v" } }))
+      got.push(m);
     expect(got).toHaveLength(1);
     // The Go server's streaming handler does not report metadata; what matters is that
     // Go accepts the Request with metadata and timeout_nano set on a stream.
@@ -93,7 +102,9 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
 
   it("every status code, and a status with details, cross from Go", async () => {
     for (let code = 1; code <= 16; code++) {
-      const e = (await client.unary(Interop.method.echo, { failCode: code, failMessage: `go ${code}` }).catch((x: unknown) => x)) as TtrpcError;
+      const e = (await client
+        .unary(Interop.method.echo, { failCode: code, failMessage: `go ${code}` })
+        .catch((x: unknown) => x)) as TtrpcError;
       expect(e).toBeInstanceOf(TtrpcError);
       expect([e.code, e.rawMessage]).toEqual([code, `go ${code}`]);
     }
@@ -105,10 +116,19 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
   });
 
   it("unknown service and method: UNIMPLEMENTED", async () => {
-    const fake = { ...Interop.method.echo, parent: { ...Interop, typeName: "ttrpces.interop.v1.Missing" } } as typeof Interop.method.echo;
-    await expect(client.unary(fake, {})).rejects.toMatchObject({ code: Code.Unimplemented, rawMessage: "service ttrpces.interop.v1.Missing" });
+    const fake = {
+      ...Interop.method.echo,
+      parent: { ...Interop, typeName: "ttrpces.interop.v1.Missing" },
+    } as typeof Interop.method.echo;
+    await expect(client.unary(fake, {})).rejects.toMatchObject({
+      code: Code.Unimplemented,
+      rawMessage: "service ttrpces.interop.v1.Missing",
+    });
     const noMethod = { ...Interop.method.echo, name: "Missing" } as typeof Interop.method.echo;
-    await expect(client.unary(noMethod, {})).rejects.toMatchObject({ code: Code.Unimplemented, rawMessage: "method Missing" });
+    await expect(client.unary(noMethod, {})).rejects.toMatchObject({
+      code: Code.Unimplemented,
+      rawMessage: "method Missing",
+    });
   });
 
   it("oversize: Go discards a 4 MiB + 1 frame and answers RESOURCE_EXHAUSTED; exactly 4 MiB passes; the connection lives", async () => {
@@ -116,7 +136,9 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
     const n = echoPayloadForFrame(4 << 20);
     const exact = await client.unary(Interop.method.echo, { payload: new Uint8Array(n), replySize: 1 });
     expect(exact.payload.length).toBe(1);
-    await expect(client.unary(Interop.method.echo, { payload: new Uint8Array(n + 1), replySize: 1 })).rejects.toMatchObject({
+    await expect(
+      client.unary(Interop.method.echo, { payload: new Uint8Array(n + 1), replySize: 1 }),
+    ).rejects.toMatchObject({
       code: Code.ResourceExhausted,
       rawMessage: "message length 4194305 exceed maximum message size of 4194304",
     });
@@ -125,9 +147,13 @@ describe("ttrpc-es client → Go ttrpc 1.2.4 server", () => {
 
   it("oversize response from Go 1.2.4 (it still sends it) fails that call only, for a 4 MiB client", async () => {
     const small = await connect(path);
-    await expect(small.unary(Interop.method.echo, { replySize: (4 << 20) + 1 })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    await expect(small.unary(Interop.method.echo, { replySize: (4 << 20) + 1 })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
     expect((await small.unary(Interop.method.echo, { text: "alive" })).text).toBe("alive");
-    await expect(small.unary(Interop.method.echo, { payload: new Uint8Array((4 << 20) + 1) })).rejects.toBeInstanceOf(OversizedMessageError);
+    await expect(small.unary(Interop.method.echo, { payload: new Uint8Array((4 << 20) + 1) })).rejects.toBeInstanceOf(
+      OversizedMessageError,
+    );
     small.close();
   });
 
@@ -181,7 +207,12 @@ describe("Go ttrpc 1.2.4 client → ttrpc-es server", () => {
     expect(d).toMatchObject({ ok: false, code: Code.DeadlineExceeded, after_ok: true });
     // Our server answers at the deadline itself, with Go's words.
     const s = await go("deadline-server");
-    expect(s).toMatchObject({ ok: false, kind: "status", code: Code.DeadlineExceeded, message: "context deadline exceeded" });
+    expect(s).toMatchObject({
+      ok: false,
+      kind: "status",
+      code: Code.DeadlineExceeded,
+      message: "context deadline exceeded",
+    });
   });
 
   it("every status code and a status with details reach Go", async () => {
@@ -195,7 +226,10 @@ describe("Go ttrpc 1.2.4 client → ttrpc-es server", () => {
   });
 
   it("unknown service and method: UNIMPLEMENTED in Go's words", async () => {
-    expect(await go("unknown-service")).toMatchObject({ code: Code.Unimplemented, message: "service ttrpces.interop.v1.InteropMissing" });
+    expect(await go("unknown-service")).toMatchObject({
+      code: Code.Unimplemented,
+      message: "service ttrpces.interop.v1.InteropMissing",
+    });
     expect(await go("unknown-method")).toMatchObject({ code: Code.Unimplemented, message: "method Missing" });
   });
 

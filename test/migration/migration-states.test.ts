@@ -70,7 +70,14 @@ describe("session ids", () => {
   it("with no session, calls other than the two starters are INVALID_ARGUMENT and Cleanup is a no-op", async () => {
     const shim = await startShim();
     const all = calls(shim, SESSION);
-    for (const name of ["prepareSandbox", "createDuplicateSocket", "transferSandbox", "finalizeSandbox", "cancel", "notifications"]) {
+    for (const name of [
+      "prepareSandbox",
+      "createDuplicateSocket",
+      "transferSandbox",
+      "finalizeSandbox",
+      "cancel",
+      "notifications",
+    ]) {
       expect([name, await code(all[name]!())]).toEqual([name, Code.InvalidArgument]);
     }
     expect(await code(all["cleanup"]!())).toBe("ok");
@@ -79,7 +86,9 @@ describe("session ids", () => {
 
   it("ImportSandbox refuses a config exported by another session", async () => {
     const dst = await startShim();
-    expect(await code(dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: defaultConfig(OTHER) }))).toBe(Code.InvalidArgument);
+    expect(
+      await code(dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: defaultConfig(OTHER) })),
+    ).toBe(Code.InvalidArgument);
     expect(dst.service.session.state).toBe("Idle");
   });
 });
@@ -91,21 +100,33 @@ describe("bad input", () => {
       undefined,
       { typeUrl: "sandbox-spec/vm/v2/Spec/Spec", value: new Uint8Array() },
       { typeUrl: "sandbox-spec/vm/v2/StatedState/StatedState", value: new TextEncoder().encode("{") },
-      { typeUrl: "sandbox-spec/vm/v2/StatedState/StatedState", value: new TextEncoder().encode('{"schema_version":2}') },
+      {
+        typeUrl: "sandbox-spec/vm/v2/StatedState/StatedState",
+        value: new TextEncoder().encode('{"schema_version":2}'),
+      },
     ];
     for (const config of bad) {
-      expect(await code(dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", ...(config ? { config } : {}) }))).toBe(Code.InvalidArgument);
+      expect(
+        await code(dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", ...(config ? { config } : {}) })),
+      ).toBe(Code.InvalidArgument);
     }
-    expect(await code(dst.client.importSandbox({ sessionId: SESSION, sandboxId: "", config: defaultConfig() }))).toBe(Code.InvalidArgument);
+    expect(await code(dst.client.importSandbox({ sessionId: SESSION, sandboxId: "", config: defaultConfig() }))).toBe(
+      Code.InvalidArgument,
+    );
     expect(dst.backend.calls).toEqual([]);
   });
 
   it("rejects missing init options and a transport other than TCP", async () => {
     const src = await startShim();
     expect(await code(src.client.prepareAndExportSandbox({ sessionId: SESSION }))).toBe(Code.InvalidArgument);
-    expect(await code(src.client.prepareAndExportSandbox({ sessionId: SESSION, initOptions: { memoryTransport: MemoryTransport.UNSPECIFIED } }))).toBe(
-      Code.InvalidArgument,
-    );
+    expect(
+      await code(
+        src.client.prepareAndExportSandbox({
+          sessionId: SESSION,
+          initOptions: { memoryTransport: MemoryTransport.UNSPECIFIED },
+        }),
+      ),
+    ).toBe(Code.InvalidArgument);
     expect(src.service.session.state).toBe("Idle");
     const dst = await startShim();
     await dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: defaultConfig() });
@@ -116,8 +137,14 @@ describe("bad input", () => {
   it("rejects a malformed protocol_info without attaching anything", async () => {
     const src = await startShim();
     await exportSource(src);
-    for (const protocolInfo of [new Uint8Array(), new Uint8Array([0xff, 0xfe]), new TextEncoder().encode("testing-endpoint/v2:x")]) {
-      expect(await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo }))).toBe(Code.InvalidArgument);
+    for (const protocolInfo of [
+      new Uint8Array(),
+      new Uint8Array([0xff, 0xfe]),
+      new TextEncoder().encode("testing-endpoint/v2:x"),
+    ]) {
+      expect(await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo }))).toBe(
+        Code.InvalidArgument,
+      );
     }
     expect(src.backend.attached).toBeUndefined();
     // Nothing was claimed: a good descriptor still works.
@@ -128,7 +155,9 @@ describe("bad input", () => {
   it("rejects FINALIZE_ACTION_UNSPECIFIED with INVALID_ARGUMENT in any state", async () => {
     const src = await startShim();
     await transferred(src, "source");
-    expect(await code(src.client.finalizeSandbox({ sessionId: SESSION, action: FinalizeAction.UNSPECIFIED }))).toBe(Code.InvalidArgument);
+    expect(await code(src.client.finalizeSandbox({ sessionId: SESSION, action: FinalizeAction.UNSPECIFIED }))).toBe(
+      Code.InvalidArgument,
+    );
     expect(src.service.session.state).toBe("TransferCompleted");
   });
 });
@@ -145,14 +174,25 @@ describe("wrong order", () => {
     [
       "DestinationImported",
       (s) => s.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: defaultConfig() }).then(() => {}),
-      ["prepareAndExportSandbox", "importSandbox", "createDuplicateSocket", "transferSandbox", "finalizeSandbox", "cleanup"],
+      [
+        "prepareAndExportSandbox",
+        "importSandbox",
+        "createDuplicateSocket",
+        "transferSandbox",
+        "finalizeSandbox",
+        "cleanup",
+      ],
     ],
     [
       "DestinationPrepared",
       (s) => prepareDestination(s),
       ["prepareAndExportSandbox", "importSandbox", "prepareSandbox", "finalizeSandbox", "cleanup"],
     ],
-    ["SocketReady", (s) => ready(s, "source"), ["prepareAndExportSandbox", "importSandbox", "prepareSandbox", "finalizeSandbox", "cleanup"]],
+    [
+      "SocketReady",
+      (s) => ready(s, "source"),
+      ["prepareAndExportSandbox", "importSandbox", "prepareSandbox", "finalizeSandbox", "cleanup"],
+    ],
     [
       "TransferCompleted",
       (s) => transferred(s, "source").then(() => {}),
@@ -166,7 +206,10 @@ describe("wrong order", () => {
       expect(shim.service.session.state).toBe(state);
       const all = calls(shim, SESSION);
       for (const name of refused) {
-        const want = name === "createDuplicateSocket" && state === "TransferCompleted" ? Code.AlreadyExists : Code.FailedPrecondition;
+        const want =
+          name === "createDuplicateSocket" && state === "TransferCompleted"
+            ? Code.AlreadyExists
+            : Code.FailedPrecondition;
         expect([name, await code(all[name]!())]).toEqual([name, want]);
       }
       expect(shim.service.session.state).toBe(state);
@@ -176,11 +219,15 @@ describe("wrong order", () => {
   it("a second CreateDuplicateSocket is ALREADY_EXISTS, also while the transfer waits or runs", async () => {
     const src = await startShim({ transfer: "gated" });
     await ready(src, "source");
-    expect(await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("again") }))).toBe(Code.AlreadyExists);
+    expect(
+      await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("again") })),
+    ).toBe(Code.AlreadyExists);
     const events = await listen(src);
     await src.client.transferSandbox({ sessionId: SESSION });
     await events.until(Phase.TRANSFER_IN_PROGRESS);
-    expect(await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("again") }))).toBe(Code.AlreadyExists);
+    expect(
+      await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("again") })),
+    ).toBe(Code.AlreadyExists);
     expect(src.backend.attached).toEqual({ name: "source" });
     src.backend.openGate();
     await events.until(Phase.DONE);
@@ -203,7 +250,9 @@ describe("wrong order", () => {
 
   it("a failing backend call answers with its status and leaves the state as it was", async () => {
     const src = await startShim({ failures: { prepareSource: new TtrpcError("no VM", Code.NotFound) } });
-    expect(await code(src.client.prepareAndExportSandbox({ sessionId: SESSION, initOptions: INIT }))).toBe(Code.NotFound);
+    expect(await code(src.client.prepareAndExportSandbox({ sessionId: SESSION, initOptions: INIT }))).toBe(
+      Code.NotFound,
+    );
     expect(src.service.session.state).toBe("Idle");
     const dst = await startShim({ failures: { prepareDestination: new Error("boom"), attachSocket: new Error("no") } });
     await dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: defaultConfig() });
@@ -211,7 +260,9 @@ describe("wrong order", () => {
     expect(dst.service.session.state).toBe("DestinationImported");
     delete dst.backend.options.failures!.prepareDestination;
     await dst.client.prepareSandbox({ sessionId: SESSION, initOptions: INIT });
-    expect(await code(dst.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("d") }))).toBe(Code.Internal);
+    expect(
+      await code(dst.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("d") })),
+    ).toBe(Code.Internal);
     expect(dst.service.session.state).toBe("DestinationPrepared");
   });
 });
@@ -260,7 +311,10 @@ describe("transfer failures", () => {
   it("a backend result carries its own state: checksum mismatch, blackout threshold", async () => {
     for (const [transfer, want] of [
       ["destination-failed", ["SETUP_DONE/SUCCESS", "TRANSFER_IN_PROGRESS/SUCCESS", "FAILED/DESTINATION_FAILED"]],
-      ["blackout-threshold", ["SETUP_DONE/SUCCESS", "TRANSFER_IN_PROGRESS/SUCCESS", "BLACKOUT_STARTED/SUCCESS", "FAILED/CANCELLED"]],
+      [
+        "blackout-threshold",
+        ["SETUP_DONE/SUCCESS", "TRANSFER_IN_PROGRESS/SUCCESS", "BLACKOUT_STARTED/SUCCESS", "FAILED/CANCELLED"],
+      ],
     ] as const) {
       const src = await startShim({ transfer });
       await ready(src, "source");
@@ -280,7 +334,9 @@ describe("transfer failures", () => {
     await events.until(Phase.FAILED);
     expect(phases(events.items)).toEqual(["FAILED/SOURCE_FAILED"]);
     expect(src.service.session.state).toBe("Failed");
-    expect(await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("late") }))).toBe(Code.FailedPrecondition);
+    expect(
+      await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("late") })),
+    ).toBe(Code.FailedPrecondition);
   });
 
   it("a timeout ≤ 0 or absent waits the default time", async () => {
@@ -298,7 +354,14 @@ describe("Cancel", () => {
     const stages: [string, "source" | "destination", (s: Shim) => Promise<void>][] = [
       ["SourceExported", "source", (s) => exportSource(s).then(() => {})],
       ["SocketReady", "source", (s) => ready(s, "source")],
-      ["SocketWaiting", "source", (s) => exportSource(s).then(() => s.client.transferSandbox({ sessionId: SESSION })).then(() => {})],
+      [
+        "SocketWaiting",
+        "source",
+        (s) =>
+          exportSource(s)
+            .then(() => s.client.transferSandbox({ sessionId: SESSION }))
+            .then(() => {}),
+      ],
       ["TransferCompleted", "source", (s) => transferred(s, "source").then(() => {})],
       ["DestinationPrepared", "destination", (s) => prepareDestination(s)],
       ["SocketReady", "destination", (s) => ready(s, "destination")],
@@ -402,7 +465,9 @@ describe("FinalizeSandbox matrix", () => {
   it("a finalize the backend fails leaves the state, so it can be retried", async () => {
     const dst = await startShim({ failures: { finalize: new Error("resume failed") } });
     await transferred(dst, "destination");
-    expect(await code(dst.client.finalizeSandbox({ sessionId: SESSION, action: FinalizeAction.RESUME }))).toBe(Code.Internal);
+    expect(await code(dst.client.finalizeSandbox({ sessionId: SESSION, action: FinalizeAction.RESUME }))).toBe(
+      Code.Internal,
+    );
     expect(dst.service.session.state).toBe("TransferCompleted");
     delete dst.backend.options.failures!.finalize;
     await dst.client.finalizeSandbox({ sessionId: SESSION, action: FinalizeAction.RESUME });

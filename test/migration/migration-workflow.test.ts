@@ -61,7 +61,9 @@ describe("Migration workflow", () => {
     expect(srcEvents.items.filter((r) => r.notification!.phaseDetails.case !== undefined)).toHaveLength(1);
     // start_time is the notifier's, the same on every message; update_time moves on.
     const start = srcEvents.items[0]!.startTime!;
-    expect(srcEvents.items.every((r) => r.startTime!.seconds === start.seconds && r.startTime!.nanos === start.nanos)).toBe(true);
+    expect(
+      srcEvents.items.every((r) => r.startTime!.seconds === start.seconds && r.startTime!.nanos === start.nanos),
+    ).toBe(true);
     const updates = srcEvents.items.map((r) => Number(r.updateTime!.seconds) * 1e9 + r.updateTime!.nanos);
     expect([...updates].sort((a, b) => a - b)).toEqual(updates);
     expect(updates[0]).toBeGreaterThanOrEqual(Number(start.seconds) * 1e9 + start.nanos);
@@ -119,7 +121,7 @@ describe("Migration workflow", () => {
 
   it("waits for the socket when TransferSandbox comes first (SocketWaiting)", async () => {
     const dst = await startShim();
-    await dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: (await exportConfig()) });
+    await dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: await exportConfig() });
     await dst.client.prepareSandbox({ sessionId: SESSION, initOptions: INIT });
     const events = await listen(dst);
     await dst.client.transferSandbox({ sessionId: SESSION, timeout: { seconds: 60n, nanos: 0 } });

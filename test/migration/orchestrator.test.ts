@@ -6,7 +6,15 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { MemoryTransport, Phase, PhaseState, createMigrationServer, migrate, type MigrationEvent, type MigrationResult } from "ttrpc-es/migration";
+import {
+  MemoryTransport,
+  Phase,
+  PhaseState,
+  createMigrationServer,
+  migrate,
+  type MigrationEvent,
+  type MigrationResult,
+} from "ttrpc-es/migration";
 import { createSimulatedBackend, type SimulatedBackendOptions } from "../../src/migration/simulated/index.js";
 import { tempDir } from "../common.js";
 
@@ -24,9 +32,14 @@ async function simulatedShim(name: string, options: SimulatedBackendOptions = {}
   return { backend, server, service, address };
 }
 
-function phases(events: readonly MigrationEvent[] | MigrationResult["notifications"], side: "source" | "destination"): string[] {
+function phases(
+  events: readonly MigrationEvent[] | MigrationResult["notifications"],
+  side: "source" | "destination",
+): string[] {
   return events.flatMap((e) =>
-    e.type === "notification" && e.side === side ? [`${Phase[e.phase]}${e.state === PhaseState.SUCCESS ? "" : `/${PhaseState[e.state]}`}`] : [],
+    e.type === "notification" && e.side === side
+      ? [`${Phase[e.phase]}${e.state === PhaseState.SUCCESS ? "" : `/${PhaseState[e.state]}`}`]
+      : [],
   );
 }
 
@@ -57,7 +70,9 @@ async function expectWoundDown(
 
 describe("orchestrator with the simulated backend", () => {
   it("migrates a running sandbox; the destination's memory equals the source's", async () => {
-    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb1", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 20000 } });
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb1", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 20000 },
+    });
     const dst = await simulatedShim("dst");
     const sourceVm = src.backend.vm!;
     // At the destination's verified end (before it resumes), both images are byte-identical.
@@ -75,8 +90,22 @@ describe("orchestrator with the simulated backend", () => {
     });
     expect(result.error).toBeUndefined();
     expect(result.ok).toBe(true);
-    expect(phases(events, "source")).toEqual(["SETUP_DONE", "TRANSFER_IN_PROGRESS", "BLACKOUT_STARTED", "OFFLINE_DONE", "BLACKOUT_EXITED", "DONE"]);
-    expect(phases(events, "destination")).toEqual(["SETUP_DONE", "TRANSFER_IN_PROGRESS", "BLACKOUT_STARTED", "OFFLINE_DONE", "BLACKOUT_EXITED", "DONE"]);
+    expect(phases(events, "source")).toEqual([
+      "SETUP_DONE",
+      "TRANSFER_IN_PROGRESS",
+      "BLACKOUT_STARTED",
+      "OFFLINE_DONE",
+      "BLACKOUT_EXITED",
+      "DONE",
+    ]);
+    expect(phases(events, "destination")).toEqual([
+      "SETUP_DONE",
+      "TRANSFER_IN_PROGRESS",
+      "BLACKOUT_STARTED",
+      "OFFLINE_DONE",
+      "BLACKOUT_EXITED",
+      "DONE",
+    ]);
     expect(result.blackoutMs).toBeTypeOf("number");
     // The source was stopped, the destination runs the same memory.
     expect(src.backend.vm).toBeUndefined();
@@ -89,7 +118,9 @@ describe("orchestrator with the simulated backend", () => {
     expect(dst.service.session.state).toBe("Idle");
   });
   it("the destination shim dies mid-transfer: the source resumes and reports RECOVERY_DONE", async () => {
-    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 5000 } });
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 5000 },
+    });
     const dst = await simulatedShim("dst");
     let killed = false;
     dst.backend.observe((e) => {
@@ -100,7 +131,12 @@ describe("orchestrator with the simulated backend", () => {
       }
     });
     const sock = transferSocket();
-    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: sock.path, initOptions: INIT });
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: sock.path,
+      initOptions: INIT,
+    });
     expect(killed).toBe(true);
     expect(result.destination).toBe("unreachable");
     expect(result.error).toMatch(/destination/);
@@ -116,7 +152,12 @@ describe("orchestrator with the simulated backend", () => {
     });
     const dst = await simulatedShim("dst");
     const sock = transferSocket();
-    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: sock.path, initOptions: INIT });
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: sock.path,
+      initOptions: INIT,
+    });
     expect(phases(result.notifications, "source")).toContain("FAILED/SOURCE_FAILED");
     expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
     expect(src.backend.lastStats?.pageBytes).toBeLessThan(16 * MiB);
@@ -126,7 +167,9 @@ describe("orchestrator with the simulated backend", () => {
 
   it("the projected blackout exceeds the threshold: cancelled before the guest pauses, the source resumes", async () => {
     // The guest dirties far more than a pass can move, so the dirty set never shrinks.
-    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 50_000_000 } });
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 50_000_000 },
+    });
     const dst = await simulatedShim("dst");
     const result = await migrate({
       source: src.address,
@@ -154,25 +197,45 @@ describe("orchestrator with the simulated backend", () => {
   });
 
   it("a page corrupted on the wire fails the checksum verification: failed, never a silent success", async () => {
-    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 }, faults: { corruptPageOnWire: 7 } });
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 },
+      faults: { corruptPageOnWire: 7 },
+    });
     const dst = await simulatedShim("dst");
     const failures: string[] = [];
     dst.backend.observe((e) => {
       if (e.type === "failed") failures.push(e.message);
     });
-    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: transferSocket().path, initOptions: { ...INIT, checksumVerification: true } });
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: transferSocket().path,
+      initOptions: { ...INIT, checksumVerification: true },
+    });
     expect(failures).toEqual(["checksum mismatch on page 7 in pass 1"]);
     expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
     // The source fails on the destination's abort, or is cancelled by the orchestrator first.
-    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(/^FAILED\/(DESTINATION_FAILED|CANCELLED)$/);
+    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(
+      /^FAILED\/(DESTINATION_FAILED|CANCELLED)$/,
+    );
     await expectWoundDown(src, dst, result);
   });
 
   it("without per-page checksums the whole-image digest still catches a corrupted page", async () => {
-    const src = await simulatedShim("src", { sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 }, faults: { corruptPageOnWire: 3 } });
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 },
+      faults: { corruptPageOnWire: 3 },
+    });
     const dst = await simulatedShim("dst");
-    const result = await migrate({ source: src.address, destination: dst.address, transferAddress: transferSocket().path, initOptions: INIT });
-    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(/^FAILED\/(DESTINATION_FAILED|CANCELLED)$/);
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: transferSocket().path,
+      initOptions: INIT,
+    });
+    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(
+      /^FAILED\/(DESTINATION_FAILED|CANCELLED)$/,
+    );
     expect(phases(result.notifications, "destination")).toContain("BLACKOUT_EXITED");
     expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
     await expectWoundDown(src, dst, result);

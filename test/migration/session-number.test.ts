@@ -21,7 +21,12 @@ describe("sessionNumber", () => {
   it("keeps other strings as they are", () => {
     expect(sessionNumber("Session-1")).not.toBe(sessionNumber("session-1"));
     expect(sessionNumber(" abc")).not.toBe(sessionNumber("abc"));
-    expect(sessionNumber("é")).toBe(createHash("sha256").update(Buffer.from([0xc3, 0xa9])).digest().readUInt32BE(0));
+    expect(sessionNumber("é")).toBe(
+      createHash("sha256")
+        .update(Buffer.from([0xc3, 0xa9]))
+        .digest()
+        .readUInt32BE(0),
+    );
   });
 
   it("is an unsigned 32-bit integer", () => {

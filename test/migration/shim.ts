@@ -97,10 +97,7 @@ export function read(stream: AsyncIterable<NotificationsResponse>): Reader {
       return new Promise((resolve, reject) => {
         waiters.push({ phase, resolve, reject });
         settle();
-        done.then(
-          () => reject(new Error(`stream ended without phase ${Phase[phase]}`)),
-          reject,
-        );
+        done.then(() => reject(new Error(`stream ended without phase ${Phase[phase]}`)), reject);
       });
     },
   };

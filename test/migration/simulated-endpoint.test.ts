@@ -20,7 +20,16 @@ import { tempDir } from "../common.js";
 const MiB = 1024 * 1024;
 
 const TOKEN = new Uint8Array(16).fill(7);
-const good = () => Buffer.from(encodeEndpointDescriptor({ transport: "unix", role: "listen", sessionNumber: 42, token: TOKEN, address: "/tmp/x.sock" }));
+const good = () =>
+  Buffer.from(
+    encodeEndpointDescriptor({
+      transport: "unix",
+      role: "listen",
+      sessionNumber: 42,
+      token: TOKEN,
+      address: "/tmp/x.sock",
+    }),
+  );
 
 function problem(bytes: Uint8Array, session?: number): string {
   try {
@@ -35,9 +44,19 @@ function problem(bytes: Uint8Array, session?: number): string {
 
 describe("endpoint descriptor", () => {
   it("round-trips unix and tcp descriptors", () => {
-    expect(parseEndpointDescriptor(good(), 42)).toMatchObject({ version: 1, transport: "unix", role: "listen", sessionNumber: 42, address: "/tmp/x.sock" });
+    expect(parseEndpointDescriptor(good(), 42)).toMatchObject({
+      version: 1,
+      transport: "unix",
+      role: "listen",
+      sessionNumber: 42,
+      address: "/tmp/x.sock",
+    });
     const pair = createEndpointPair({ transport: "tcp", address: "127.0.0.1:4567", sessionNumber: 9 });
-    expect(parseEndpointDescriptor(pair.destination)).toMatchObject({ transport: "tcp", role: "listen", address: "127.0.0.1:4567" });
+    expect(parseEndpointDescriptor(pair.destination)).toMatchObject({
+      transport: "tcp",
+      role: "listen",
+      address: "127.0.0.1:4567",
+    });
     expect(parseEndpointDescriptor(pair.source)).toMatchObject({ role: "connect", token: pair.token });
   });
 
@@ -62,9 +81,33 @@ describe("endpoint descriptor", () => {
     const zeroToken = good();
     zeroToken.fill(0, 12, 28);
     expect(problem(zeroToken)).toMatch(/token is all zero/);
-    expect(() => encodeEndpointDescriptor({ transport: "unix", role: "listen", sessionNumber: 1, token: TOKEN, address: "relative.sock" })).toThrow(/not an absolute path/);
-    expect(() => encodeEndpointDescriptor({ transport: "tcp", role: "listen", sessionNumber: 1, token: TOKEN, address: "127.0.0.1:0" })).toThrow(/port must be 1-65535/);
-    expect(() => encodeEndpointDescriptor({ transport: "tcp", role: "listen", sessionNumber: 1, token: TOKEN, address: "example.com:80" })).toThrow(/IPv4/);
+    expect(() =>
+      encodeEndpointDescriptor({
+        transport: "unix",
+        role: "listen",
+        sessionNumber: 1,
+        token: TOKEN,
+        address: "relative.sock",
+      }),
+    ).toThrow(/not an absolute path/);
+    expect(() =>
+      encodeEndpointDescriptor({
+        transport: "tcp",
+        role: "listen",
+        sessionNumber: 1,
+        token: TOKEN,
+        address: "127.0.0.1:0",
+      }),
+    ).toThrow(/port must be 1-65535/);
+    expect(() =>
+      encodeEndpointDescriptor({
+        transport: "tcp",
+        role: "listen",
+        sessionNumber: 1,
+        token: TOKEN,
+        address: "example.com:80",
+      }),
+    ).toThrow(/IPv4/);
   });
 
   it("a shim answers a malformed or unusable protocol_info with INVALID_ARGUMENT and keeps no listener", async () => {
@@ -86,13 +129,24 @@ describe("endpoint descriptor", () => {
     await client.importSandbox({ sessionId, sandboxId: "sb", config });
     await client.prepareSandbox({ sessionId, initOptions: { memoryTransport: MemoryTransport.TCP } });
     const call = (protocolInfo: Uint8Array) => client.createDuplicateSocket({ sessionId, protocolInfo });
-    await expect(call(new Uint8Array(372).fill(0x41))).rejects.toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/magic/) });
+    await expect(call(new Uint8Array(372).fill(0x41))).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringMatching(/magic/),
+    });
     const number = sessionNumber(sessionId);
-    const trailing = Buffer.concat([createEndpointPair({ transport: "unix", address: join(tempDir(), "m.sock"), sessionNumber: number }).destination, Buffer.from([1, 2])]);
-    await expect(call(trailing)).rejects.toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/2 trailing bytes/) });
+    const trailing = Buffer.concat([
+      createEndpointPair({ transport: "unix", address: join(tempDir(), "m.sock"), sessionNumber: number }).destination,
+      Buffer.from([1, 2]),
+    ]);
+    await expect(call(trailing)).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringMatching(/2 trailing bytes/),
+    });
     // Well-formed, but the listener cannot bind (no such directory).
     const unusable = join(tempDir(), "missing-dir", "m.sock");
-    await expect(call(createEndpointPair({ transport: "unix", address: unusable, sessionNumber: number }).destination)).rejects.toMatchObject({
+    await expect(
+      call(createEndpointPair({ transport: "unix", address: unusable, sessionNumber: number }).destination),
+    ).rejects.toMatchObject({
       code: Code.InvalidArgument,
       message: expect.stringMatching(/cannot listen on unix/),
     });

@@ -41,14 +41,25 @@ function full(): StatedState {
     sessionId: "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
     vm: { guestOs: "windows", processorCount: 8, memory: { sizeBytes: 2 ** 33, pageSize: 2 ** 21 } },
     containers: [
-      { id: "pause", image: "mcr.microsoft.com/oss/kubernetes/pause:3.9", bundle: "C:\\bundles\\pause", state: "running", pid: 1 },
+      {
+        id: "pause",
+        image: "mcr.microsoft.com/oss/kubernetes/pause:3.9",
+        bundle: "C:\\bundles\\pause",
+        state: "running",
+        pid: 1,
+      },
       { id: "app", image: "example.com/app:<v2>&", state: "paused" },
       { id: "done", state: "stopped" },
     ],
     initOptions: {
       Origin: "Source",
       MemoryTransport: "TCP",
-      MemoryTransferThrottleParams: { SkipThrottling: false, ThrottlingScale: 0.5, MinimumThrottlePercentage: 0, TargetBlackoutTransferTime: 250 },
+      MemoryTransferThrottleParams: {
+        SkipThrottling: false,
+        ThrottlingScale: 0.5,
+        MinimumThrottlePercentage: 0,
+        TargetBlackoutTransferTime: 250,
+      },
       CompressionSettings: { ThrottleWorkerCount: 4 },
       ChecksumVerification: true,
       PrepareMemoryTransferMode: true,
@@ -98,7 +109,9 @@ describe("encodeStatedState", () => {
   it("writes annotations sorted by UTF-8 bytes, as Go sorts map keys", () => {
     const state = example();
     state.annotations = { b: "2", "\u{1F600}": "emoji", a: "1", "\uFFFD": "replacement" };
-    expect(text(encodeStatedState(state))).toContain('"annotations":{"a":"1","b":"2","\uFFFD":"replacement","\u{1F600}":"emoji"}');
+    expect(text(encodeStatedState(state))).toContain(
+      '"annotations":{"a":"1","b":"2","\uFFFD":"replacement","\u{1F600}":"emoji"}',
+    );
   });
 
   it("writes init options in Go field order, keeping set zero pointers", () => {
@@ -203,19 +216,39 @@ describe("decodeStatedState", () => {
     ["no processors", (j) => (j.vm.processor_count = 0), "vm.processor_count: must be from 1"],
     ["fractional processors", (j) => (j.vm.processor_count = 1.5), "vm.processor_count: must be an integer"],
     ["no memory", (j) => delete j.vm.memory, "vm.memory: is required"],
-    ["page size not a power of two", (j) => (j.vm.memory.page_size = 4095), "vm.memory.page_size: must be a power of two"],
+    [
+      "page size not a power of two",
+      (j) => (j.vm.memory.page_size = 4095),
+      "vm.memory.page_size: must be a power of two",
+    ],
     ["page size too small", (j) => (j.vm.memory.page_size = 256), "vm.memory.page_size: must be from 512"],
-    ["size not whole pages", (j) => (j.vm.memory.size_bytes = 4096 * 3 + 1), "vm.memory.size_bytes: must be a multiple of page_size 4096"],
+    [
+      "size not whole pages",
+      (j) => (j.vm.memory.size_bytes = 4096 * 3 + 1),
+      "vm.memory.size_bytes: must be a multiple of page_size 4096",
+    ],
     ["size beyond 2^53", (j) => (j.vm.memory.size_bytes = 2 ** 54), "vm.memory.size_bytes: must be an integer"],
     ["size as string", (j) => (j.vm.memory.size_bytes = "67108864"), "vm.memory.size_bytes: must be an integer"],
     ["containers not an array", (j) => (j.containers = {}), "containers: must be an array"],
     ["container without id", (j) => delete j.containers[0].id, "containers[0].id: is required"],
-    ["unknown container state", (j) => j.containers.push({ id: "c2", state: "zombie" }), "containers[1].state: must be one of"],
-    ["duplicate container", (j) => j.containers.push({ id: "c1", state: "created" }), 'containers[1].id: duplicate container id "c1"'],
+    [
+      "unknown container state",
+      (j) => j.containers.push({ id: "c2", state: "zombie" }),
+      "containers[1].state: must be one of",
+    ],
+    [
+      "duplicate container",
+      (j) => j.containers.push({ id: "c1", state: "created" }),
+      'containers[1].id: duplicate container id "c1"',
+    ],
     ["negative pid", (j) => (j.containers[0].pid = -1), "containers[0].pid: must be from 1"],
     ["numeric image", (j) => (j.containers[0].image = 5), "containers[0].image: must be a string"],
     ["non-string annotation", (j) => (j.annotations = { k: 1 }), 'annotations["k"]: must be a string'],
-    ["other transport", (j) => (j.init_options.MemoryTransport = "RDMA"), 'init_options.MemoryTransport: must be one of "TCP"'],
+    [
+      "other transport",
+      (j) => (j.init_options.MemoryTransport = "RDMA"),
+      'init_options.MemoryTransport: must be one of "TCP"',
+    ],
     ["unknown origin", (j) => (j.init_options.Origin = "source"), "init_options.Origin: must be one of"],
     [
       "throttle percentage over 100",
@@ -232,7 +265,11 @@ describe("decodeStatedState", () => {
       (j) => (j.init_options.CompressionSettings = { ThrottleWorkerCount: -2 }),
       "init_options.CompressionSettings.ThrottleWorkerCount: must be from 0",
     ],
-    ["string flag", (j) => (j.init_options.PerfTracingEnabled = "true"), "init_options.PerfTracingEnabled: must be a boolean"],
+    [
+      "string flag",
+      (j) => (j.init_options.PerfTracingEnabled = "true"),
+      "init_options.PerfTracingEnabled: must be a boolean",
+    ],
   ];
 
   it.each(broken)("rejects %s, naming the key", (_name, edit, message) => {
@@ -244,7 +281,10 @@ describe("decodeStatedState", () => {
 
 describe("hcsMigrationOptions", () => {
   it("writes only the origin and the transport for default options", () => {
-    const options = hcsMigrationOptions(create(InitializeOptionsSchema, { memoryTransport: MemoryTransport.TCP }), "Source");
+    const options = hcsMigrationOptions(
+      create(InitializeOptionsSchema, { memoryTransport: MemoryTransport.TCP }),
+      "Source",
+    );
     expect(encodeGoJson(options)).toBe('{"Origin":"Source","MemoryTransport":"TCP"}');
   });
 

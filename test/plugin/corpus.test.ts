@@ -2,7 +2,16 @@
 // generates with buf and with protoc, protoc-gen-es plus our plugin as a
 // real subprocess, and the output type-checks under the project's tsconfig.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -53,7 +62,19 @@ beforeAll(() => {
   writeFileSync(
     join(work, "wkt/wkt.proto"),
     'syntax = "proto3";\n' +
-      ["any", "api", "descriptor", "duration", "empty", "field_mask", "source_context", "struct", "timestamp", "type", "wrappers"]
+      [
+        "any",
+        "api",
+        "descriptor",
+        "duration",
+        "empty",
+        "field_mask",
+        "source_context",
+        "struct",
+        "timestamp",
+        "type",
+        "wrappers",
+      ]
         .map((n) => `import "google/protobuf/${n}.proto";\n`)
         .join(""),
   );
@@ -77,7 +98,10 @@ describe.each(sets)("corpus set $name", ({ name, roots }) => {
         symlinkSync(join(root, file), join(ws, `m${i}`, file));
       }
     });
-    writeFileSync(join(ws, "buf.yaml"), `version: v2\nmodules:\n${rootDirs.map((_, i) => `  - path: m${i}\n`).join("")}`);
+    writeFileSync(
+      join(ws, "buf.yaml"),
+      `version: v2\nmodules:\n${rootDirs.map((_, i) => `  - path: m${i}\n`).join("")}`,
+    );
     const template = {
       version: "v2",
       plugins: [
@@ -119,18 +143,22 @@ describe.each(sets)("corpus set $name", ({ name, roots }) => {
   it.each([
     ["buf", generateWithBuf],
     ["protoc", generateWithProtoc],
-  ])("generates with %s: a _ttrpc.ts per file with services", (tool, run) => {
-    expect(existsSync(corpus), `corpus not found at ${corpus}`).toBe(true);
-    const files = readTree(run());
-    results.set(tool, files);
-    const withServices = inputs()
-      .flatMap((list, i) => list.filter((f) => /^service\s/m.test(readFileSync(join(rootDirs[i]!, f), "utf8"))))
-      .map((f) => f.replace(/\.proto$/, "_ttrpc.ts"))
-      .sort();
-    expect(withServices.length).toBeGreaterThan(0);
-    expect([...files.keys()].filter((f) => f.endsWith("_ttrpc.ts"))).toEqual(withServices);
-    expect([...files.keys()].filter((f) => f.endsWith("_pb.ts"))).toHaveLength(inputs().flat().length);
-  }, 120_000);
+  ])(
+    "generates with %s: a _ttrpc.ts per file with services",
+    (tool, run) => {
+      expect(existsSync(corpus), `corpus not found at ${corpus}`).toBe(true);
+      const files = readTree(run());
+      results.set(tool, files);
+      const withServices = inputs()
+        .flatMap((list, i) => list.filter((f) => /^service\s/m.test(readFileSync(join(rootDirs[i]!, f), "utf8"))))
+        .map((f) => f.replace(/\.proto$/, "_ttrpc.ts"))
+        .sort();
+      expect(withServices.length).toBeGreaterThan(0);
+      expect([...files.keys()].filter((f) => f.endsWith("_ttrpc.ts"))).toEqual(withServices);
+      expect([...files.keys()].filter((f) => f.endsWith("_pb.ts"))).toHaveLength(inputs().flat().length);
+    },
+    120_000,
+  );
 
   it("buf and protoc emit the same files, and they type-check", () => {
     const fromBuf = results.get("buf");

@@ -23,7 +23,9 @@ export const repo = fileURLToPath(new URL("../../", import.meta.url));
 export const buf = join(repo, "node_modules/.bin/buf");
 
 const require = createRequire(import.meta.url);
-const { protocGenEs } = require("@bufbuild/protoc-gen-es/dist/cjs/src/protoc-gen-es-plugin.js") as { protocGenEs: Plugin };
+const { protocGenEs } = require("@bufbuild/protoc-gen-es/dist/cjs/src/protoc-gen-es-plugin.js") as {
+  protocGenEs: Plugin;
+};
 
 /** Compiles inline protos (path → source) with `buf build` to descriptors with imports and comments. */
 export function compileProtos(protos: Record<string, string>): FileDescriptorProto[] {
@@ -43,7 +45,12 @@ export function compileProtos(protos: Record<string, string>): FileDescriptorPro
 
 // Plugin.run throws on errors (runNodeJs prints them and exits 1, which is
 // what protoc and buf report); here they become the response's error.
-function run(plugin: Plugin, protoFile: FileDescriptorProto[], fileToGenerate: string[], parameter: string): CodeGeneratorResponse {
+function run(
+  plugin: Plugin,
+  protoFile: FileDescriptorProto[],
+  fileToGenerate: string[],
+  parameter: string,
+): CodeGeneratorResponse {
   try {
     return plugin.run(create(CodeGeneratorRequestSchema, { fileToGenerate, parameter, protoFile }));
   } catch (e) {

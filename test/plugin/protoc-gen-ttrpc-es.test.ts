@@ -48,7 +48,9 @@ function iface(sf: SourceFile, name: string): InterfaceDeclaration {
 
 /** `name(param: type, ...): return` as declared. */
 function signature(m: MethodSignature): string {
-  const params = m.getParameters().map((p) => `${p.getName()}${p.isOptional() ? "?" : ""}: ${p.getTypeNodeOrThrow().getText()}`);
+  const params = m
+    .getParameters()
+    .map((p) => `${p.getName()}${p.isOptional() ? "?" : ""}: ${p.getTypeNodeOrThrow().getText()}`);
   return `${m.getName()}(${params.join(", ")}): ${m.getReturnTypeNodeOrThrow().getText()}`;
 }
 
@@ -89,7 +91,9 @@ describe("protoc-gen-ttrpc-es", () => {
       "bidi(requests: AsyncIterable<Ping>, context: HandlerContext): AsyncIterable<MessageInitShape<typeof PongSchema>>",
       "nothing(request: Empty, context: HandlerContext): Promise<MessageInitShape<typeof EmptySchema>> | MessageInitShape<typeof EmptySchema>",
     ]);
-    expect(iface(sf, "ShapesServer").getMethodOrThrow("clientStream").getParameters()[1]!.getType().getText()).toMatch(/HandlerContext/);
+    expect(iface(sf, "ShapesServer").getMethodOrThrow("clientStream").getParameters()[1]!.getType().getText()).toMatch(
+      /HandlerContext/,
+    );
     const create = sf.getFunctionOrThrow("createShapesClient");
     expect(create.isExported()).toBe(true);
     expect(create.getParameters().map((p) => p.getType().getText(p))).toEqual(["Client"]);
@@ -103,8 +107,12 @@ describe("protoc-gen-ttrpc-es", () => {
     // Every method calls the runtime with its own descriptor and shape.
     const body = create.getBodyText() ?? "";
     expect(body).toContain("unary: (request, options) => client.unary(Shapes.method.unary, request, options)");
-    expect(body).toContain("serverStream: (request, options) => client.serverStream(Shapes.method.serverStream, request, options)");
-    expect(body).toContain("clientStream: (requests, options) => client.clientStream(Shapes.method.clientStream, requests, options)");
+    expect(body).toContain(
+      "serverStream: (request, options) => client.serverStream(Shapes.method.serverStream, request, options)",
+    );
+    expect(body).toContain(
+      "clientStream: (requests, options) => client.clientStream(Shapes.method.clientStream, requests, options)",
+    );
     expect(body).toContain("bidi: (requests, options) => client.bidiStream(Shapes.method.bidi, requests, options)");
   });
 
@@ -164,8 +172,12 @@ message Thing { string id = 1; }
     const sf = sources.get("acme/deep/nested/v1/two_ttrpc.ts")!;
     expect(sf.getText()).toContain('import type { Thing, ThingSchema } from "./types_pb.js";');
     expect(sf.getText()).toContain('import { First, Second } from "./two_pb.js";');
-    expect(sf.getVariableDeclaration("FirstServiceName")?.getInitializer()?.getText()).toBe('"acme.deep.nested.v1.First"');
-    expect(sf.getVariableDeclaration("SecondServiceName")?.getInitializer()?.getText()).toBe('"acme.deep.nested.v1.Second"');
+    expect(sf.getVariableDeclaration("FirstServiceName")?.getInitializer()?.getText()).toBe(
+      '"acme.deep.nested.v1.First"',
+    );
+    expect(sf.getVariableDeclaration("SecondServiceName")?.getInitializer()?.getText()).toBe(
+      '"acme.deep.nested.v1.Second"',
+    );
     for (const name of ["FirstClient", "FirstServer", "SecondClient", "SecondServer"]) iface(sf, name);
     expect(sf.getFunctions().map((f) => f.getName())).toEqual([
       "createFirstClient",
@@ -210,9 +222,19 @@ message switch { bool default = 1; }
     expect(errors()).toEqual([]);
     const sf = sources.get("kw/v1/kw_ttrpc.ts")!;
     expect(sf.getVariableDeclaration("interfaceServiceName")?.getInitializer()?.getText()).toBe('"kw.v1.interface"');
-    expect(iface(sf, "interfaceClient").getMethods().map((m) => m.getName())).toEqual(["delete", "class", "switch", "constructor$"]);
-    expect(iface(sf, "interfaceServer").getMethods().map((m) => m.getName())).toEqual(["delete", "class", "switch", "constructor$"]);
-    expect(sf.getFunction("createInterfaceClient")?.getBodyText()).toContain("client.unary(interface$.method.delete, request, options)");
+    expect(
+      iface(sf, "interfaceClient")
+        .getMethods()
+        .map((m) => m.getName()),
+    ).toEqual(["delete", "class", "switch", "constructor$"]);
+    expect(
+      iface(sf, "interfaceServer")
+        .getMethods()
+        .map((m) => m.getName()),
+    ).toEqual(["delete", "class", "switch", "constructor$"]);
+    expect(sf.getFunction("createInterfaceClient")?.getBodyText()).toContain(
+      "client.unary(interface$.method.delete, request, options)",
+    );
     expect(sf.getFunction("registerInterfaceServer")).toBeDefined();
     expect(sf.getText()).toContain('import type { class$, classSchema, switch$, switchSchema } from "./kw_pb.js";');
   });
@@ -253,7 +275,9 @@ message EchoServer { string text = 1; }
     expect(text).toMatch(/EchoClient as EchoClient\$1/);
     expect(text).toMatch(/EchoServer as EchoServer\$1/);
     expect(text).toContain("export interface EchoClient {");
-    expect(text).toContain("say(request: MessageInitShape<typeof EchoClientSchema>, options?: CallOptions): Promise<EchoServer$1>;");
+    expect(text).toContain(
+      "say(request: MessageInitShape<typeof EchoClientSchema>, options?: CallOptions): Promise<EchoServer$1>;",
+    );
     expect(text).toContain("    request: EchoClient$1,\n    context: HandlerContext,\n");
   });
 
@@ -276,7 +300,9 @@ message M {}
     expect(errors()).toEqual([]);
     const sf = sources.get("doc/v1/doc_ttrpc.ts")!;
     const client = iface(sf, "OldClient");
-    expect(client.getJsDocs()[0]!.getInnerText()).toContain("Old is the old service.\nIt has two lines of comment, and *\\/ in it.");
+    expect(client.getJsDocs()[0]!.getInnerText()).toContain(
+      "Old is the old service.\nIt has two lines of comment, and *\\/ in it.",
+    );
     expect(client.getJsDocs()[0]!.getInnerText()).toContain("@generated from service doc.v1.Old");
     for (const i of [client, iface(sf, "OldServer")]) {
       const gone = i.getMethodOrThrow("gone").getJsDocs()[0]!;
@@ -296,12 +322,19 @@ message M {}
     expect(errors()).toEqual([]);
     const text = g.files.get("shapes/v1/shapes_ttrpc.ts")!;
     expect(text).toContain('export const TTRPCShapesV2ServiceName = "shapes.v1.Shapes";');
-    for (const name of ["interface TTRPCShapesV2Client ", "function createTTRPCShapesV2Client(", "interface TTRPCShapesV2Server ", "function registerTTRPCShapesV2Server("]) {
+    for (const name of [
+      "interface TTRPCShapesV2Client ",
+      "function createTTRPCShapesV2Client(",
+      "interface TTRPCShapesV2Server ",
+      "function registerTTRPCShapesV2Server(",
+    ]) {
       expect(text).toContain(`export ${name}`);
     }
     const other = generate({ "shapes/v1/shapes.proto": streamingProto }, "target=ts,runtime_import=@acme/ttrpc");
     expect(other.error).toBe("");
-    expect(other.files.get("shapes/v1/shapes_ttrpc.ts")).toContain('import type { CallOptions, Client, HandlerContext, Server } from "@acme/ttrpc";');
+    expect(other.files.get("shapes/v1/shapes_ttrpc.ts")).toContain(
+      'import type { CallOptions, Client, HandlerContext, Server } from "@acme/ttrpc";',
+    );
     expect(other.files.get("shapes/v1/shapes_ttrpc.ts")).toContain('from "./shapes_pb";');
   });
 
@@ -333,14 +366,19 @@ message M {}
 service Foo { rpc A(M) returns (M); }
 service foo { rpc A(M) returns (M); }`,
     });
-    expect(g.error).toMatch(/services dup\.v1\.Foo and dup\.v1\.foo in dup\/v1\/dup\.proto both generate "createFooClient"; rename one or set prefix= \/ suffix=/);
+    expect(g.error).toMatch(
+      /services dup\.v1\.Foo and dup\.v1\.foo in dup\/v1\/dup\.proto both generate "createFooClient"; rename one or set prefix= \/ suffix=/,
+    );
   });
 });
 
 describe("options", () => {
   const protos = { "shapes/v1/shapes.proto": streamingProto };
   it.each([
-    ["bogus=1", /invalid option "bogus=1": unknown option "bogus"; protoc-gen-ttrpc-es accepts templates=.*prefix=.*suffix=.*runtime_import=/],
+    [
+      "bogus=1",
+      /invalid option "bogus=1": unknown option "bogus"; protoc-gen-ttrpc-es accepts templates=.*prefix=.*suffix=.*runtime_import=/,
+    ],
     ["prefix=1x", /invalid option "prefix=1x": option prefix: "1x" cannot start an identifier/],
     ["suffix=a-b", /invalid option "suffix=a-b": option suffix: "a-b" is not made of identifier characters/],
     ["runtime_import=", /option runtime_import: "" is not a module specifier/],
@@ -367,7 +405,9 @@ describe("templates", () => {
     const g = generate(protos, `target=ts,templates=${dir}`);
     expect(g.error).toBe("");
     const text = g.files.get("shapes/v1/shapes_ttrpc.ts")!;
-    expect(text).toContain("// custom server for shapes.v1.Shapes: unary serverStream clientStream bidi nothing \nexport type ShapesServer = Partial<ShapesClient>;");
+    expect(text).toContain(
+      "// custom server for shapes.v1.Shapes: unary serverStream clientStream bidi nothing \nexport type ShapesServer = Partial<ShapesClient>;",
+    );
     expect(text).toContain("export function createShapesClient(");
     expect(text).not.toContain("registerShapesServer");
     expect(text).not.toContain("HandlerContext"); // unused imports are not emitted

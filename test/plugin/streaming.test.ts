@@ -99,7 +99,13 @@ describe("generated Streaming client and server over a unix socket", () => {
       yield* payloads(5);
     }
     const got = await collect(c.echoStream(requests()));
-    expect(got.map((p) => [p.seq, p.msg])).toEqual([[1, "m0"], [2, "m1"], [3, "m2"], [4, "m3"], [5, "m4"]]);
+    expect(got.map((p) => [p.seq, p.msg])).toEqual([
+      [1, "m0"],
+      [2, "m1"],
+      [3, "m2"],
+      [4, "m3"],
+      [5, "m4"],
+    ]);
     expect(seen).toContain("ttrpces.streaming.v1.Streaming/EchoStream");
   });
 

@@ -39,7 +39,10 @@ describe("calls, all four shapes", () => {
 
   it("client streaming answers once after the half-close, from sync and async iterables", async () => {
     const { client } = await startPair();
-    const r = await client.clientStream(Interop.method.clientStream, [{ payload: new Uint8Array(3) }, { payload: new Uint8Array(4) }]);
+    const r = await client.clientStream(Interop.method.clientStream, [
+      { payload: new Uint8Array(3) },
+      { payload: new Uint8Array(4) },
+    ]);
     expect(r.seq).toBe(2);
     expect(r.totalBytes).toBe(7n);
     async function* gen() {
@@ -109,7 +112,9 @@ describe("statuses", () => {
   it("every status code travels with its message, and details survive", async () => {
     const { client } = await startPair();
     for (let code = 1; code <= 16; code++) {
-      const err = await client.unary(Interop.method.echo, { failCode: code, failMessage: `m${code}` }).catch((e: unknown) => e);
+      const err = await client
+        .unary(Interop.method.echo, { failCode: code, failMessage: `m${code}` })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TtrpcError);
       expect((err as TtrpcError).code).toBe(code);
       expect((err as TtrpcError).rawMessage).toBe(`m${code}`);
@@ -131,9 +136,18 @@ describe("statuses", () => {
 
   it("unknown service and method are UNIMPLEMENTED, as Go words them; so is a method left out of the implementation", async () => {
     const { client } = await startPair({ impl: { echo: interopImpl.echo } });
-    const fake = { ...Interop.method.echo, parent: { ...Interop, typeName: "no.such.Service" } } as typeof Interop.method.echo;
-    await expect(client.unary(fake, {})).rejects.toMatchObject({ code: Code.Unimplemented, rawMessage: "service no.such.Service" });
-    await expect(client.unary(Interop.method.echoEmpty, {})).rejects.toMatchObject({ code: Code.Unimplemented, rawMessage: "method EchoEmpty" });
+    const fake = {
+      ...Interop.method.echo,
+      parent: { ...Interop, typeName: "no.such.Service" },
+    } as typeof Interop.method.echo;
+    await expect(client.unary(fake, {})).rejects.toMatchObject({
+      code: Code.Unimplemented,
+      rawMessage: "service no.such.Service",
+    });
+    await expect(client.unary(Interop.method.echoEmpty, {})).rejects.toMatchObject({
+      code: Code.Unimplemented,
+      rawMessage: "method EchoEmpty",
+    });
   });
 
   it("a handler's plain Error becomes UNKNOWN with its message", async () => {
@@ -144,7 +158,10 @@ describe("statuses", () => {
         },
       },
     });
-    await expect(client.unary(Interop.method.echo, {})).rejects.toMatchObject({ code: Code.Unknown, rawMessage: "disk on fire" });
+    await expect(client.unary(Interop.method.echo, {})).rejects.toMatchObject({
+      code: Code.Unknown,
+      rawMessage: "disk on fire",
+    });
   });
 });
 
@@ -164,7 +181,9 @@ describe("deadlines and cancellation", () => {
             ),
         },
       }).then(({ client }) =>
-        expect(client.unary(Interop.method.echo, {}, { timeoutMs: 50 })).rejects.toMatchObject({ code: Code.DeadlineExceeded }),
+        expect(client.unary(Interop.method.echo, {}, { timeoutMs: 50 })).rejects.toMatchObject({
+          code: Code.DeadlineExceeded,
+        }),
       );
     });
     await aborted;
@@ -175,7 +194,9 @@ describe("deadlines and cancellation", () => {
     const { client } = await startPair({ impl: { echo: () => new Promise(() => {}) } });
     // The client's own timer is generous; the server's (from timeout_nano) fires first... both are 50 ms,
     // so either side may win; the code is the same.
-    await expect(client.unary(Interop.method.echo, {}, { timeoutMs: 50 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    await expect(client.unary(Interop.method.echo, {}, { timeoutMs: 50 })).rejects.toMatchObject({
+      code: Code.DeadlineExceeded,
+    });
   });
 
   it("aborting the signal cancels the call locally; the connection stays usable", async () => {
@@ -184,7 +205,9 @@ describe("deadlines and cancellation", () => {
     const p = client.unary(Interop.method.echo, { delayMs: 60_000 }, { signal: ac.signal });
     ac.abort();
     await expect(p).rejects.toMatchObject({ code: Code.Canceled });
-    await expect(client.unary(Interop.method.echo, {}, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: Code.Canceled });
+    await expect(client.unary(Interop.method.echo, {}, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: Code.Canceled,
+    });
     expect((await client.unary(Interop.method.echo, { text: "still" })).text).toBe("still");
   });
 
@@ -200,7 +223,9 @@ describe("deadlines and cancellation", () => {
 describe("message size limits", () => {
   it("refuses an oversized request before writing, naming both lengths; the connection stays usable", async () => {
     const { client } = await startPair();
-    const err = (await client.unary(Interop.method.echo, { payload: new Uint8Array(4 << 20) }).catch((e: unknown) => e)) as OversizedMessageError;
+    const err = (await client
+      .unary(Interop.method.echo, { payload: new Uint8Array(4 << 20) })
+      .catch((e: unknown) => e)) as OversizedMessageError;
     expect(err).toBeInstanceOf(OversizedMessageError);
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.maximumLength).toBe(4 << 20);
@@ -214,7 +239,9 @@ describe("message size limits", () => {
     const n = echoPayloadForFrame(4 << 20);
     const exact = await client.unary(Interop.method.echo, { payload: new Uint8Array(n), replySize: 1 });
     expect(exact.payload.length).toBe(1);
-    await expect(client.unary(Interop.method.echo, { payload: new Uint8Array(n + 1), replySize: 1 })).rejects.toMatchObject({
+    await expect(
+      client.unary(Interop.method.echo, { payload: new Uint8Array(n + 1), replySize: 1 }),
+    ).rejects.toMatchObject({
       code: Code.ResourceExhausted,
     });
     expect((await client.unary(Interop.method.echo, { text: "after" })).text).toBe("after");
@@ -222,13 +249,17 @@ describe("message size limits", () => {
 
   it("a response over the server's limit becomes a RESOURCE_EXHAUSTED status, never a dropped connection", async () => {
     const { client } = await startPair();
-    await expect(client.unary(Interop.method.echo, { replySize: (4 << 20) + 1 })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    await expect(client.unary(Interop.method.echo, { replySize: (4 << 20) + 1 })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
     expect((await client.unary(Interop.method.echo, { text: "after" })).text).toBe("after");
   });
 
   it("a response over the client's own limit fails that call only", async () => {
     const { client } = await startPair({ client: { maxMessageSize: 1000 } });
-    await expect(client.unary(Interop.method.echo, { replySize: 2000 })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    await expect(client.unary(Interop.method.echo, { replySize: 2000 })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
     expect((await client.unary(Interop.method.echo, { text: "after" })).text).toBe("after");
   });
 
@@ -245,7 +276,8 @@ describe("flow", () => {
     const it = client.serverStream(Interop.method.serverStream, { count: 10_000_000 })[Symbol.asyncIterator]();
     const first = await it.next();
     expect(first.value?.seq).toBe(0);
-    for (let i = 0; i < 20; i++) expect((await client.unary(Interop.method.echo, { text: `u${i}` })).text).toBe(`u${i}`);
+    for (let i = 0; i < 20; i++)
+      expect((await client.unary(Interop.method.echo, { text: `u${i}` })).text).toBe(`u${i}`);
     // Reading on drains what was queued, then the stream's failure shows.
     const err = await (async () => {
       for (;;) if ((await it.next()).done) return undefined;
@@ -282,7 +314,10 @@ describe("interceptors", () => {
         log.push(`${name}<`);
         return res;
       };
-    const { client } = await startPair({ client: { interceptors: [tag("c1"), tag("c2")] }, server: { interceptors: [tag("s1")] } });
+    const { client } = await startPair({
+      client: { interceptors: [tag("c1"), tag("c2")] },
+      server: { interceptors: [tag("s1")] },
+    });
     const r = await client.unary(Interop.method.echo, {});
     expect(r.metadata).toEqual(["traceparent=00-abc"]);
     for await (const _ of client.serverStream(Interop.method.serverStream, { count: 1 }));
@@ -290,7 +325,12 @@ describe("interceptors", () => {
     // A streaming interceptor returns once the stream is open, before the
     // server has seen it: the two sides' orders are separate.
     const streamLog = log.slice(6);
-    expect(streamLog.filter((l) => l.startsWith("c"))).toEqual(["c1>ServerStream:stream", "c2>ServerStream:stream", "c2<", "c1<"]);
+    expect(streamLog.filter((l) => l.startsWith("c"))).toEqual([
+      "c1>ServerStream:stream",
+      "c2>ServerStream:stream",
+      "c2<",
+      "c1<",
+    ]);
     expect(streamLog.filter((l) => l.startsWith("s"))).toEqual(["s1>ServerStream:stream", "s1<"]);
   });
 
@@ -301,7 +341,9 @@ describe("interceptors", () => {
     };
     const { client } = await startPair({ server: { interceptors: [deny] } });
     await expect(client.unary(Interop.method.echo, {})).rejects.toMatchObject({ code: Code.Unauthenticated });
-    expect((await client.unary(Interop.method.echo, { text: "in" }, { metadata: { token: "s3cret" } })).text).toBe("in");
+    expect((await client.unary(Interop.method.echo, { text: "in" }, { metadata: { token: "s3cret" } })).text).toBe(
+      "in",
+    );
   });
 });
 
@@ -326,8 +368,14 @@ describe("a signal shared by many calls", () => {
     process.on("warning", onWarning);
     try {
       const ac = new AbortController();
-      const calls = Array.from({ length: 50 }, () => client.unary(Interop.method.echo, { delayMs: 60_000 }, { signal: ac.signal }));
-      const done = await Promise.all(Array.from({ length: 20 }, (_, i) => client.unary(Interop.method.echo, { text: `${i}` }, { signal: ac.signal })));
+      const calls = Array.from({ length: 50 }, () =>
+        client.unary(Interop.method.echo, { delayMs: 60_000 }, { signal: ac.signal }),
+      );
+      const done = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          client.unary(Interop.method.echo, { text: `${i}` }, { signal: ac.signal }),
+        ),
+      );
       expect(done.map((r) => r.text)).toEqual(Array.from({ length: 20 }, (_, i) => `${i}`));
       ac.abort();
       for (const c of calls) await expect(c).rejects.toMatchObject({ code: Code.Canceled });

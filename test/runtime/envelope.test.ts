@@ -5,7 +5,13 @@ import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
 import { decodeRequest, decodeResponse, encodeRequestFrame, encodeResponseFrame } from "../../src/envelope.js";
 import { concat } from "../common.js";
 
-const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
+const hex = (s: string) =>
+  Uint8Array.from(
+    s
+      .replace(/\s+/g, "")
+      .match(/../g)!
+      .map((b) => parseInt(b, 16)),
+  );
 
 // ttrpc-rust's src/proto.rs test vector, quoted in the protocol notes.
 const VECTOR = hex(
@@ -17,7 +23,9 @@ const VECTOR = hex(
 describe("hand-coded envelope", () => {
   it("encodes the 67-byte Request test vector exactly", () => {
     const frame = concat(
-      encodeRequestFrame(1, 0, "grpc.TestServices", "Test", hex("010203040506070809"), 20_000_000, [["test_key1", "test_value1"]]),
+      encodeRequestFrame(1, 0, "grpc.TestServices", "Test", hex("010203040506070809"), 20_000_000, [
+        ["test_key1", "test_value1"],
+      ]),
     );
     expect(VECTOR.length).toBe(67);
     expect(frame.subarray(0, 10)).toEqual(hex("00000043 00000001 01 00"));
@@ -52,7 +60,9 @@ describe("hand-coded envelope", () => {
   });
 
   it("encodes Responses as Go does: empty OK status is 0a 00; errors carry code, message, details", () => {
-    expect(concat(encodeResponseFrame(1, { code: 0, message: "", details: [] }, new Uint8Array(0))).subarray(10)).toEqual(hex("0a00"));
+    expect(
+      concat(encodeResponseFrame(1, { code: 0, message: "", details: [] }, new Uint8Array(0))).subarray(10),
+    ).toEqual(hex("0a00"));
     const details = [create(AnySchema, { typeUrl: "google.protobuf.StringValue", value: hex("0a0178") })];
     for (const [code, message, payload] of [
       [5, "not found", new Uint8Array(0)],
@@ -83,7 +93,12 @@ describe("hand-coded envelope", () => {
       create(RequestSchema, { service: "s", method: "m", timeoutNano: 1n, metadata: [{ key: "k", value: "v" }] }),
     );
     const withUnknown = concat([bytes, hex("f8 01 05"), hex("82 02 02 aabb")]);
-    expect(decodeRequest(withUnknown)).toMatchObject({ service: "s", method: "m", timeoutNano: 1, metadata: [["k", "v"]] });
+    expect(decodeRequest(withUnknown)).toMatchObject({
+      service: "s",
+      method: "m",
+      timeoutNano: 1,
+      metadata: [["k", "v"]],
+    });
     expect(fromBinary(RequestSchema, withUnknown).service).toBe("s");
   });
 

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, encodeFrame, type Frame } from "ttrpc-es";
 
-const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
+const hex = (s: string) =>
+  Uint8Array.from(
+    s
+      .replace(/\s+/g, "")
+      .match(/../g)!
+      .map((b) => parseInt(b, 16)),
+  );
 
 function decodeAll(chunks: Uint8Array[], max = DEFAULT_MAX_MESSAGE_SIZE) {
   const frames: Frame[] = [];
@@ -53,7 +59,12 @@ describe("frame header", () => {
 
   it("copes with every split and coalescing of the same bytes", () => {
     const stream = new Uint8Array([
-      ...encodeFrame(1, 1, 0, Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)),
+      ...encodeFrame(
+        1,
+        1,
+        0,
+        Uint8Array.from({ length: 300 }, (_, i) => i & 0xff),
+      ),
       ...encodeFrame(3, 3, 0),
       ...encodeFrame(0xfffffffd, 2, 0, new Uint8Array([1, 2, 3])),
     ]);
@@ -96,7 +107,10 @@ describe("frame header", () => {
 
   it("announcing 4 GiB allocates nothing of that size", () => {
     const seen: number[] = [];
-    const d = new FrameDecoder({ frame: () => {}, oversized: (_id, _t, _f, len) => seen.push(len) }, DEFAULT_MAX_MESSAGE_SIZE);
+    const d = new FrameDecoder(
+      { frame: () => {}, oversized: (_id, _t, _f, len) => seen.push(len) },
+      DEFAULT_MAX_MESSAGE_SIZE,
+    );
     const before = process.memoryUsage().arrayBuffers;
     d.push(hex("ffffffff 00000001 03 00"));
     d.push(new Uint8Array(1 << 20));
@@ -120,7 +134,11 @@ describe("frame header", () => {
     for (const size of [1, 7, 100, stream.length]) {
       const got: [number, number][] = [];
       const d = new FrameDecoder(
-        { frame: (f) => got.push([f.streamId, f.payload.length]), oversized: () => got.push([-1, -1]), wants: (id) => id !== 1 },
+        {
+          frame: (f) => got.push([f.streamId, f.payload.length]),
+          oversized: () => got.push([-1, -1]),
+          wants: (id) => id !== 1,
+        },
         DEFAULT_MAX_MESSAGE_SIZE,
       );
       for (let i = 0; i < stream.length; i += size) d.push(stream.subarray(i, i + size));

@@ -89,7 +89,10 @@ describe("unix socket files", () => {
     await expect(createServer().listen(path)).rejects.toThrow(/already listening/);
     await first.close();
     // A server killed with SIGKILL leaves its socket file behind.
-    const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`]);
+    const child = spawn(process.execPath, [
+      "-e",
+      `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`,
+    ]);
     await new Promise<void>((r) => child.stdout.once("data", () => r()));
     child.kill("SIGKILL");
     await new Promise<void>((r) => child.once("exit", () => r()));

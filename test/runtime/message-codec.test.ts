@@ -5,7 +5,6 @@ import { PrepareSandboxRequestSchema } from "../../gen/github.com/Microsoft/hcss
 import { encodeMessage } from "../../src/message-codec.js";
 import { concat } from "../common.js";
 
-
 describe("encodeMessage", () => {
   it("is protobuf-es's encoding for messages without large bytes", () => {
     const m = create(EchoRequestSchema, { text: "t", payload: new Uint8Array(100).fill(7), count: 3 });
@@ -37,6 +36,8 @@ describe("encodeMessage", () => {
 
   it("leaves bytes fields inside messages and oneofs to protobuf-es", () => {
     const m = create(PrepareSandboxRequestSchema, { sessionId: "s" });
-    expect(concat(encodeMessage(PrepareSandboxRequestSchema, m).parts)).toEqual(toBinary(PrepareSandboxRequestSchema, m));
+    expect(concat(encodeMessage(PrepareSandboxRequestSchema, m).parts)).toEqual(
+      toBinary(PrepareSandboxRequestSchema, m),
+    );
   });
 });

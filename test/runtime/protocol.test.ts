@@ -55,13 +55,17 @@ describe("server protocol rules", () => {
     const { peer, server } = await rawServer();
     // Client stream opened with Rust's flags (remote open | no data), ended with 0x05.
     peer.request(1, "ClientStream", new Uint8Array(0), 0x06);
-    peer.write(encodeFrame(1, 3, 0, toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: new Uint8Array(5) }))));
+    peer.write(
+      encodeFrame(1, 3, 0, toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: new Uint8Array(5) }))),
+    );
     peer.write(encodeFrame(1, 3, 0x05));
     // Unary method called with stream flags: still unary.
     peer.request(3, "Echo", echo("u"), 0x02);
     const frames = await peer.waitFrames(2);
     const byId = new Map(frames.map((f) => [f.streamId, f]));
-    expect(fromBinary(EchoResponseSchema, fromBinary(ResponseSchema, byId.get(1)!.payload).payload).totalBytes).toBe(5n);
+    expect(fromBinary(EchoResponseSchema, fromBinary(ResponseSchema, byId.get(1)!.payload).payload).totalBytes).toBe(
+      5n,
+    );
     expect(fromBinary(EchoResponseSchema, fromBinary(ResponseSchema, byId.get(3)!.payload).payload).text).toBe("u");
     await server.close();
   });
@@ -74,7 +78,9 @@ describe("server protocol rules", () => {
     peer.request(3, "Echo", echo("lower"));
     peer.request(7, "Echo", echo("seven"));
     const frames = await peer.waitFrames(5);
-    const got = frames.map((f) => [f.streamId, status(f)?.code ?? 0, status(f)?.message ?? ""]).sort((a, b) => Number(a[0]) - Number(b[0]));
+    const got = frames
+      .map((f) => [f.streamId, status(f)?.code ?? 0, status(f)?.message ?? ""])
+      .sort((a, b) => Number(a[0]) - Number(b[0]));
     expect(got).toEqual(
       expect.arrayContaining([
         [2, Code.InvalidArgument, "StreamID must be odd for client initiated streams"],
@@ -91,7 +97,11 @@ describe("server protocol rules", () => {
     const { peer, server } = await rawServer();
     peer.write(encodeFrame(9, 3, 0, new Uint8Array([1])));
     const [f] = await peer.waitFrames(1);
-    expect([f!.streamId, status(f!)?.code, status(f!)?.message]).toEqual([9, Code.InvalidArgument, "StreamID is no longer active"]);
+    expect([f!.streamId, status(f!)?.code, status(f!)?.message]).toEqual([
+      9,
+      Code.InvalidArgument,
+      "StreamID is no longer active",
+    ]);
     peer.request(11, "Echo", toBinary(EchoRequestSchema, create(EchoRequestSchema, { delayMs: 60_000 })));
     peer.write(encodeFrame(11, 3, 0, new Uint8Array([1])));
     const [, g] = await peer.waitFrames(2);
@@ -107,14 +117,21 @@ describe("server protocol rules", () => {
     peer.request(1, "ClientStream", new Uint8Array(0), 0x02);
     peer.write(encodeFrame(1, 3, 0x05, new Uint8Array([1, 2])));
     const [f] = await peer.waitFrames(1);
-    expect([status(f!)?.code, status(f!)?.message]).toEqual([Code.InvalidArgument, "data close message cannot include data"]);
+    expect([status(f!)?.code, status(f!)?.message]).toEqual([
+      Code.InvalidArgument,
+      "data close message cannot include data",
+    ]);
     peer.request(3, "Bidi", new Uint8Array(0), 0x02);
     peer.write(encodeFrame(3, 3, 0x05));
     const [, end] = await peer.waitFrames(2);
     expect([end!.streamId, end!.type, end!.flags]).toEqual([3, 3, 0x05]);
     peer.write(encodeFrame(3, 3, 0, new Uint8Array(0)));
     const [, , late] = await peer.waitFrames(3);
-    expect([late!.streamId, status(late!)?.code, status(late!)?.message]).toEqual([3, Code.InvalidArgument, "StreamID is no longer active"]);
+    expect([late!.streamId, status(late!)?.code, status(late!)?.message]).toEqual([
+      3,
+      Code.InvalidArgument,
+      "StreamID is no longer active",
+    ]);
     await server.close();
   });
 
@@ -180,13 +197,23 @@ describe("client wire behaviour", () => {
     const peer = await seen;
     const opts = { timeoutMs: 1000, metadata: { k: "v" }, signal: AbortSignal.timeout(5000) };
     void client.unary(Interop.method.echo, {}, opts).catch(() => {});
-    void client.serverStream(Interop.method.serverStream, {}, opts)[Symbol.asyncIterator]().next().catch(() => {});
+    void client
+      .serverStream(Interop.method.serverStream, {}, opts)
+      [Symbol.asyncIterator]()
+      .next()
+      .catch(() => {});
     void client.clientStream(Interop.method.clientStream, [{}], opts).catch(() => {});
-    void client.bidiStream(Interop.method.bidi, [], opts)[Symbol.asyncIterator]().next().catch(() => {});
+    void client
+      .bidiStream(Interop.method.bidi, [], opts)
+      [Symbol.asyncIterator]()
+      .next()
+      .catch(() => {});
     frames.push(...(await peer.waitFrames(7)));
     const requests = frames.filter((f) => f.type === 1);
     expect(requests.map((f) => f.streamId)).toEqual([1, 3, 5, 7]);
-    const flagsByMethod = Object.fromEntries(requests.map((f) => [fromBinary(RequestSchema, f.payload).method, f.flags]));
+    const flagsByMethod = Object.fromEntries(
+      requests.map((f) => [fromBinary(RequestSchema, f.payload).method, f.flags]),
+    );
     expect(flagsByMethod).toEqual({ Echo: 0x00, ServerStream: 0x01, ClientStream: 0x02, Bidi: 0x02 });
     const idOf = (m: string) => requests.find((f) => fromBinary(RequestSchema, f.payload).method === m)!.streamId;
     for (const r of requests) {
@@ -198,7 +225,13 @@ describe("client wire behaviour", () => {
     const data = frames.filter((f) => f.type === 3).map((f) => [f.streamId, f.flags, f.payload.length]);
     const cs = idOf("ClientStream");
     const bidi = idOf("Bidi");
-    expect(data).toEqual(expect.arrayContaining([[cs, 0, 0], [cs, 0x05, 0], [bidi, 0x05, 0]]));
+    expect(data).toEqual(
+      expect.arrayContaining([
+        [cs, 0, 0],
+        [cs, 0x05, 0],
+        [bidi, 0x05, 0],
+      ]),
+    );
     client.close();
     net.close();
   });
@@ -221,8 +254,14 @@ describe("handler order", () => {
     const path = join(dir, "o.sock");
     await server.listen(path);
     const peer = await RawPeer.connect(path);
-    const stream = toBinary(RequestSchema, create(RequestSchema, { service: Interop.typeName, method: "ServerStream", payload: echo("a") }));
-    const unary = toBinary(RequestSchema, create(RequestSchema, { service: Interop.typeName, method: "Echo", payload: echo("b") }));
+    const stream = toBinary(
+      RequestSchema,
+      create(RequestSchema, { service: Interop.typeName, method: "ServerStream", payload: echo("a") }),
+    );
+    const unary = toBinary(
+      RequestSchema,
+      create(RequestSchema, { service: Interop.typeName, method: "Echo", payload: echo("b") }),
+    );
     peer.write(new Uint8Array([...encodeFrame(1, 1, 1, stream), ...encodeFrame(3, 1, 0, unary)]));
     await peer.waitFrames(2);
     expect(order).toEqual(["stream a", "unary b"]);

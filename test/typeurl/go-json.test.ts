@@ -3,7 +3,9 @@ import { encodeGoJson, omitEmpty } from "ttrpc-es/typeurl";
 
 describe("encodeGoJson", () => {
   it("writes compact JSON in the given key order", () => {
-    expect(encodeGoJson({ z: 1, a: [true, null], m: { b: "x", a: 2.5 } })).toBe('{"z":1,"a":[true,null],"m":{"b":"x","a":2.5}}');
+    expect(encodeGoJson({ z: 1, a: [true, null], m: { b: "x", a: 2.5 } })).toBe(
+      '{"z":1,"a":[true,null],"m":{"b":"x","a":2.5}}',
+    );
   });
 
   it("escapes HTML characters and line separators as Go does", () => {
@@ -28,7 +30,19 @@ describe("encodeGoJson", () => {
 
 describe("omitEmpty", () => {
   it("drops what Go's omitempty drops and keeps the order of the rest", () => {
-    const out = omitEmpty({ a: 0, b: "x", c: "", d: false, e: [], f: null, g: undefined, h: {}, i: [0], j: true, k: -1 });
+    const out = omitEmpty({
+      a: 0,
+      b: "x",
+      c: "",
+      d: false,
+      e: [],
+      f: null,
+      g: undefined,
+      h: {},
+      i: [0],
+      j: true,
+      k: -1,
+    });
     expect(Object.keys(out)).toEqual(["b", "h", "i", "j", "k"]);
     expect(encodeGoJson(out)).toBe('{"b":"x","h":{},"i":[0],"j":true,"k":-1}');
   });

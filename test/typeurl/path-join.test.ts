@@ -83,7 +83,9 @@ describe("pathJoin", () => {
 
   it("builds hcsshim's sandbox-spec URLs", () => {
     expect(pathJoin("sandbox-spec/vm/v2/Spec", "Spec")).toBe("sandbox-spec/vm/v2/Spec/Spec");
-    expect(pathJoin("sandbox-spec/vm/v2/StatedState", "StatedState")).toBe("sandbox-spec/vm/v2/StatedState/StatedState");
+    expect(pathJoin("sandbox-spec/vm/v2/StatedState", "StatedState")).toBe(
+      "sandbox-spec/vm/v2/StatedState/StatedState",
+    );
   });
 
   it("differs from node:path where Go does", () => {

@@ -25,8 +25,20 @@ const exampleFile = createFileRegistry(
       {
         name: "EchoResponse",
         field: [
-          { name: "text", number: 1, type: FieldDescriptorProto_Type.STRING, label: FieldDescriptorProto_Label.OPTIONAL, jsonName: "text" },
-          { name: "count", number: 2, type: FieldDescriptorProto_Type.INT32, label: FieldDescriptorProto_Label.OPTIONAL, jsonName: "count" },
+          {
+            name: "text",
+            number: 1,
+            type: FieldDescriptorProto_Type.STRING,
+            label: FieldDescriptorProto_Label.OPTIONAL,
+            jsonName: "text",
+          },
+          {
+            name: "count",
+            number: 2,
+            type: FieldDescriptorProto_Type.INT32,
+            label: FieldDescriptorProto_Label.OPTIONAL,
+            jsonName: "count",
+          },
         ],
         nestedType: [{ name: "Inner", field: [] }],
       },
@@ -167,7 +179,10 @@ describe("JSON types", () => {
   it("win over the protobuf fallback when the URL matches exactly", () => {
     const registry = createTypeRegistry(TimestampSchema);
     registry.registerJson(["x", "google.protobuf.Timestamp"], pointCodec);
-    const any = create(AnySchema, { typeUrl: "x/google.protobuf.Timestamp", value: new TextEncoder().encode('{"x":9}') });
+    const any = create(AnySchema, {
+      typeUrl: "x/google.protobuf.Timestamp",
+      value: new TextEncoder().encode('{"x":9}'),
+    });
     expect(registry.unmarshalAny(any)).toEqual({ x: 9, y: 0 });
   });
 
@@ -175,8 +190,16 @@ describe("JSON types", () => {
     const registry = createTypeRegistry();
     registry.registerJson(["geo", "Point"], pointCodec);
     const withValue = (value: Uint8Array): Any => create(AnySchema, { typeUrl: "geo/Point", value });
-    expectTypeUrlError(() => registry.unmarshalAny(withValue(new TextEncoder().encode('{"x":'))), "decode", "geo/Point");
-    expectTypeUrlError(() => registry.unmarshalAny(withValue(new Uint8Array([0x22, 0xff, 0x22]))), "decode", "geo/Point");
+    expectTypeUrlError(
+      () => registry.unmarshalAny(withValue(new TextEncoder().encode('{"x":'))),
+      "decode",
+      "geo/Point",
+    );
+    expectTypeUrlError(
+      () => registry.unmarshalAny(withValue(new Uint8Array([0x22, 0xff, 0x22]))),
+      "decode",
+      "geo/Point",
+    );
     expectTypeUrlError(() => registry.unmarshalAny(withValue(new Uint8Array())), "decode", "geo/Point");
     const invalid = expectTypeUrlError(
       () => registry.unmarshalAny(withValue(new TextEncoder().encode('{"x":"1"}'))),
@@ -232,7 +255,11 @@ describe("registration", () => {
   it("of the same codec at another URL is a conflict", () => {
     const registry = createTypeRegistry();
     registry.registerJson(["geo", "Point"], pointCodec);
-    const error = expectTypeUrlError(() => registry.registerJson(["geo", "v2", "Point"], pointCodec), "conflict", "geo/v2/Point");
+    const error = expectTypeUrlError(
+      () => registry.registerJson(["geo", "v2", "Point"], pointCodec),
+      "conflict",
+      "geo/v2/Point",
+    );
     expect(error.message).toContain('"geo/Point"');
   });
 

@@ -60,7 +60,10 @@ export function generateTs(schema: Schema<Options>, templates: Templates): void 
 
 function fileContext(f: GeneratedFile, file: DescFile, options: Options, ph: Placeholders) {
   const runtime = (name: string) => ph.add(f.import(name, options.runtimeImport, true));
-  const services = file.services.map((service) => ({ service, names: serviceNames(service, options.prefix, options.suffix) }));
+  const services = file.services.map((service) => ({
+    service,
+    names: serviceNames(service, options.prefix, options.suffix),
+  }));
   checkUniqueNames(services);
   return {
     file: { name: file.proto.name, package: file.proto.package },
@@ -77,7 +80,12 @@ function fileContext(f: GeneratedFile, file: DescFile, options: Options, ph: Pla
   };
 }
 
-function serviceContext(f: GeneratedFile, service: DescService, names: ReturnType<typeof serviceNames>, ph: Placeholders) {
+function serviceContext(
+  f: GeneratedFile,
+  service: DescService,
+  names: ReturnType<typeof serviceNames>,
+  ph: Placeholders,
+) {
   return {
     name: service.name,
     typeName: service.typeName,

@@ -82,13 +82,17 @@ export function parseOptions(raw: readonly { key: string; value: string }[], cwd
         break;
       case "suffix":
         if (!/^[A-Za-z0-9_$]*$/.test(value)) {
-          throw new Error(`option suffix: "${value}" is not made of identifier characters; expected ${optionHelp.suffix}`);
+          throw new Error(
+            `option suffix: "${value}" is not made of identifier characters; expected ${optionHelp.suffix}`,
+          );
         }
         options.suffix = value;
         break;
       case "runtime_import":
         if (value === "" || /[\s"'`\\]/.test(value)) {
-          throw new Error(`option runtime_import: "${value}" is not a module specifier; expected ${optionHelp.runtime_import}`);
+          throw new Error(
+            `option runtime_import: "${value}" is not a module specifier; expected ${optionHelp.runtime_import}`,
+          );
         }
         options.runtimeImport = value;
         break;

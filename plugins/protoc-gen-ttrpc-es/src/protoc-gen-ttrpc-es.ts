@@ -4,7 +4,9 @@ import { generateTs } from "./generate.js";
 import { explainOptionError, parseOptions } from "./options.js";
 import { loadTemplates, type Templates } from "./templates.js";
 
-const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 
 // Wrapped below only to complete protoplugin's errors for standard options.
 const plugin: Plugin = createEcmaScriptPlugin({

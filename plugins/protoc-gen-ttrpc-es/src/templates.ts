@@ -47,7 +47,10 @@ export interface Templates {
  * render with `noEscape` (this is code, not HTML) and `strict` (a missing
  * variable is an error, not an empty string).
  */
-export function loadTemplates(userDir: string | undefined, builtinDirs: readonly string[] = builtinTemplateDirs()): Templates {
+export function loadTemplates(
+  userDir: string | undefined,
+  builtinDirs: readonly string[] = builtinTemplateDirs(),
+): Templates {
   const files = new Map<string, string>();
   for (const dir of [...(userDir === undefined ? [] : [userDir]), ...builtinDirs]) {
     if (!existsSync(dir)) {
@@ -60,7 +63,9 @@ export function loadTemplates(userDir: string | undefined, builtinDirs: readonly
     }
   }
   if (!files.has(ENTRY_TEMPLATE)) {
-    throw new Error(`template ${ENTRY_TEMPLATE}.hbs not found in ${[userDir, ...builtinDirs].filter(Boolean).join(", ")}`);
+    throw new Error(
+      `template ${ENTRY_TEMPLATE}.hbs not found in ${[userDir, ...builtinDirs].filter(Boolean).join(", ")}`,
+    );
   }
 
   const env = Handlebars.create();

@@ -115,9 +115,12 @@ export function parseEndpointDescriptor(bytes: Uint8Array, sessionNumber?: numbe
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (b.length < HEADER) throw invalid(`${b.length} bytes, shorter than the ${HEADER}-byte endpoint descriptor header`);
   if (b.toString("latin1", 0, 4) !== ENDPOINT_DESCRIPTOR_MAGIC) {
-    throw invalid(`not a ttrpc-es endpoint descriptor (magic is not "${ENDPOINT_DESCRIPTOR_MAGIC}"; a WSAPROTOCOL_INFOW needs the Windows shim)`);
+    throw invalid(
+      `not a ttrpc-es endpoint descriptor (magic is not "${ENDPOINT_DESCRIPTOR_MAGIC}"; a WSAPROTOCOL_INFOW needs the Windows shim)`,
+    );
   }
-  if (b[4] !== ENDPOINT_DESCRIPTOR_VERSION) throw invalid(`unknown endpoint descriptor version ${b[4]} (supported: ${ENDPOINT_DESCRIPTOR_VERSION})`);
+  if (b[4] !== ENDPOINT_DESCRIPTOR_VERSION)
+    throw invalid(`unknown endpoint descriptor version ${b[4]} (supported: ${ENDPOINT_DESCRIPTOR_VERSION})`);
   const transport = TRANSPORTS[b[5]!];
   if (transport === undefined) throw invalid(`unknown transport ${b[5]} (1 = unix, 2 = tcp)`);
   const role = ROLES[b[6]!];

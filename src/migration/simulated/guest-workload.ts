@@ -29,7 +29,10 @@ export class GuestWorkload {
   #timer: NodeJS.Timeout | undefined;
   readonly #now: () => number;
 
-  constructor(memory: MemoryImage, options: { dirtyPagesPerSecond: number; state?: GuestWorkloadState; now?: () => number }) {
+  constructor(
+    memory: MemoryImage,
+    options: { dirtyPagesPerSecond: number; state?: GuestWorkloadState; now?: () => number },
+  ) {
     this.memory = memory;
     this.dirtyPagesPerSecond = options.dirtyPagesPerSecond;
     this.#seed = options.state?.seed || 0x9e3779b9;

@@ -5,7 +5,12 @@
  *
  * @module
  */
-export { createSimulatedBackend, SimulatedBackend, DIRTY_RATE_ANNOTATION, type SimulatedBackendOptions } from "./simulated-backend.js";
+export {
+  createSimulatedBackend,
+  SimulatedBackend,
+  DIRTY_RATE_ANNOTATION,
+  type SimulatedBackendOptions,
+} from "./simulated-backend.js";
 export {
   createEndpointPair,
   encodeEndpointDescriptor,
@@ -16,7 +21,14 @@ export {
   type EndpointRole,
   type EndpointTransport,
 } from "./endpoint-descriptor.js";
-export { SimulatedVm, DEFAULT_MEMORY_BYTES, DEFAULT_DIRTY_PAGES_PER_SECOND, type SimulatedVmOptions, type SimulatedVmStatus, type DeviceState } from "./simulated-vm.js";
+export {
+  SimulatedVm,
+  DEFAULT_MEMORY_BYTES,
+  DEFAULT_DIRTY_PAGES_PER_SECOND,
+  type SimulatedVmOptions,
+  type SimulatedVmStatus,
+  type DeviceState,
+} from "./simulated-vm.js";
 export { MemoryImage, type MemoryImageOptions } from "./memory-image.js";
 export { GuestWorkload, type GuestWorkloadState } from "./guest-workload.js";
 export { preCopyParams, PRE_COPY_DEFAULTS, type PreCopyParams } from "./pre-copy-params.js";

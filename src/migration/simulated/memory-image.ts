@@ -61,7 +61,8 @@ export class MemoryImage {
   #fillPattern(): void {
     const seed = randomFillSync(Buffer.allocUnsafe(Math.min(1 << 20, this.#chunks[0]!.length)));
     for (const chunk of this.#chunks) {
-      for (let off = 0; off < chunk.length; off += seed.length) seed.copy(chunk, off, 0, Math.min(seed.length, chunk.length - off));
+      for (let off = 0; off < chunk.length; off += seed.length)
+        seed.copy(chunk, off, 0, Math.min(seed.length, chunk.length - off));
     }
     for (let i = 0; i < this.pageCount; i++) this.page(i).writeUInt32LE(i, 0);
   }
@@ -69,14 +70,16 @@ export class MemoryImage {
   /** The page's bytes (a view, not a copy). */
   page(index: number): Buffer {
     const chunk = this.#chunks[Math.floor(index / this.#pagesPerChunk)];
-    if (chunk === undefined || index < 0 || !Number.isInteger(index)) throw new RangeError(`page ${index} out of range`);
+    if (chunk === undefined || index < 0 || !Number.isInteger(index))
+      throw new RangeError(`page ${index} out of range`);
     const off = (index % this.#pagesPerChunk) * this.pageSize;
     return chunk.subarray(off, off + this.pageSize);
   }
 
   /** Copies `data` (one page) into page `index`. Does not mark it dirty (the destination's writes come from the wire). */
   writePage(index: number, data: Uint8Array): void {
-    if (data.length !== this.pageSize) throw new RangeError(`page data is ${data.length} bytes, expected ${this.pageSize}`);
+    if (data.length !== this.pageSize)
+      throw new RangeError(`page data is ${data.length} bytes, expected ${this.pageSize}`);
     this.page(index).set(data);
   }
 

@@ -45,12 +45,15 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
   };
   try {
     const setup = await next();
-    if (setup.type !== MessageType.Setup) throw new WireError(`memory stream: expected Setup, got ${MessageType[setup.type]}`);
+    if (setup.type !== MessageType.Setup)
+      throw new WireError(`memory stream: expected Setup, got ${MessageType[setup.type]}`);
     const pageSize = setup.payload.readUInt32BE(0);
     const pageCount = setup.payload.readUInt32BE(4);
     stats.checksums = (setup.payload[8]! & 1) === 1;
     if (pageSize !== memory.pageSize || pageCount !== memory.pageCount) {
-      throw new Mismatch(`memory layout mismatch: source has ${pageCount} pages of ${pageSize} bytes, destination ${memory.pageCount} of ${memory.pageSize}`);
+      throw new Mismatch(
+        `memory layout mismatch: source has ${pageCount} pages of ${pageSize} bytes, destination ${memory.pageCount} of ${memory.pageSize}`,
+      );
     }
     link.socket.write(encodeFrame(MessageType.Ready));
     observe({ type: "connected", side: "destination" });
@@ -78,7 +81,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
         case MessageType.Pages: {
           const count = p.readUInt32BE(0);
           const sum = stats.checksums ? 20 : 0;
-          if (p.length !== 4 + count * (4 + sum + pageSize)) throw new WireError(`memory stream: Pages frame of ${p.length} bytes does not hold ${count} pages`);
+          if (p.length !== 4 + count * (4 + sum + pageSize))
+            throw new WireError(`memory stream: Pages frame of ${p.length} bytes does not hold ${count} pages`);
           const dataAt = 4 + count * (4 + sum);
           for (let k = 0; k < count; k++) {
             const index = p.readUInt32BE(4 + k * 4);
@@ -96,7 +100,16 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           stats.pageBytes += count * pageSize;
           if (blackout) stats.blackoutPages += count;
           passDone += count;
-          observe({ type: "progress", side: "destination", pass, blackout, passDone, passPages, pageBytes: stats.pageBytes, imageBytes: memory.sizeBytes });
+          observe({
+            type: "progress",
+            side: "destination",
+            pass,
+            blackout,
+            passDone,
+            passPages,
+            pageBytes: stats.pageBytes,
+            imageBytes: memory.sizeBytes,
+          });
           break;
         }
         case MessageType.PassEnd:
@@ -123,8 +136,14 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           stats.digest = memory.digest();
           const ok = theirs === stats.digest;
           const message = ok ? "" : `image digest mismatch: destination ${stats.digest}, source ${theirs}`;
-          const result = Buffer.concat([Buffer.from([ok ? 1 : 0]), Buffer.from(stats.digest, "hex"), Buffer.from(message, "utf8")]);
-          await new Promise<void>((resolve) => link.socket.end(encodeFrame(MessageType.Result, result), () => resolve()));
+          const result = Buffer.concat([
+            Buffer.from([ok ? 1 : 0]),
+            Buffer.from(stats.digest, "hex"),
+            Buffer.from(message, "utf8"),
+          ]);
+          await new Promise<void>((resolve) =>
+            link.socket.end(encodeFrame(MessageType.Result, result), () => resolve()),
+          );
           if (!ok) throw new Mismatch(message);
           observe({ type: "done", side: "destination", stats: snapshot() });
           return { ok: true };
@@ -136,7 +155,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (signal.aborted) return fail(PhaseState.CANCELLED, "cancelled", err);
-    if ((err as { abortReason?: AbortReason }).abortReason === AbortReason.Cancelled) return fail(PhaseState.CANCELLED, message, err);
+    if ((err as { abortReason?: AbortReason }).abortReason === AbortReason.Cancelled)
+      return fail(PhaseState.CANCELLED, message, err);
     if (err instanceof Mismatch) await sendAbort(link, AbortReason.ChecksumMismatch, message);
     else await sendAbort(link, AbortReason.Error, message);
     return fail(PhaseState.DESTINATION_FAILED, message, err);

@@ -40,7 +40,10 @@ export function preCopyParams(options: HcsMigrationOptions | undefined): PreCopy
   const t = options?.MemoryTransferThrottleParams ?? {};
   const positive = (v: number | undefined, d: number) => (v === undefined || v <= 0 ? d : v);
   const maxPasses = positive(t.MaximumNumberOfBrownoutTransferPasses, PRE_COPY_DEFAULTS.maxPasses);
-  const targetPasses = Math.min(maxPasses, positive(t.TargetNumberOfBrownoutTransferPasses, Math.min(PRE_COPY_DEFAULTS.targetPasses, maxPasses)));
+  const targetPasses = Math.min(
+    maxPasses,
+    positive(t.TargetNumberOfBrownoutTransferPasses, Math.min(PRE_COPY_DEFAULTS.targetPasses, maxPasses)),
+  );
   const scale = t.ThrottlingScale;
   return {
     targetPasses,

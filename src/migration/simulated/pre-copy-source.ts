@@ -14,7 +14,17 @@ import type { PreCopyParams } from "./pre-copy-params.js";
 import type { SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
-import { AbortReason, encodeFrame, FRAME_HEADER, FramePool, MessageType, WireError, write, writeFrameHeader, type Frame } from "./wire-protocol.js";
+import {
+  AbortReason,
+  encodeFrame,
+  FRAME_HEADER,
+  FramePool,
+  MessageType,
+  WireError,
+  write,
+  writeFrameHeader,
+  type Frame,
+} from "./wire-protocol.js";
 
 /** Test hooks: faults the source injects on purpose. */
 export interface SourceFaults {
@@ -38,7 +48,10 @@ export interface SourceTransfer {
 }
 
 class PeerAbort extends Error {
-  constructor(readonly reason: AbortReason, message: string) {
+  constructor(
+    readonly reason: AbortReason,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -76,7 +89,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       check();
       const frame = inbox.shift();
       if (frame !== undefined) {
-        if (frame.type !== type) throw new WireError(`memory stream: expected ${MessageType[type]}, got ${MessageType[frame.type]}`);
+        if (frame.type !== type)
+          throw new WireError(`memory stream: expected ${MessageType[type]}, got ${MessageType[frame.type]}`);
         return frame;
       }
       await new Promise<void>((resolve) => {
@@ -99,7 +113,14 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     head.writeUInt32BE(pass, 0);
     head.writeUInt32BE(pages.length, 4);
     head[8] = blackout ? 1 : 0;
-    observe({ type: "pass", side: "source", pass, blackout, pages: pages.length, throttlePercent: vm.workload.throttlePercent });
+    observe({
+      type: "pass",
+      side: "source",
+      pass,
+      blackout,
+      pages: pages.length,
+      throttlePercent: vm.workload.throttlePercent,
+    });
     await send(encodeFrame(MessageType.PassBegin, head));
     const pageSize = memory.pageSize;
     const perBatch = Math.max(1, Math.floor(BATCH_BYTES / pageSize));
@@ -120,7 +141,11 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         frame.writeUInt32BE(index, indexAt + k * 4);
         const at = dataAt + k * pageSize;
         memory.page(index).copy(frame, at);
-        if (sumBytes > 0) createHash("sha1").update(frame.subarray(at, at + pageSize)).digest().copy(frame, sumAt + k * sumBytes);
+        if (sumBytes > 0)
+          createHash("sha1")
+            .update(frame.subarray(at, at + pageSize))
+            .digest()
+            .copy(frame, sumAt + k * sumBytes);
         if (!corrupted && index === t.faults?.corruptPageOnWire) {
           frame[at + pageSize - 1]! ^= 0xff;
           corrupted = true;
@@ -193,7 +218,15 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       const bytesPerMs = sentBytes / Math.max(sendMs, 0.001);
       projected = (remaining * memory.pageSize) / bytesPerMs;
       stats.projectedBlackoutMs = projected;
-      observe({ type: "pass-end", side: "source", pass, pages: pages.length, ms, remainingDirty: remaining, projectedBlackoutMs: projected });
+      observe({
+        type: "pass-end",
+        side: "source",
+        pass,
+        pages: pages.length,
+        ms,
+        remainingDirty: remaining,
+        projectedBlackoutMs: projected,
+      });
       if (projected <= params.targetBlackoutMs) break;
       if (pass >= params.maxPasses) break;
       if (pass >= params.targetPasses && remaining >= previousRemaining) break;
@@ -201,7 +234,11 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     }
     stats.throttlePercent = throttle;
 
-    if (params.cancelIfThresholdExceeded && params.blackoutThresholdMs !== undefined && projected > params.blackoutThresholdMs) {
+    if (
+      params.cancelIfThresholdExceeded &&
+      params.blackoutThresholdMs !== undefined &&
+      projected > params.blackoutThresholdMs
+    ) {
       const message = `projected blackout ${projected.toFixed(1)} ms exceeds blackout_time_threshold_for_cancelling_migration ${params.blackoutThresholdMs} ms`;
       await sendAbort(link, AbortReason.Cancelled, message);
       return fail(PhaseState.CANCELLED, message);
@@ -230,7 +267,9 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     const result = (await expect(MessageType.Result)).payload;
     const theirs = result.subarray(1, 33).toString("hex");
     if (result[0] !== 1 || theirs !== stats.digest) {
-      const why = result.subarray(33).toString("utf8") || `destination image digest ${theirs} differs from the source's ${stats.digest}`;
+      const why =
+        result.subarray(33).toString("utf8") ||
+        `destination image digest ${theirs} differs from the source's ${stats.digest}`;
       return fail(PhaseState.DESTINATION_FAILED, `verification failed: ${why}`);
     }
     observe({ type: "done", side: "source", stats: snapshot() });

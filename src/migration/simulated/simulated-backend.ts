@@ -94,13 +94,18 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
 
   async prepareSource(request: PrepareSourceRequest): Promise<StatedState> {
     const vm = this.vm;
-    if (vm === undefined || vm.status === "stopped") throw new TtrpcError("no running sandbox to migrate on this shim", Code.FailedPrecondition);
+    if (vm === undefined || vm.status === "stopped")
+      throw new TtrpcError("no running sandbox to migrate on this shim", Code.FailedPrecondition);
     this.#resources(request);
     return {
       schemaVersion: 1,
       sandboxId: vm.sandboxId,
       sessionId: request.sessionId,
-      vm: { guestOs: "linux", processorCount: vm.processorCount, memory: { sizeBytes: vm.memory.sizeBytes, pageSize: vm.memory.pageSize } },
+      vm: {
+        guestOs: "linux",
+        processorCount: vm.processorCount,
+        memory: { sizeBytes: vm.memory.sizeBytes, pageSize: vm.memory.pageSize },
+      },
       containers: vm.containers.map((c) => ({ ...c })),
       initOptions: request.options,
       annotations: { [DIRTY_RATE_ANNOTATION]: String(vm.workload.dirtyPagesPerSecond) },
@@ -109,7 +114,10 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
 
   async importSandbox(request: ImportSandboxRequest): Promise<void> {
     if (this.vm !== undefined && this.vm.status !== "stopped") {
-      throw new TtrpcError(`this shim already hosts sandbox ${JSON.stringify(this.vm.sandboxId)}`, Code.FailedPrecondition);
+      throw new TtrpcError(
+        `this shim already hosts sandbox ${JSON.stringify(this.vm.sandboxId)}`,
+        Code.FailedPrecondition,
+      );
     }
     this.#resources(request).imported = { sandboxId: request.sandboxId, state: request.state };
   }
@@ -130,7 +138,9 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
         fill: "zero",
       });
     } catch (e) {
-      throw new TtrpcError(`cannot create the destination VM: ${(e as Error).message}`, Code.ResourceExhausted, { cause: e });
+      throw new TtrpcError(`cannot create the destination VM: ${(e as Error).message}`, Code.ResourceExhausted, {
+        cause: e,
+      });
     }
   }
 
@@ -148,7 +158,12 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
     const r = this.#resources(request);
     const vm = this.vm;
     const side = request.origin === "Source" ? "source" : "destination";
-    if (vm === undefined) return { ok: false, state: side === "source" ? PhaseState.SOURCE_FAILED : PhaseState.DESTINATION_FAILED, message: "no VM on this shim" };
+    if (vm === undefined)
+      return {
+        ok: false,
+        state: side === "source" ? PhaseState.SOURCE_FAILED : PhaseState.DESTINATION_FAILED,
+        message: "no VM on this shim",
+      };
     const d = request.endpoint;
     const maxPayload = Math.max(64 * 1024 * 1024, 4 + vm.memory.pageSize * 2);
     let link: Link;
@@ -162,12 +177,21 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
         link = await connectPeer(d, side, request.signal, maxPayload);
       }
     } catch (e) {
-      if (request.signal.aborted) return { ok: false, state: PhaseState.CANCELLED, message: "cancelled while connecting" };
+      if (request.signal.aborted)
+        return { ok: false, state: PhaseState.CANCELLED, message: "cancelled while connecting" };
       throw e;
     }
     r.link = link;
     if (side === "source") {
-      return runSource({ vm, link, params: preCopyParams(request.options), report: request.report, signal: request.signal, observe: this.#emit, ...(this.#faults === undefined ? {} : { faults: this.#faults }) });
+      return runSource({
+        vm,
+        link,
+        params: preCopyParams(request.options),
+        report: request.report,
+        signal: request.signal,
+        observe: this.#emit,
+        ...(this.#faults === undefined ? {} : { faults: this.#faults }),
+      });
     }
     return runDestination({ vm, link, report: request.report, signal: request.signal, observe: this.#emit });
   }

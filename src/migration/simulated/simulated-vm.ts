@@ -54,7 +54,9 @@ export class SimulatedVm {
       ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
       fill: options.fill ?? "pattern",
     });
-    this.workload = new GuestWorkload(this.memory, { dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? DEFAULT_DIRTY_PAGES_PER_SECOND });
+    this.workload = new GuestWorkload(this.memory, {
+      dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? DEFAULT_DIRTY_PAGES_PER_SECOND,
+    });
   }
 
   get status(): SimulatedVmStatus {
@@ -100,6 +102,9 @@ export class SimulatedVm {
     if (state.processorCount !== this.processorCount) {
       throw new Error(`device state has ${state.processorCount} processors, the VM has ${this.processorCount}`);
     }
-    this.workload = new GuestWorkload(this.memory, { dirtyPagesPerSecond: state.dirtyPagesPerSecond, state: state.workload });
+    this.workload = new GuestWorkload(this.memory, {
+      dirtyPagesPerSecond: state.dirtyPagesPerSecond,
+      state: state.workload,
+    });
   }
 }

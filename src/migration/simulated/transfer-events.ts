@@ -34,7 +34,14 @@ export interface TransferStats {
 
 export type TransferEvent =
   | { readonly type: "connected"; readonly side: Side }
-  | { readonly type: "pass"; readonly side: Side; readonly pass: number; readonly blackout: boolean; readonly pages: number; readonly throttlePercent: number }
+  | {
+      readonly type: "pass";
+      readonly side: Side;
+      readonly pass: number;
+      readonly blackout: boolean;
+      readonly pages: number;
+      readonly throttlePercent: number;
+    }
   | {
       readonly type: "progress";
       readonly side: Side;

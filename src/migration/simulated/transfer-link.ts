@@ -45,7 +45,13 @@ export function bindListener(d: EndpointDescriptor): Promise<Server> {
     server.on("connection", hold);
     server.once("error", (err: NodeJS.ErrnoException) => {
       server.close();
-      reject(new TtrpcError(`protocol_info: cannot listen on ${d.transport} ${d.address}: ${err.code ?? err.message}`, Code.InvalidArgument, { cause: err }));
+      reject(
+        new TtrpcError(
+          `protocol_info: cannot listen on ${d.transport} ${d.address}: ${err.code ?? err.message}`,
+          Code.InvalidArgument,
+          { cause: err },
+        ),
+      );
     });
     server.listen(netTarget(d), () => resolve(server));
   });
@@ -56,7 +62,13 @@ export function bindListener(d: EndpointDescriptor): Promise<Server> {
  * and session number; others are dropped. Closes the listener once done
  * (successfully or not).
  */
-export async function acceptPeer(server: Server, d: EndpointDescriptor, side: Side, signal: AbortSignal, maxPayload: number): Promise<Link> {
+export async function acceptPeer(
+  server: Server,
+  d: EndpointDescriptor,
+  side: Side,
+  signal: AbortSignal,
+  maxPayload: number,
+): Promise<Link> {
   const pending = new Set<Socket>();
   try {
     return await new Promise<Link>((resolve, reject) => {
@@ -110,7 +122,12 @@ export async function acceptPeer(server: Server, d: EndpointDescriptor, side: Si
 }
 
 /** Dials the listener (retrying while it is not there yet), proves the token, waits for the answer. */
-export async function connectPeer(d: EndpointDescriptor, side: Side, signal: AbortSignal, maxPayload: number): Promise<Link> {
+export async function connectPeer(
+  d: EndpointDescriptor,
+  side: Side,
+  signal: AbortSignal,
+  maxPayload: number,
+): Promise<Link> {
   let delay = 5;
   for (;;) {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new WireError("aborted");
@@ -136,7 +153,9 @@ export async function connectPeer(d: EndpointDescriptor, side: Side, signal: Abo
       } catch (err) {
         socket.destroy();
         if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
-        throw err instanceof WireError ? new WireError(`the listener refused the connection (wrong token or session?): ${err.message}`) : err;
+        throw err instanceof WireError
+          ? new WireError(`the listener refused the connection (wrong token or session?): ${err.message}`)
+          : err;
       } finally {
         signal.removeEventListener("abort", onAbort);
       }

@@ -147,7 +147,8 @@ export class FrameReader {
         const type = header[1]!;
         if (MessageType[type] === undefined) throw new WireError(`memory stream: unknown message type ${type}`);
         const length = header.readUInt32BE(2);
-        if (length > this.#maxPayload) throw new WireError(`memory stream: frame of ${length} bytes is over the ${this.#maxPayload}-byte limit`);
+        if (length > this.#maxPayload)
+          throw new WireError(`memory stream: frame of ${length} bytes is over the ${this.#maxPayload}-byte limit`);
         if (this.#length >= FRAME_HEADER + length) {
           this.#take(FRAME_HEADER);
           const payload = this.#take(length);
