@@ -479,7 +479,7 @@ onStdinLines(
 );
 
 function emit(obj: object): void {
-  process.stdout.write(JSON.stringify(obj) + "\n");
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
 
 /** Reports this process's stats and waits for the harness to measure the server. */
@@ -551,7 +551,7 @@ async function main(): Promise<void> {
       for (const c of conns) c.close();
       first.close();
       emit({ ok: true });
-      process.exit(0);
+      return process.exit(0);
     }
     case "streams": {
       const conn = await open(socket);
@@ -568,7 +568,7 @@ async function main(): Promise<void> {
       await barrier("closed", { close_ms: now() - t1 });
       conn.close();
       emit({ ok: true });
-      process.exit(0);
+      return process.exit(0);
     }
     case "calls": {
       // `count` unary calls, `concurrency` in flight, stopping at `samples` barriers.
@@ -586,7 +586,7 @@ async function main(): Promise<void> {
       }
       conn.close();
       emit({ ok: true, calls: done });
-      process.exit(0);
+      return process.exit(0);
     }
     case "slow-consumer": {
       if (impl !== "ttrpc-es") throw new Error("slow-consumer is a ttrpc-es scenario");
@@ -621,7 +621,7 @@ async function main(): Promise<void> {
         stalled_stream: outcome,
       });
       client.close();
-      process.exit(0);
+      return process.exit(0);
     }
     default:
       throw new Error(`unknown scenario ${JSON.stringify(scenario)}`);

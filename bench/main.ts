@@ -148,7 +148,7 @@ for (const k of flags.keys()) {
 }
 
 /** Progress and the table go to stderr under --json, so stdout holds the JSON alone. */
-const out = (s: string) => (json ? process.stderr : process.stdout).write(s + "\n");
+const out = (s: string) => (json ? process.stderr : process.stdout).write(`${s}\n`);
 
 // --- results -------------------------------------------------------------
 
@@ -249,22 +249,22 @@ function throughputTask(
         serverCpu = srv.cpuSeconds() - cpu0;
         return res;
       });
-      const ops = Number(r["ops"]);
-      const secs = Number(r["seconds"]);
+      const ops = Number(r.ops);
+      const secs = Number(r.seconds);
       if (!(ops > 0) || !(secs > 0)) throw new Error(`no ops measured: ${JSON.stringify(r)}`);
-      const value = unit === "calls/s" ? ops / secs : Number(r["bytes"]) / secs / 1e6;
+      const value = unit === "calls/s" ? ops / secs : Number(r.bytes) / secs / 1e6;
       // CPU per op (µs): less sensitive to machine noise than throughput; 10 ms resolution on the server side.
       const extra: Record<string, unknown> = {
         ...(unit === "MB/s" ? { ops_per_s: Math.round(ops / secs) } : {}),
         server_cpu_us_per_op: Number(((serverCpu * 1e6) / ops).toPrecision(3)),
-        ...(r["client_cpu_s"] === undefined
+        ...(r.client_cpu_s === undefined
           ? {}
-          : { client_cpu_us_per_op: Number(((Number(r["client_cpu_s"]) * 1e6) / ops).toPrecision(3)) }),
+          : { client_cpu_us_per_op: Number(((Number(r.client_cpu_s) * 1e6) / ops).toPrecision(3)) }),
       };
       record(benchmark, impl, value, extra);
       if (extraRows.length > 0) {
-        record("latency-c1-p50", impl, Number(r["p50_us"]));
-        record("latency-c1-p99", impl, Number(r["p99_us"]));
+        record("latency-c1-p50", impl, Number(r.p50_us));
+        record("latency-c1-p99", impl, Number(r.p99_us));
       }
     },
   };
@@ -294,7 +294,7 @@ const TASKS: Task[] = [
           if (b.barrier === "base") base = await server.rss();
           else {
             const rss = await server.rss();
-            extra = { connections: conns, server_rss_delta: rss - base, open_ms: Math.round(Number(b["open_ms"])) };
+            extra = { connections: conns, server_rss_delta: rss - base, open_ms: Math.round(Number(b.open_ms)) };
             record("rss-per-connection", impl, (rss - base) / conns, extra);
           }
         });
@@ -337,16 +337,16 @@ const TASKS: Task[] = [
         ),
       );
       const common = {
-        stalled_stream: r["stalled_stream"],
+        stalled_stream: r.stalled_stream,
         what: "unary c1 on a connection with one stalled 64 KiB server stream",
       };
-      record("slow-consumer-unary-p50", impl, Number(r["p50_us"]), {
+      record("slow-consumer-unary-p50", impl, Number(r.p50_us), {
         ...common,
-        without_stall_us: Number(r["base_p50_us"]),
+        without_stall_us: Number(r.base_p50_us),
       });
-      record("slow-consumer-unary-p99", impl, Number(r["p99_us"]), {
+      record("slow-consumer-unary-p99", impl, Number(r.p99_us), {
         ...common,
-        without_stall_us: Number(r["base_p99_us"]),
+        without_stall_us: Number(r.base_p99_us),
       });
     },
   },
@@ -369,7 +369,7 @@ const TASKS: Task[] = [
             base = await server.stats();
           } else if (b.barrier === "open") {
             const rss = await server.rss();
-            record("soak-10k-streams-open", impl, Number(b["open_ms"]), {
+            record("soak-10k-streams-open", impl, Number(b.open_ms), {
               streams: soakStreams,
               what: "open N bidi streams on one connection, one echo each",
             });
@@ -379,7 +379,7 @@ const TASKS: Task[] = [
             record("soak-10k-streams-heap-residual", impl, s.heapUsed - base.heapUsed, {
               streams: soakStreams,
               what: "server heap after all streams closed minus before, after GC",
-              close_ms: Math.round(Number(b["close_ms"])),
+              close_ms: Math.round(Number(b.close_ms)),
             });
             record("soak-10k-streams-handle-growth", impl, s.handles - base.handles, {
               before: base.handleKinds,
@@ -422,7 +422,7 @@ const TASKS: Task[] = [
             if (samples.length === 0) firstKinds = b.client.handleKinds;
             lastKinds = b.client.handleKinds;
             samples.push({
-              calls: Number(b["calls"]),
+              calls: Number(b.calls),
               server_heap: s.heapUsed,
               client_heap: b.client.heapUsed,
               server_handles: s.handles,
@@ -524,8 +524,8 @@ async function main(): Promise<number> {
   }
   const elapsed = (Date.now() - t0) / 1000;
   printTable(elapsed);
-  if (json) process.stdout.write(JSON.stringify(jsonRows(), null, 2) + "\n");
-  if (profileRoot !== undefined) out("\n" + summarizeProfiles(profileRoot, 15));
+  if (json) process.stdout.write(`${JSON.stringify(jsonRows(), null, 2)}\n`);
+  if (profileRoot !== undefined) out(`\n${summarizeProfiles(profileRoot, 15)}`);
   const failed = [...cells.values()].some((c) => c.error !== undefined);
   return failed ? 1 : 0;
 }
@@ -597,7 +597,7 @@ function printTable(elapsed: number): void {
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   out("");
   out(`| ${header.map((h, i) => h.padEnd(widths[i]!)).join(" | ")} |`);
-  out(`|${widths.map((w, i) => (i < 2 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|")}|`);
+  out(`|${widths.map((w, i) => (i < 2 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
   for (const l of lines.slice(1))
     out(`| ${l.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`);
   out("");

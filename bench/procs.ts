@@ -100,7 +100,7 @@ class Proc {
   }
 
   send(line: string): void {
-    this.child.stdin!.write(line + "\n");
+    this.child.stdin!.write(`${line}\n`);
   }
 
   failure(why: string): Error {
@@ -227,8 +227,8 @@ export async function runClient(
       } catch {
         throw proc.failure(`printed a line that is not JSON: ${line}`);
       }
-      if (typeof obj["barrier"] === "string") {
-        if (onBarrier === undefined) throw proc.failure(`stopped at barrier ${String(obj["barrier"])} nobody handles`);
+      if (typeof obj.barrier === "string") {
+        if (onBarrier === undefined) throw proc.failure(`stopped at barrier ${String(obj.barrier)} nobody handles`);
         await onBarrier(obj as Barrier);
         proc.send("go");
         continue;

@@ -198,7 +198,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", exit);
   onStdinLines((line) => {
-    if (line === "stats") process.stdout.write(JSON.stringify(processStats()) + "\n");
+    if (line === "stats") process.stdout.write(`${JSON.stringify(processStats())}\n`);
   }, exit);
   process.stdout.write("READY\n");
 }

@@ -22,7 +22,7 @@ export function parseAddress(address: string): Address {
     return { kind: "pipe", path: address.replaceAll("/", "\\") };
   }
   if (address.startsWith("npipe:")) {
-    let name = address
+    const name = address
       .slice("npipe:".length)
       .replace(/^\/\/\.\/pipe\//, "")
       .replace(/^\\\\\.\\pipe\\/, "");

@@ -52,7 +52,10 @@ export function encodeMessage(desc: DescMessage, message: unknown): EncodedMessa
   let large: DescField[] | undefined;
   for (const f of bytesFields(desc)) {
     const v = m[f.localName];
-    if (v instanceof Uint8Array && v.length >= LARGE) (large ??= []).push(f);
+    if (v instanceof Uint8Array && v.length >= LARGE) {
+      large ??= [];
+      large.push(f);
+    }
   }
   if (large === undefined) {
     const bytes = toBinary(desc, m as never);

@@ -141,7 +141,8 @@ class CallContext implements HandlerContext {
   }
 
   get metadata(): Metadata {
-    return (this.#metadata ??= new Metadata(this.pairs));
+    this.#metadata ??= new Metadata(this.pairs);
+    return this.#metadata;
   }
 
   get fullMethod(): string {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { onTestFinished } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
-  Code,
+  type Code,
   FrameDecoder,
   TtrpcError,
   connect,

@@ -74,10 +74,22 @@ export function jsonErrorOffset(s: string): { offset: number; extra: boolean } |
         else fail();
       }
     }
-    if (c === '"') return string();
-    if (c === "t") return literal("true");
-    if (c === "f") return literal("false");
-    if (c === "n") return literal("null");
+    if (c === '"') {
+      string();
+      return;
+    }
+    if (c === "t") {
+      literal("true");
+      return;
+    }
+    if (c === "f") {
+      literal("false");
+      return;
+    }
+    if (c === "n") {
+      literal("null");
+      return;
+    }
     const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(s.slice(i));
     if (m === null || m[0] === "" || m[0] === "-") fail();
     i += m![0].length;

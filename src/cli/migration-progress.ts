@@ -18,7 +18,7 @@ export class ProgressView {
 
   constructor(out: NodeJS.WriteStream) {
     this.#out = out;
-    this.#tty = out.isTTY === true && process.env["TERM"] !== "dumb";
+    this.#tty = out.isTTY === true && process.env.TERM !== "dumb";
   }
 
   /** Restarts the clock of the timeline (at the start of the migration, as the orchestrator's times). */

@@ -172,7 +172,7 @@ export function resolveTargets(
 
 /** The buf binary: $TTRPC_ES_BUF, the platform package of @bufbuild/buf, or its node launcher. */
 export function findBuf(): { command: string; args: string[] } | undefined {
-  const env = process.env["TTRPC_ES_BUF"];
+  const env = process.env.TTRPC_ES_BUF;
   if (env !== undefined && env !== "") return existsSync(env) ? { command: env, args: [] } : undefined;
   const require = createRequire(import.meta.url);
   const arch =
@@ -212,7 +212,7 @@ async function compileProtos(
   // roots anywhere on disk work and nothing is written next to the protos.
   const work = mkdtempSync(join(tmpdir(), "ttrpc-es-buf-"));
   try {
-    roots.forEach((r, i) => symlinkSync(r, join(work, `i${i}`), "junction"));
+    for (const [i, r] of roots.entries()) symlinkSync(r, join(work, `i${i}`), "junction");
     writeFileSync(
       join(work, "buf.yaml"),
       `version: v2\nmodules:\n${roots.map((_, i) => `  - path: i${i}\n`).join("")}`,

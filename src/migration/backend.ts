@@ -236,7 +236,7 @@ export interface MigrationBackend<E = unknown> {
    * Called once per session; repeats and no-op combinations (STOP on a
    * cancelled destination) never reach the backend.
    */
-  finalize(request: FinalizeRequest): Promise<FinalizeResult | void>;
+  finalize(request: FinalizeRequest): Promise<FinalizeResult | undefined>;
 
   /**
    * Cleanup, always last: close the socket and release everything of the

@@ -334,9 +334,9 @@ function readContainer(value: unknown, path: string): StatedContainer {
     id: nonEmptyString(required(json, "id", `${path}.id`), `${path}.id`),
     state: oneOf(required(json, "state", `${path}.state`), `${path}.state`, containerStates),
   };
-  if (json["image"] != null) container.image = string(json["image"], `${path}.image`);
-  if (json["bundle"] != null) container.bundle = string(json["bundle"], `${path}.bundle`);
-  if (json["pid"] != null) container.pid = integer(json["pid"], `${path}.pid`, 1, uint32Max);
+  if (json.image != null) container.image = string(json.image, `${path}.image`);
+  if (json.bundle != null) container.bundle = string(json.bundle, `${path}.bundle`);
+  if (json.pid != null) container.pid = integer(json.pid, `${path}.pid`, 1, uint32Max);
   return container;
 }
 
@@ -378,14 +378,14 @@ const optionFlags = [
 function readThrottle(value: unknown, path: string): HcsMemoryTransferThrottleParams {
   const json = object(value, path);
   const out: HcsMemoryTransferThrottleParams = {};
-  if (json["SkipThrottling"] != null) out.SkipThrottling = boolean(json["SkipThrottling"], `${path}.SkipThrottling`);
-  if (json["ThrottlingScale"] != null) {
-    if (typeof json["ThrottlingScale"] !== "number") fail(`${path}.ThrottlingScale`, "must be a number");
-    out.ThrottlingScale = json["ThrottlingScale"];
+  if (json.SkipThrottling != null) out.SkipThrottling = boolean(json.SkipThrottling, `${path}.SkipThrottling`);
+  if (json.ThrottlingScale != null) {
+    if (typeof json.ThrottlingScale !== "number") fail(`${path}.ThrottlingScale`, "must be a number");
+    out.ThrottlingScale = json.ThrottlingScale;
   }
-  if (json["MinimumThrottlePercentage"] != null) {
+  if (json.MinimumThrottlePercentage != null) {
     out.MinimumThrottlePercentage = integer(
-      json["MinimumThrottlePercentage"],
+      json.MinimumThrottlePercentage,
       `${path}.MinimumThrottlePercentage`,
       0,
       100,
@@ -400,21 +400,21 @@ function readThrottle(value: unknown, path: string): HcsMemoryTransferThrottlePa
 function readInitOptions(value: unknown, path: string): HcsMigrationOptions {
   const json = object(value, path);
   const out: HcsMigrationOptions = {};
-  if (json["Origin"] != null) out.Origin = oneOf(json["Origin"], `${path}.Origin`, ["Source", "Destination"] as const);
-  if (json["MemoryTransport"] != null)
-    out.MemoryTransport = oneOf(json["MemoryTransport"], `${path}.MemoryTransport`, ["TCP"] as const);
-  if (json["MemoryTransferThrottleParams"] != null) {
+  if (json.Origin != null) out.Origin = oneOf(json.Origin, `${path}.Origin`, ["Source", "Destination"] as const);
+  if (json.MemoryTransport != null)
+    out.MemoryTransport = oneOf(json.MemoryTransport, `${path}.MemoryTransport`, ["TCP"] as const);
+  if (json.MemoryTransferThrottleParams != null) {
     out.MemoryTransferThrottleParams = readThrottle(
-      json["MemoryTransferThrottleParams"],
+      json.MemoryTransferThrottleParams,
       `${path}.MemoryTransferThrottleParams`,
     );
   }
-  if (json["CompressionSettings"] != null) {
-    const settings = object(json["CompressionSettings"], `${path}.CompressionSettings`);
+  if (json.CompressionSettings != null) {
+    const settings = object(json.CompressionSettings, `${path}.CompressionSettings`);
     out.CompressionSettings = {};
-    if (settings["ThrottleWorkerCount"] != null) {
+    if (settings.ThrottleWorkerCount != null) {
       out.CompressionSettings.ThrottleWorkerCount = integer(
-        settings["ThrottleWorkerCount"],
+        settings.ThrottleWorkerCount,
         `${path}.CompressionSettings.ThrottleWorkerCount`,
         0,
         uint32Max,
@@ -447,10 +447,10 @@ function readStatedState(value: unknown): StatedState {
     sandboxId: nonEmptyString(required(json, "sandbox_id", "sandbox_id"), "sandbox_id"),
     sessionId: nonEmptyString(required(json, "session_id", "session_id"), "session_id"),
     vm: readVm(required(json, "vm", "vm"), "vm"),
-    containers: readContainers(json["containers"], "containers"),
-    annotations: readAnnotations(json["annotations"], "annotations"),
+    containers: readContainers(json.containers, "containers"),
+    annotations: readAnnotations(json.annotations, "annotations"),
   };
-  if (json["init_options"] != null) state.initOptions = readInitOptions(json["init_options"], "init_options");
+  if (json.init_options != null) state.initOptions = readInitOptions(json.init_options, "init_options");
   return state;
 }
 

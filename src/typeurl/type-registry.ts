@@ -15,7 +15,14 @@ import { defineJsonType, type JsonCodec, type JsonType } from "./json-type.js";
 import { TypeUrlError } from "./type-url-error.js";
 
 /** What a type URL can be asked of: a protobuf message schema or a JSON type. */
-export type TypeLike = DescMessage | JsonType<any>;
+// A registry holds JSON types of many value types at once; `unknown` would make
+// JsonType<T> invariant here and reject every concrete one.
+// biome-ignore lint/suspicious/noExplicitAny: heterogeneous collection, see above
+type AnyJsonType = JsonType<any>;
+// biome-ignore lint/suspicious/noExplicitAny: heterogeneous collection, see above
+type AnyJsonCodec = JsonCodec<any>;
+
+export type TypeLike = DescMessage | AnyJsonType;
 
 /**
  * A type registry with the semantics of containerd's Go typeurl v2:
@@ -36,7 +43,7 @@ export interface TypeRegistry {
    * protobuf fallback, message schemas, every message of a file, or every
    * message of a protobuf-es registry.
    */
-  register(...types: Array<JsonType<any> | DescMessage | DescFile | Registry>): void;
+  register(...types: Array<AnyJsonType | DescMessage | DescFile | Registry>): void;
   /**
    * The type URL `marshalAny` writes: the JSON type's URL, or the bare full
    * name of a message schema or message.
@@ -79,12 +86,12 @@ export interface TypeRegistry {
  * {@link TypeRegistry.register}. Registries are independent: there is no
  * process-global registry as in Go.
  */
-export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage | DescFile | Registry>): TypeRegistry {
-  const jsonByUrl = new Map<string, JsonType<any>>();
-  const urlByCodec = new Map<JsonCodec<any>, string>();
+export function createTypeRegistry(...types: Array<AnyJsonType | DescMessage | DescFile | Registry>): TypeRegistry {
+  const jsonByUrl = new Map<string, AnyJsonType>();
+  const urlByCodec = new Map<AnyJsonCodec, string>();
   const messages = createMutableRegistry();
 
-  function registerJsonType(type: JsonType<any>): JsonType<any> {
+  function registerJsonType(type: AnyJsonType): AnyJsonType {
     const existing = jsonByUrl.get(type.typeUrl);
     if (existing !== undefined) {
       if (existing.codec === type.codec) return existing;
@@ -107,7 +114,7 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
     return type;
   }
 
-  function register(...inputs: Array<JsonType<any> | DescMessage | DescFile | Registry>): void {
+  function register(...inputs: Array<AnyJsonType | DescMessage | DescFile | Registry>): void {
     for (const input of inputs) {
       if (isRegistry(input)) {
         for (const desc of input) if (desc.kind === "message") messages.add(desc);
@@ -138,7 +145,7 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
     return typeOrMessage.kind === "json" ? typeOrMessage.typeUrl : typeOrMessage.typeName;
   }
 
-  function marshalAny(first: Message | DescMessage | JsonType<any>, value?: unknown): Any {
+  function marshalAny(first: Message | DescMessage | AnyJsonType, value?: unknown): Any {
     if ("$typeName" in first) {
       if (first.$typeName === AnySchema.typeName) return first as Any;
       const schema = messages.getMessage(first.$typeName);
@@ -268,7 +275,7 @@ export function createTypeRegistry(...types: Array<JsonType<any> | DescMessage |
   };
 }
 
-function isRegistry(input: JsonType<any> | DescMessage | DescFile | Registry): input is Registry {
+function isRegistry(input: AnyJsonType | DescMessage | DescFile | Registry): input is Registry {
   return Symbol.iterator in input;
 }
 

@@ -11,7 +11,7 @@ import { Code, FrameDecoder, encodeFrame, type Frame, type ServiceImpl } from "t
 import { checkLeaksAfterAll } from "../leak-check.js";
 import { tempDir } from "../common.js";
 import {
-  Interop,
+  type Interop,
   RawPeer,
   echoBytes,
   expectServing,

@@ -80,7 +80,7 @@ describe("session ids", () => {
     ]) {
       expect([name, await code(all[name]!())]).toEqual([name, Code.InvalidArgument]);
     }
-    expect(await code(all["cleanup"]!())).toBe("ok");
+    expect(await code(all.cleanup!())).toBe("ok");
     expect(shim.backend.calls).toEqual([]);
   });
 

@@ -200,7 +200,7 @@ describe("decodeStatedState", () => {
     [1.5, "schema_version: 1.5 is not supported"],
   ])("rejects schema_version %j", (version, message) => {
     const json = JSON.parse(exampleJson) as Record<string, unknown>;
-    json["schema_version"] = version;
+    json.schema_version = version;
     expectInvalid(jsonAny(JSON.stringify(json)), url, message);
   });
 

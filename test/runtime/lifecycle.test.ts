@@ -143,7 +143,6 @@ describe("connection loss", () => {
     const p = parking();
     const { client } = await startPair({
       impl: {
-        // eslint-disable-next-line require-yield
         async *serverStream(_r, ctx) {
           await p.park(ctx);
         },

@@ -102,7 +102,7 @@ describe("protobuf messages", () => {
   it("encode to the Any wire bytes Go's typeurl writes", () => {
     const registry = createTypeRegistry(EchoResponseSchema);
     const any = registry.marshalAny(create(EchoResponseSchema, { text: "t", count: 2 }));
-    expect(hex(toBinary(AnySchema, any))).toBe("0a17" + hex(Buffer.from("example.v1.EchoResponse")) + "12050a01741002");
+    expect(hex(toBinary(AnySchema, any))).toBe(`0a17${hex(Buffer.from("example.v1.EchoResponse"))}12050a01741002`);
   });
 
   it("need a registered schema when marshalled without one", () => {

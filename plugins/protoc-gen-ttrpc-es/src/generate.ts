@@ -13,6 +13,7 @@ import type { Templates } from "./templates.js";
 // split at the placeholders and printed with the Printables in their place.
 // The name that gets imported is then by construction the name that is used.
 const MARK = "\u0000";
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is the marker, chosen because no template emits it
 const PLACEHOLDER = /\u0000(\d+)\u0000/;
 
 class Placeholders {

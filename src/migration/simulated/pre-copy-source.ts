@@ -274,7 +274,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     }
     observe({ type: "done", side: "source", stats: snapshot() });
     return { ok: true };
-  } catch (err) {
+  } catch (thrown) {
+    let err = thrown;
     if (signal.aborted) {
       await sendAbort(link, AbortReason.Cancelled, "migration cancelled on the source");
       return fail(PhaseState.CANCELLED, "cancelled", err);

@@ -202,7 +202,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
     void request;
   }
 
-  async finalize(request: FinalizeRequest): Promise<FinalizeResult | void> {
+  async finalize(request: FinalizeRequest): Promise<FinalizeResult | undefined> {
     const vm = this.vm;
     switch (request.outcome) {
       case "source-stop":
