@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import { FrameDecoder } from "./frame-decoder.js";
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
 import { Code } from "./code.js";
+import { closedError, protocolError } from "./error-reason.js";
 import type { EncodedMessage } from "./message-codec.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
@@ -11,7 +12,7 @@ export interface ChannelHandler {
   frame(frame: Frame): void;
   /** A frame over the size limit, already skipped. */
   oversized(streamId: number, type: number, flags: number, length: number): void;
-  /** The connection ended; `error` says why (UNAVAILABLE for a plain close). */
+  /** The connection ended; `error` says why (its `reason`: peer-closed, local-closed, protocol-error...). */
   closed(error: TtrpcError): void;
   /** See FrameSink.wants: false skips the frame's bytes unread. */
   wants?(streamId: number, type: number): boolean;
@@ -31,10 +32,8 @@ export interface ChannelOptions {
 // Frames written in one turn are batched up to this size before leaving.
 const BATCH_BYTES = 64 * 1024;
 
-/** The error every pending call gets when its connection goes away. */
-export function closedError(cause?: unknown): TtrpcError {
-  return new TtrpcError("ttrpc: closed", Code.Unavailable, { cause });
-}
+// How long a closing connection may take to hand its last frames to the peer.
+const CLOSE_LINGER_MS = 1000;
 
 /**
  * One ttrpc connection: frames in, frames out, over any Duplex. Client and
@@ -50,7 +49,7 @@ export class Channel {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #scheduled = false;
-  #closed = false;
+  #error: TtrpcError | undefined;
   #drainWaiters: (() => void)[] = [];
   readonly #throttleReads: boolean;
   #readsPaused = false;
@@ -76,7 +75,12 @@ export class Channel {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#error !== undefined;
+  }
+
+  /** Why the channel ended; undefined while open. */
+  get error(): TtrpcError | undefined {
+    return this.#error;
   }
 
   /** True while the socket's write buffer is over its high-water mark. */
@@ -86,13 +90,13 @@ export class Channel {
 
   /** Resolves once the socket's write buffer has room again (or the channel closed). */
   drained(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.#closed) return Promise.resolve();
+    if (!this.socket.writableNeedDrain || this.#error !== undefined) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
   /** Queues buffers for writing; they leave together with everything else written this turn. */
   write(buffers: readonly Uint8Array[]): void {
-    if (this.#closed) throw closedError();
+    if (this.#error !== undefined) throw this.#error;
     for (const b of buffers) {
       this.#pending.push(b);
       this.#pendingBytes += b.length;
@@ -125,10 +129,10 @@ export class Channel {
 
   /**
    * Closes the connection; every stream on it fails with `error` (or
-   * "ttrpc: closed"). Frames already written still leave first.
+   * "ttrpc: closed", reason local-closed). Frames already written still leave first.
    */
   close(error?: TtrpcError): void {
-    this.#finish(error ?? closedError(), true);
+    this.#finish(error ?? closedError("local-closed"), true);
   }
 
   // Small frames are joined into one buffer (one write, one syscall); big
@@ -156,7 +160,7 @@ export class Channel {
   };
 
   #onData = (chunk: Buffer): void => {
-    if (this.#closed) return;
+    if (this.#error !== undefined) return;
     try {
       this.#decoder.push(chunk);
     } catch (e) {
@@ -166,22 +170,23 @@ export class Channel {
   };
 
   #onEnd = (): void => {
-    if (this.#decoder.idle) this.#finish(closedError());
-    else this.#finish(new TtrpcError("ttrpc: connection closed in the middle of a frame", Code.Unavailable));
+    if (this.#decoder.idle) this.#finish(closedError("peer-closed"));
+    else this.#finish(protocolError("ttrpc: connection closed in the middle of a frame", Code.Unavailable));
   };
 
   #onError = (err: Error): void => {
-    this.#finish(closedError(err));
+    this.#finish(closedError("peer-closed", err));
   };
 
+  // A close without an end: the transport went away (or someone destroyed the socket under us).
   #onClose = (): void => {
-    this.#finish(closedError());
+    this.#finish(closedError("peer-closed"));
   };
 
   #onDrain = (): void => {
     if (this.#readsPaused) {
       this.#readsPaused = false;
-      if (!this.#closed) this.socket.resume();
+      if (this.#error === undefined) this.socket.resume();
     }
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
@@ -189,13 +194,13 @@ export class Channel {
   };
 
   #finish(error: TtrpcError, flush = false): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#error !== undefined) return;
+    this.#error = error;
     this.#onDrain();
     if (flush && !this.socket.destroyed && this.socket.writable) {
       this.#flush();
       // A peer that never reads must not hold the socket open for ever.
-      const timer = setTimeout(() => this.socket.destroy(), 1000);
+      const timer = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
       this.socket.once("close", () => clearTimeout(timer));
       this.socket.end(() => this.socket.destroy());
     } else {

@@ -1,17 +1,18 @@
 import type { Duplex } from "node:stream";
-import {
-  fromBinary,
-  type DescMessage,
-  type DescMethod,
-  type DescMethodBiDiStreaming,
-  type DescMethodClientStreaming,
-  type DescMethodServerStreaming,
-  type DescMethodUnary,
-  type MessageInitShape,
-  type MessageShape,
+import type {
+  DescMessage,
+  DescMethod,
+  DescMethodBiDiStreaming,
+  DescMethodClientStreaming,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
 } from "@bufbuild/protobuf";
-import { Channel, closedError } from "./channel.js";
+import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
+import { callSignal, NEVER, timeoutNano } from "./deadline.js";
+import { ErrorReason, protocolError, streamFullError } from "./error-reason.js";
 import { decodeResponse, encodeRequestFrame } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
 import {
@@ -23,10 +24,11 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "./interceptor.js";
-import { MessageQueue, streamMaxBytes } from "./message-queue.js";
-import { encodeMessage, type EncodedMessage } from "./message-codec.js";
+import type { EncodedMessage } from "./message-codec.js";
 import { Metadata, type MetadataInit } from "./metadata.js";
-import { OversizedMessageError, TtrpcError } from "./ttrpc-error.js";
+import { Stream } from "./stream.js";
+import { StreamTable } from "./stream-table.js";
+import { TtrpcError } from "./ttrpc-error.js";
 
 /** Options of one call. */
 export interface CallOptions {
@@ -89,96 +91,83 @@ export interface Client {
 }
 
 const EMPTY = new Uint8Array(0);
-const NEVER = new AbortController().signal;
 const NO_METADATA = new Metadata();
-const noop = () => {};
 
-// One open stream of this client.
-class ClientStream {
-  readonly queue: MessageQueue;
-  finished = false;
+// One call of this client: a stream with the call's method and signal.
+class ClientStream extends Stream {
+  readonly #signal: AbortSignal;
 
   constructor(
-    readonly id: number,
+    id: number,
+    table: StreamTable<ClientStream>,
     readonly method: DescMethod,
-    private readonly onDone: (s: ClientStream) => void,
-    limit: number,
-    maxBytes: number,
-    graceMs: number,
+    signal: AbortSignal,
   ) {
-    this.queue = new MessageQueue({
-      limit,
-      maxBytes,
-      graceMs,
-      onReturn: () => this.finish(),
-      onFull: () => this.end(new TtrpcError("ttrpc: stream buffer full", Code.ResourceExhausted)),
-    });
+    super(id, table);
+    this.decodeAs = method.output;
+    this.#signal = signal;
+    if (signal !== NEVER) signal.addEventListener("abort", this, { once: true });
   }
 
   get streamingServer(): boolean {
     return this.method.methodKind === "server_streaming" || this.method.methodKind === "bidi_streaming";
   }
 
+  // The call's signal fired: the caller gave up, what is queued is dropped.
+  handleEvent(): void {
+    this.cancel(TtrpcError.from(this.#signal.reason, Code.Canceled));
+  }
+
+  protected override onFinish(): void {
+    if (this.#signal !== NEVER) this.#signal.removeEventListener("abort", this);
+  }
+
+  protected override full(): void {
+    this.close(streamFullError());
+  }
+
+  protected override returned(): void {
+    this.finish();
+  }
+
+  // Response handling is the client's own; Data goes through the stream layer.
   frame(f: Frame): void {
     if (f.type === MessageType.Response) {
       let res;
       try {
         res = decodeResponse(f.payload);
       } catch (e) {
-        this.fail(new TtrpcError(`ttrpc: malformed response: ${(e as Error).message}`, Code.Internal));
+        this.cancel(protocolError(`ttrpc: malformed response: ${(e as Error).message}`));
         return;
       }
       const st = res.status;
       if (st !== undefined && st.code !== Code.Ok) {
-        this.end(new TtrpcError(st.message, st.code, { details: st.details }));
+        this.close(new TtrpcError(st.message, st.code, { details: st.details }));
         return;
       }
       // An OK Response ends a stream too (the Swift port ends streams so);
       // an empty one carries no message.
-      if (!this.streamingServer || res.payload.length > 0) this.queue.push(res.payload);
-      this.finish();
-      this.queue.end();
+      if (!this.streamingServer || res.payload.length > 0) this.push(res.payload);
+      this.close();
       return;
     }
     if (f.type === MessageType.Data) {
       if (!this.streamingServer) {
-        this.fail(new TtrpcError("ttrpc: received data from non-streaming server", Code.Internal));
+        this.cancel(protocolError("ttrpc: received data from non-streaming server"));
         return;
       }
-      if ((f.flags & Flags.NoData) === 0) this.queue.push(f.payload);
-      if ((f.flags & Flags.RemoteClosed) !== 0) {
-        this.finish();
-        this.queue.end();
-      }
+      this.receiveData(f.flags, f.payload);
+      if (this.remoteClosed) this.finish();
       return;
     }
-    this.fail(new TtrpcError(`ttrpc: unexpected message type ${f.type} received: protocol error`, Code.Internal));
-  }
-
-  /** Ends the stream: the reader gets what is queued, then `error`. */
-  end(error: TtrpcError): void {
-    this.finish();
-    this.queue.end(error);
-  }
-
-  /** Ends the stream at once, dropping what is queued (the caller gave up). */
-  fail(error: unknown): void {
-    this.finish();
-    this.queue.fail(error);
-  }
-
-  finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.onDone(this);
+    this.cancel(protocolError(`ttrpc: unexpected message type ${f.type} received: protocol error`));
   }
 }
 
 class ClientImpl implements Client {
+  readonly #table: StreamTable<ClientStream>;
   readonly #channel: Channel;
-  readonly #streams = new Map<number, ClientStream>();
   readonly #options: ClientOptions;
-  readonly #max: number;
   readonly #unaryFn: CallFn;
   readonly #streamFn: CallFn;
   readonly #intercepted: boolean;
@@ -189,24 +178,21 @@ class ClientImpl implements Client {
   constructor(socket: Duplex, options: ClientOptions) {
     this.#options = options;
     this.done = new Promise((r) => (this.#resolveDone = r));
-    this.#channel = new Channel(
+    this.#table = new StreamTable<ClientStream>(
       socket,
       {
-        frame: (f) => this.#streams.get(f.streamId)?.frame(f),
-        // A stream the caller abandoned may go on arriving (ttrpc has no
-        // cancel frame): its bytes are skipped, not copied and decoded.
-        wants: (id) => this.#streams.has(id),
-        oversized: (id, _type, _flags, length) =>
-          this.#streams.get(id)?.end(new OversizedMessageError(length, this.#max)),
-        closed: (err) => {
-          for (const s of [...this.#streams.values()]) s.end(err);
-          this.#streams.clear();
-          this.#resolveDone(err);
-        },
+        frame: (f, stream) => stream?.frame(f),
+        oversized: (err, _id, stream) => stream?.close(err),
+        closed: (err) => this.#resolveDone(err),
       },
-      options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize },
+      {
+        maxMessageSize: options.maxMessageSize,
+        streamBufferSize: options.streamBufferSize,
+        streamFullGraceMs: options.streamFullGraceMs,
+        skipUnknownStreams: true,
+      },
     );
-    this.#max = this.#channel.maxMessageSize;
+    this.#channel = this.#table.channel;
     this.#intercepted = (options.interceptors?.length ?? 0) > 0;
     this.#unaryFn = applyInterceptors(
       ((req: UnaryRequest) => this.#runUnary(req)) as unknown as CallFn,
@@ -286,9 +272,7 @@ class ClientImpl implements Client {
     }
   }
 
-  // Metadata, deadline and cancellation of one call. A call with neither a
-  // signal nor a deadline shares one signal that never fires: an
-  // AbortController per call was a tenth of a unary call's cost.
+  // Metadata, deadline and cancellation of one call.
   #prepare(
     method: DescMethod,
     options: CallOptions,
@@ -308,29 +292,7 @@ class ClientImpl implements Client {
     input: unknown,
   ): { request: UnaryRequest | StreamRequest; cleanup: () => void } {
     const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
-    const user = options.signal;
-    let signal = NEVER;
-    let cleanup = noop;
-    if (user !== undefined || timeoutMs !== undefined) {
-      const controller = new AbortController();
-      signal = controller.signal;
-      let timer: NodeJS.Timeout | undefined;
-      const onUserAbort = () =>
-        controller.abort(new TtrpcError("ttrpc: call cancelled", Code.Canceled, { cause: user?.reason }));
-      let unwatch = noop;
-      if (user !== undefined) {
-        if (user.aborted) onUserAbort();
-        else unwatch = watchAbort(user, onUserAbort);
-      }
-      if (timeoutMs !== undefined && !signal.aborted) {
-        if (timeoutMs <= 0) controller.abort(deadlineError());
-        else timer = setTimeout(() => controller.abort(deadlineError()), timeoutMs);
-      }
-      cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        unwatch();
-      };
-    }
+    const { signal, cleanup } = callSignal(options.signal, timeoutMs);
     const service = method.parent.typeName;
     const fullMethod = `/${service}/${method.name}`;
     // Without interceptors nobody changes a call's metadata: calls without any share one.
@@ -351,58 +313,40 @@ class ClientImpl implements Client {
     return { request, cleanup };
   }
 
-  #encode(desc: DescMessage, message: unknown): EncodedMessage {
-    const encoded = encodeMessage(desc, message);
-    if (encoded.length > this.#max) throw new OversizedMessageError(encoded.length, this.#max);
-    return encoded;
-  }
-
   // Allocates the stream ID and writes the Request in one synchronous step, so
   // IDs reach the wire strictly increasing (containerd/ttrpc#168).
   #open(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array | EncodedMessage): ClientStream {
     const { signal } = req;
     if (signal.aborted) throw signal.reason;
-    if (this.#channel.closed) throw closedError();
+    const ended = this.#channel.error;
+    if (ended !== undefined) throw ended;
     if (this.#nextId > 0xffffffff)
-      throw new TtrpcError("ttrpc: stream IDs exhausted; open a new connection", Code.Unavailable);
+      throw new TtrpcError("ttrpc: stream IDs exhausted; open a new connection", Code.Unavailable, {
+        reason: ErrorReason.IdsExhausted,
+      });
     const id = this.#nextId;
-    const timeoutNano = req.timeoutMs === undefined ? 0 : Math.max(1, Math.round(req.timeoutMs * 1e6));
     const frame = encodeRequestFrame(
       id,
       flags,
       req.service,
       req.method.name,
       payload,
-      timeoutNano,
+      req.timeoutMs === undefined || req.timeoutMs === Infinity ? 0 : timeoutNano(req.timeoutMs),
       req.metadata.entries(),
-      this.#max,
+      this.#table.maxMessageSize,
     );
     this.#nextId += 2;
-    const watch = signal !== NEVER;
-    const stream = new ClientStream(
-      id,
-      req.method,
-      (s) => {
-        this.#streams.delete(s.id);
-        if (watch) signal.removeEventListener("abort", onAbort);
-      },
-      this.#options.streamBufferSize ?? 64,
-      streamMaxBytes(this.#max),
-      this.#options.streamFullGraceMs ?? 1000,
-    );
-    const onAbort = () => stream.fail(TtrpcError.from(signal.reason, Code.Canceled));
-    if (watch) signal.addEventListener("abort", onAbort, { once: true });
-    this.#streams.set(id, stream);
+    const stream = new ClientStream(id, this.#table, req.method, signal);
+    this.#table.add(stream);
     this.#channel.write(frame);
     return stream;
   }
 
   async #runUnary(req: UnaryRequest) {
-    const payload = this.#encode(req.method.input, req.message);
-    const stream = this.#open(req, 0, payload);
-    const r = await stream.queue.next();
+    const stream = this.#open(req, 0, this.#table.encode(req.method.input, req.message));
+    const r = await stream.next();
     if (r.done) throw new TtrpcError("ttrpc: unary call ended without a response", Code.Internal);
-    return { stream: false as const, message: fromBinary(req.method.output, r.value) };
+    return { stream: false as const, message: r.value };
   }
 
   async #runStream(req: StreamRequest) {
@@ -416,62 +360,14 @@ class ClientImpl implements Client {
         first = m;
         break;
       }
-      stream = this.#open(req, Flags.RemoteClosed, this.#encode(method.input, first ?? {}));
+      stream = this.#open(req, Flags.RemoteClosed, this.#table.encode(method.input, first ?? {}));
     } else {
       stream = this.#open(req, Flags.RemoteOpen, EMPTY);
-      void this.#pump(stream, req.messages);
+      // The caller's own input failing fails the call with that very error.
+      this.#table.send(stream, method.input, req.messages).catch((e: unknown) => stream.cancel(e));
     }
-    const output = method.output;
-    async function* decode() {
-      for await (const p of stream.queue) yield fromBinary(output, p);
-    }
-    return { stream: true as const, messages: decode() };
+    return { stream: true as const, messages: stream };
   }
-
-  // Sends a client stream's messages, waiting for the socket when its buffer
-  // is full, then half-closes.
-  async #pump(stream: ClientStream, messages: AsyncIterable<unknown>): Promise<void> {
-    try {
-      for await (const m of messages) {
-        if (stream.finished) return;
-        this.#channel.writeFrame(stream.id, MessageType.Data, 0, this.#encode(stream.method.input, m));
-        if (this.#channel.needsDrain) await this.#channel.drained();
-      }
-      if (!stream.finished) this.#channel.writeFrame(stream.id, MessageType.Data, Flags.RemoteClosed | Flags.NoData);
-    } catch (e) {
-      // The caller's own input failed: the call rejects with that very error.
-      stream.fail(e);
-    }
-  }
-}
-
-// One listener per signal, however many calls share it: Node warns past ten
-// listeners on one AbortSignal, and a single shutdown signal handed to every
-// call is the common case.
-const watchers = new WeakMap<AbortSignal, Set<() => void>>();
-
-function watchAbort(signal: AbortSignal, fn: () => void): () => void {
-  let fns = watchers.get(signal);
-  if (fns === undefined) {
-    const set = new Set<() => void>();
-    fns = set;
-    watchers.set(signal, set);
-    signal.addEventListener(
-      "abort",
-      () => {
-        watchers.delete(signal);
-        for (const f of set) f();
-      },
-      { once: true },
-    );
-  }
-  const set = fns;
-  set.add(fn);
-  return () => set.delete(fn);
-}
-
-function deadlineError(): TtrpcError {
-  return new TtrpcError("ttrpc: deadline exceeded", Code.DeadlineExceeded);
 }
 
 async function* toAsync<T>(it: AsyncIterable<T> | Iterable<T>): AsyncIterable<T> {

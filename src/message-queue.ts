@@ -1,40 +1,54 @@
+import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
+
+/** How far a stream's reader may fall behind; one object per connection, shared by its streams. */
+export interface QueueLimits {
+  /** Messages queued unread before the grace period starts. */
+  readonly bufferSize: number;
+  /** Bytes queued unread past which the stream fails at once. */
+  readonly maxBytes: number;
+  /** How long more than `bufferSize` messages may stay queued. */
+  readonly graceMs: number;
+}
+
+interface Waiter {
+  resolve: (r: IteratorResult<unknown>) => void;
+  reject: (e: unknown) => void;
+}
+
 /**
  * The receive queue of one stream: the connection's reader pushes, the
- * consumer pulls in wire order. It never blocks the reader: when the consumer
- * falls `limit` messages behind, `push` reports it so the owner can give the
- * consumer a grace period and then fail only that stream (Go's ErrStreamFull),
- * instead of stalling every stream of the connection.
+ * consumer pulls in wire order, decoded as `decodeAs` when set. It never
+ * blocks the reader: when the consumer falls behind, `full()` runs so that
+ * only that stream fails (Go's ErrStreamFull), instead of stalling every
+ * stream of the connection. One socket read can carry thousands of small
+ * frames, so the count alone must not fail a stream: more than `bufferSize`
+ * messages fail it only once they stayed queued for `graceMs`; more than
+ * `maxBytes` fail it at once.
+ *
+ * Subclasses (a stream) override `full()` and `returned()`: hooks, not
+ * closures, because one of these exists per open stream.
  */
-export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
-  readonly #items: Uint8Array[] = [];
+export class MessageQueue implements AsyncIterableIterator<unknown> {
+  #items: Uint8Array[] = [];
   #bytes = 0;
   #head = 0;
   #ended = false;
   #error: unknown = undefined;
-  #waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void } | undefined;
-  readonly #onReturn: (() => void) | undefined;
-  readonly #limit: number;
-  readonly #maxBytes: number;
-  readonly #graceMs: number;
-  readonly #onFull: (() => void) | undefined;
+  #waiter: Waiter | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
+  readonly #limits: QueueLimits;
+  /** When set, the consumer gets messages of this type instead of bytes. */
+  decodeAs: DescMessage | undefined;
 
-  /**
-   * `onReturn` runs when the consumer stops early (`break` out of a
-   * for-await); `onFull` when more than `limit` messages stayed queued for
-   * `graceMs`, or at once when more than `maxBytes` are queued. One socket
-   * read can carry thousands of small frames, so the count alone must not
-   * fail a stream: a reader that keeps up drains them before the next read.
-   */
-  constructor(
-    options: { onReturn?: () => void; limit?: number; maxBytes?: number; graceMs?: number; onFull?: () => void } = {},
-  ) {
-    this.#onReturn = options.onReturn;
-    this.#limit = options.limit ?? Infinity;
-    this.#maxBytes = options.maxBytes ?? Infinity;
-    this.#graceMs = options.graceMs ?? 1000;
-    this.#onFull = options.onFull;
+  constructor(limits: QueueLimits) {
+    this.#limits = limits;
   }
+
+  /** More than the limits allow stayed unread. */
+  protected full(): void {}
+
+  /** The consumer stopped early (`break` out of a for-await, or a message it could not decode). */
+  protected returned(): void {}
 
   /** Messages pushed and not yet taken. */
   get length(): number {
@@ -50,27 +64,39 @@ export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
     const w = this.#waiter;
     if (w !== undefined) {
       this.#waiter = undefined;
-      w.resolve({ value: item, done: false });
+      try {
+        w.resolve({ value: this.#decode(item), done: false });
+      } catch (e) {
+        void this.return();
+        w.reject(e);
+      }
       return;
     }
     this.#items.push(item);
     this.#bytes += item.length;
-    if (this.#bytes > this.#maxBytes) this.#onFull?.();
-    else if (this.length > this.#limit && this.#graceTimer === undefined) {
-      this.#graceTimer = setTimeout(this.#checkFull, this.#graceMs);
+    if (this.#bytes > this.#limits.maxBytes) this.full();
+    else if (this.length > this.#limits.bufferSize && this.#graceTimer === undefined) {
+      this.#graceTimer = setTimeout(checkFull, this.#limits.graceMs, this);
     }
   }
 
-  #checkFull = (): void => {
+  /** Called by the grace timer. */
+  checkFull(): void {
     this.#graceTimer = undefined;
-    if (!this.#ended && this.length > this.#limit) this.#onFull?.();
-  };
+    if (!this.#ended && this.length > this.#limits.bufferSize) this.full();
+  }
 
   #stopTimer(): void {
     if (this.#graceTimer !== undefined) {
       clearTimeout(this.#graceTimer);
       this.#graceTimer = undefined;
     }
+  }
+
+  #drop(): void {
+    this.#items = [];
+    this.#head = 0;
+    this.#bytes = 0;
   }
 
   /** Ends the queue: the consumer gets what is queued, then the end (or `error`). */
@@ -89,27 +115,41 @@ export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
 
   /** Ends the queue at once, dropping what is queued. */
   fail(error: unknown): void {
-    this.#items.length = 0;
-    this.#head = 0;
-    this.#bytes = 0;
+    this.#drop();
     this.#ended = false;
     this.end(error);
   }
 
-  next(): Promise<IteratorResult<Uint8Array>> {
+  #decode(item: Uint8Array): unknown {
+    const desc = this.decodeAs;
+    return desc === undefined ? item : fromBinary(desc, item);
+  }
+
+  // A message that does not decode ends the stream as a `break` would.
+  #take(item: Uint8Array): Promise<IteratorResult<unknown>> {
+    try {
+      return Promise.resolve({ value: this.#decode(item), done: false });
+    } catch (e) {
+      void this.return();
+      return Promise.reject(e);
+    }
+  }
+
+  next(): Promise<IteratorResult<unknown>> {
     if (this.#head < this.#items.length) {
-      const value = this.#items[this.#head]!;
+      const items = this.#items;
+      const value = items[this.#head]!;
       this.#bytes -= value.length;
-      (this.#items as (Uint8Array | undefined)[])[this.#head] = undefined;
+      (items as (Uint8Array | undefined)[])[this.#head] = undefined;
       this.#head++;
-      if (this.#head === this.#items.length) {
-        this.#items.length = 0;
+      if (this.#head === items.length) {
+        items.length = 0;
         this.#head = 0;
-      } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-        this.#items.splice(0, this.#head);
+      } else if (this.#head > 1024 && this.#head * 2 > items.length) {
+        items.splice(0, this.#head);
         this.#head = 0;
       }
-      return Promise.resolve({ value, done: false });
+      return this.#take(value);
     }
     if (this.#ended) {
       if (this.#error !== undefined) {
@@ -126,14 +166,12 @@ export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
     });
   }
 
-  return(): Promise<IteratorResult<Uint8Array>> {
+  return(): Promise<IteratorResult<unknown>> {
     if (!this.#ended) {
       this.#ended = true;
       this.#stopTimer();
-      this.#items.length = 0;
-      this.#head = 0;
-      this.#bytes = 0;
-      this.#onReturn?.();
+      this.#drop();
+      this.returned();
     }
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -143,7 +181,6 @@ export class MessageQueue implements AsyncIterableIterator<Uint8Array> {
   }
 }
 
-/** Bytes one stream may hold unread before it fails at once, whatever the grace period. */
-export function streamMaxBytes(maxMessageSize: number): number {
-  return Math.max(4 * maxMessageSize, 16 << 20);
+function checkFull(queue: MessageQueue): void {
+  queue.checkFull();
 }

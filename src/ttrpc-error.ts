@@ -1,12 +1,15 @@
 import type { DescMessage, MessageShape, Registry } from "@bufbuild/protobuf";
 import { anyIs, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, codeName } from "./code.js";
+import type { ErrorReason } from "./error-reason.js";
 
 /** Options of a {@link TtrpcError}. */
 export interface TtrpcErrorOptions {
   /** `google.protobuf.Any` details, as `google.rpc.Status.details` carries them. */
   details?: Any[];
   cause?: unknown;
+  /** Why the runtime itself failed the call; see {@link ErrorReason}. */
+  reason?: ErrorReason;
 }
 
 const brand = Symbol.for("ttrpc-es.TtrpcError");
@@ -22,12 +25,20 @@ export class TtrpcError extends Error {
   /** The message without the `[CODE]` prefix: what travels on the wire. */
   readonly rawMessage: string;
   readonly details: Any[];
+  /**
+   * Set when the runtime itself ended the call or the connection (closed by
+   * the peer, closed here, server shutting down, stream IDs exhausted,
+   * protocol error, stream full): decide on this, never on the message.
+   * Undefined for a status a handler sent. It does not travel on the wire.
+   */
+  readonly reason: ErrorReason | undefined;
 
   constructor(message: string, code: Code = Code.Unknown, options: TtrpcErrorOptions = {}) {
     super(message === "" ? `[${codeName(code)}]` : `[${codeName(code)}] ${message}`, { cause: options.cause });
     this.code = code;
     this.rawMessage = message;
     this.details = options.details ?? [];
+    this.reason = options.reason;
     Object.defineProperty(this, brand, { value: true });
   }
 
