@@ -12,7 +12,7 @@ import type {
 import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
 import { callSignal, NEVER, timeoutNano } from "./deadline.js";
-import { ErrorReason, protocolError, streamFullError } from "./error-reason.js";
+import { protocolError, streamFullError } from "./error-reason.js";
 import { decodeResponse, encodeRequestFrame } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
 import {
@@ -27,6 +27,7 @@ import {
 import type { EncodedMessage } from "./message-codec.js";
 import { Metadata, type MetadataInit } from "./metadata.js";
 import { Stream } from "./stream.js";
+import { StreamIds } from "./stream-ids.js";
 import { StreamTable } from "./stream-table.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
@@ -171,7 +172,7 @@ class ClientImpl implements Client {
   readonly #unaryFn: CallFn;
   readonly #streamFn: CallFn;
   readonly #intercepted: boolean;
-  #nextId = 1;
+  readonly #ids = new StreamIds();
   #resolveDone!: (e: TtrpcError) => void;
   readonly done: Promise<TtrpcError>;
 
@@ -320,11 +321,7 @@ class ClientImpl implements Client {
     if (signal.aborted) throw signal.reason;
     const ended = this.#channel.error;
     if (ended !== undefined) throw ended;
-    if (this.#nextId > 0xffffffff)
-      throw new TtrpcError("ttrpc: stream IDs exhausted; open a new connection", Code.Unavailable, {
-        reason: ErrorReason.IdsExhausted,
-      });
-    const id = this.#nextId;
+    const id = this.#ids.peek();
     const frame = encodeRequestFrame(
       id,
       flags,
@@ -335,7 +332,7 @@ class ClientImpl implements Client {
       req.metadata.entries(),
       this.#table.maxMessageSize,
     );
-    this.#nextId += 2;
+    this.#ids.take();
     const stream = new ClientStream(id, this.#table, req.method, signal);
     this.#table.add(stream);
     this.#channel.write(frame);

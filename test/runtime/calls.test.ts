@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, OversizedMessageError, TtrpcError, type HandlerContext, type Interceptor } from "ttrpc-es";
+import { Code, ErrorReason, OversizedMessageError, TtrpcError, type HandlerContext, type Interceptor } from "ttrpc-es";
 import { Interop, drain, echoPayloadForFrame, interopImpl, startPair } from "../common.js";
 
 describe("calls, all four shapes", () => {
@@ -282,7 +282,11 @@ describe("flow", () => {
     const err = await (async () => {
       for (;;) if ((await it.next()).done) return undefined;
     })().catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: Code.ResourceExhausted, rawMessage: "ttrpc: stream buffer full" });
+    expect(err).toMatchObject({
+      code: Code.ResourceExhausted,
+      rawMessage: "ttrpc: stream buffer full",
+      reason: ErrorReason.StreamFull,
+    });
     expect((await client.unary(Interop.method.echo, { text: "after" })).text).toBe("after");
   });
 

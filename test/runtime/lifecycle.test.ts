@@ -4,7 +4,7 @@ import { Socket } from "node:net";
 import { join } from "node:path";
 import { Duplex, PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { Code, TtrpcError, connect, createClient, createServer, type HandlerContext } from "ttrpc-es";
+import { Code, ErrorReason, TtrpcError, connect, createClient, createServer, type HandlerContext } from "ttrpc-es";
 import { Interop, interopImpl, startPair, tempDir } from "../common.js";
 
 function duplexPair(): [Duplex, Duplex] {
@@ -218,7 +218,9 @@ describe("onConnectionError", () => {
     await new Promise<void>((r) => s.connect({ path: join(dir, "ttrpc.sock") }, () => r()));
     s.end(new Uint8Array([0, 0, 0, 9, 0, 0, 0, 1]));
     await got;
-    expect(errors.map((e) => e.rawMessage)).toEqual(["ttrpc: connection closed in the middle of a frame"]);
+    expect(errors.map((e) => [e.rawMessage, e.reason])).toEqual([
+      ["ttrpc: connection closed in the middle of a frame", ErrorReason.ProtocolError],
+    ]);
     s.destroy();
   });
 });
