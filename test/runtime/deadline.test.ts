@@ -1,0 +1,151 @@
+// Deadlines of any length (issue 17): Node's timers overflow at 2^31-1 ms and
+// then fire after 1 ms. Client and server honour longer ones exactly, with no
+// timer left behind. Fake timers (setTimeout/clearTimeout only; sockets and
+// nextTick stay real) stand in for weeks of waiting.
+import { Server as NetServer } from "node:net";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { fromBinary } from "@bufbuild/protobuf";
+import { Code, FrameDecoder, MessageType, connect, encodeFrame, type HandlerContext, type Interceptor } from "ttrpc-es";
+import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
+import { LongTimer, timeoutNano } from "../../src/deadline.js";
+import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
+import { Interop, RawPeer, interopImpl, startPair, tempDir } from "../common.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+
+const MAX_TIMER = 2 ** 31 - 1;
+const fake = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("LongTimer", () => {
+  it("fires exactly after a delay of several timer lengths, not before", () => {
+    fake();
+    let fired = 0;
+    const ms = 3 * MAX_TIMER + 7;
+    new LongTimer(() => fired++, ms);
+    vi.advanceTimersByTime(ms - 1);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(1);
+    expect(fired).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("leaves no timer once cleared, in any step; Infinity never arms one", () => {
+    fake();
+    const t = new LongTimer(() => {}, 2 * MAX_TIMER);
+    vi.advanceTimersByTime(MAX_TIMER + 1);
+    expect(vi.getTimerCount()).toBe(1);
+    t.clear();
+    expect(vi.getTimerCount()).toBe(0);
+    new LongTimer(() => {}, Infinity);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("timeout_nano stays a positive int64 for any length", () => {
+    expect(timeoutNano(1e-9)).toBe(1);
+    expect(timeoutNano(MAX_TIMER + 1)).toBe((MAX_TIMER + 1) * 1e6);
+    expect(BigInt(timeoutNano(1e20))).toBeLessThan(2n ** 63n);
+    expect(timeoutNano(1e20)).toBeGreaterThan(9e18);
+  });
+});
+
+describe("the client", () => {
+  it("sends a deadline past 2^31-1 ms as it is, and fails the call only when it passes", async () => {
+    // A peer that reads Requests and never answers.
+    const requests: bigint[] = [];
+    let received!: () => void;
+    const arrived = new Promise<void>((r) => (received = r));
+    const path = join(tempDir(), "silent.sock");
+    const peer = new NetServer((s) => {
+      const d = new FrameDecoder(
+        {
+          frame: (f) => {
+            requests.push(fromBinary(RequestSchema, f.payload).timeoutNano);
+            received();
+          },
+          oversized: () => {},
+        },
+        1 << 20,
+      );
+      s.on("data", (c: Buffer) => d.push(c));
+      s.on("error", () => {});
+    });
+    await new Promise<void>((r) => peer.listen(path, r));
+    let signal: AbortSignal | undefined;
+    const capture: Interceptor = (next) => (req) => {
+      signal = req.signal;
+      return next(req);
+    };
+    const client = await connect(`unix://${path}`, { interceptors: [capture] });
+    fake();
+    const ms = MAX_TIMER + 5000;
+    const call = client.unary(Interop.method.echo, {}, { timeoutMs: ms }).catch((e: unknown) => e);
+    vi.advanceTimersByTime(MAX_TIMER);
+    expect(signal?.aborted).toBe(false);
+    vi.advanceTimersByTime(4999);
+    expect(signal?.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(signal?.aborted).toBe(true);
+    expect(await call).toMatchObject({ code: Code.DeadlineExceeded });
+    expect(vi.getTimerCount()).toBe(0);
+    vi.useRealTimers();
+    await arrived;
+    expect(requests).toEqual([BigInt(ms) * 1_000_000n]);
+    client.close();
+    await client.done;
+    await new Promise<void>((r) => peer.close(() => r()));
+  });
+
+  it("leaves no timer behind when a call with a long deadline succeeds", async () => {
+    const { client } = await startPair();
+    fake();
+    expect((await client.unary(Interop.method.echo, { text: "x" }, { timeoutMs: 10 * MAX_TIMER })).text).toBe("x");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe("the server", () => {
+  it("cancels a handler when a timeout_nano past 2^31-1 ms passes, not before, and answers DEADLINE_EXCEEDED", async () => {
+    let started!: (ctx: HandlerContext) => void;
+    const running = new Promise<HandlerContext>((r) => (started = r));
+    const { dir } = await startPair({
+      impl: {
+        ...interopImpl,
+        echo: (_req, ctx) =>
+          new Promise<never>((_resolve, reject) => {
+            started(ctx);
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+          }),
+      },
+    });
+    const peer = await RawPeer.connect(join(dir, "ttrpc.sock"));
+    fake();
+    const ms = 2 * MAX_TIMER + 10;
+    const payload = toBinary(EchoRequestSchema, create(EchoRequestSchema, {}));
+    const req = create(RequestSchema, {
+      service: Interop.typeName,
+      method: "Echo",
+      payload,
+      timeoutNano: BigInt(ms) * 1_000_000n,
+    });
+    peer.write(encodeFrame(1, MessageType.Request, 0, toBinary(RequestSchema, req)));
+    const ctx = await running;
+    expect(ctx.timeoutMs()).toBeGreaterThan(MAX_TIMER);
+    vi.advanceTimersByTime(ms - 1);
+    expect(ctx.signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(ctx.signal.aborted).toBe(true);
+    expect(ctx.signal.reason).toMatchObject({ code: Code.DeadlineExceeded });
+    expect(vi.getTimerCount()).toBe(0);
+    vi.useRealTimers();
+    const [res] = await peer.waitFrames(1);
+    expect(res?.streamId).toBe(1);
+    expect(fromBinary(ResponseSchema, res!.payload).status).toMatchObject({
+      code: Code.DeadlineExceeded,
+      message: "context deadline exceeded",
+    });
+  });
+});
