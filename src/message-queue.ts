@@ -10,10 +10,8 @@ export interface QueueLimits {
   readonly graceMs: number;
 }
 
-interface Waiter {
-  resolve: (r: IteratorResult<unknown>) => void;
-  reject: (e: unknown) => void;
-}
+type Resolve = (r: IteratorResult<unknown>) => void;
+type Reject = (e: unknown) => void;
 
 /**
  * The receive queue of one stream: the connection's reader pushes, the
@@ -34,7 +32,9 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
   #head = 0;
   #ended = false;
   #error: unknown = undefined;
-  #waiter: Waiter | undefined;
+  // A consumer waiting in next(): two fields, not an object, per stream.
+  #resolve: Resolve | undefined;
+  #reject: Reject | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
   readonly #limits: QueueLimits;
   /** When set, the consumer gets messages of this type instead of bytes. */
@@ -61,14 +61,15 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
 
   push(item: Uint8Array): void {
     if (this.#ended) return;
-    const w = this.#waiter;
-    if (w !== undefined) {
-      this.#waiter = undefined;
+    const resolve = this.#resolve;
+    if (resolve !== undefined) {
+      const reject = this.#reject!;
+      this.#resolve = this.#reject = undefined;
       try {
-        w.resolve({ value: this.#decode(item), done: false });
+        resolve({ value: this.#decode(item), done: false });
       } catch (e) {
         void this.return();
-        w.reject(e);
+        reject(e);
       }
       return;
     }
@@ -105,11 +106,12 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
     this.#ended = true;
     this.#error = error;
     this.#stopTimer();
-    const w = this.#waiter;
-    if (w !== undefined && this.length === 0) {
-      this.#waiter = undefined;
-      if (error === undefined) w.resolve({ value: undefined, done: true });
-      else w.reject(error);
+    const resolve = this.#resolve;
+    if (resolve !== undefined && this.length === 0) {
+      const reject = this.#reject!;
+      this.#resolve = this.#reject = undefined;
+      if (error === undefined) resolve({ value: undefined, done: true });
+      else reject(error);
     }
   }
 
@@ -160,9 +162,10 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
       }
       return Promise.resolve({ value: undefined, done: true });
     }
-    if (this.#waiter !== undefined) return Promise.reject(new Error("concurrent next() on a stream"));
+    if (this.#resolve !== undefined) return Promise.reject(new Error("concurrent next() on a stream"));
     return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
+      this.#resolve = resolve;
+      this.#reject = reject;
     });
   }
 

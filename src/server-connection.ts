@@ -4,11 +4,11 @@ import { Code } from "./code.js";
 import { protocolError, shutdownError } from "./error-reason.js";
 import { decodeRequest, encodeResponseFrame, type RequestEnvelope, type StatusEnvelope } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
-import type { StreamResponse, UnaryResponse } from "./interceptor.js";
+import type { UnaryResponse } from "./interceptor.js";
 import type { EncodedMessage } from "./message-codec.js";
 import { CALL_ENDED, ServerCall, toHandlerError, type CallHost } from "./server-call.js";
-import { Once, type Dispatch } from "./server-dispatch.js";
-import type { HandlerContext, PeerInfo } from "./service-impl.js";
+import { Once, requestOf, streamHandler, type Dispatch } from "./server-dispatch.js";
+import type { PeerInfo } from "./service-impl.js";
 import type { ServiceRegistry } from "./service-registry.js";
 import { StreamTable, type StreamTableOptions } from "./stream-table.js";
 import { TtrpcError } from "./ttrpc-error.js";
@@ -184,34 +184,27 @@ export class ServerConnection implements CallHost {
   async #run(call: ServerCall, payload: Uint8Array): Promise<void> {
     const { method } = call;
     const dispatch = this.host.dispatch;
-    // Interceptors see the call as a request object; without them the
-    // handler is called directly (no object, no extra promise per call).
-    const request = () => ({
-      service: call.service,
-      method,
-      fullMethod: call.fullMethod,
-      metadata: call.metadata,
-      signal: call.signal,
-      timeoutMs: call.timeoutMs(),
-      context: call as HandlerContext,
-    });
     try {
       if (method.methodKind === "unary") {
         const message = decodeInput(method, payload);
+        // Without interceptors the handler is called directly (no request object, no extra promise).
         const result = dispatch.intercepted
-          ? ((await dispatch.unary({ ...request(), stream: false, message })) as UnaryResponse).message
+          ? ((await dispatch.unary({ ...requestOf(call), stream: false, message })) as UnaryResponse).message
           : await call.impl(message, call);
         if (call.finished) return;
         this.#respond(call.id, OK_STATUS, this.#encodeOutput(method, result));
         call.finish(CALL_ENDED);
         return;
       }
-      const messages = call.takesInput ? call : new Once(decodeInput(method, payload));
-      const res = (await dispatch.stream({ ...request(), stream: true, messages })) as StreamResponse;
+      const messages = await streamHandler(
+        dispatch,
+        call,
+        call.takesInput ? call : new Once(decodeInput(method, payload)),
+      );
       if (method.methodKind === "client_streaming") {
         let result: unknown;
         let n = 0;
-        for await (const m of res.messages) {
+        for await (const m of messages) {
           result = m;
           n++;
         }
@@ -219,7 +212,7 @@ export class ServerConnection implements CallHost {
         if (n !== 1) throw new TtrpcError(`client-streaming handler produced ${n} responses`, Code.Internal);
         this.#respond(call.id, OK_STATUS, this.#encodeOutput(method, result));
       } else {
-        await this.table.send(call, method.output, res.messages);
+        await this.table.send(call, method.output, messages);
       }
       call.finish(CALL_ENDED);
     } catch (e) {

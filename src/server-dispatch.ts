@@ -4,9 +4,11 @@ import {
   type CallFn,
   type Interceptor,
   type StreamRequest,
+  type StreamResponse,
   type UnaryRequest,
 } from "./interceptor.js";
 import type { ServerCall } from "./server-call.js";
+import type { HandlerContext } from "./service-impl.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
 /** How a server calls its handlers: through its interceptors, the first outermost. */
@@ -30,22 +32,57 @@ export function createDispatch(interceptors: readonly Interceptor[] | undefined)
       interceptors,
     ),
     stream: applyInterceptors(
-      (async (req: OnServer<StreamRequest>) => {
-        const impl = req.context.impl;
-        switch (req.method.methodKind) {
-          case "server_streaming": {
-            const request = req.messages instanceof Once ? req.messages.value : await first(req.messages);
-            return { stream: true, messages: impl(request, req.context) };
-          }
-          case "client_streaming":
-            return { stream: true, messages: one(impl(req.messages, req.context) as Promise<unknown>) };
-          default:
-            return { stream: true, messages: impl(req.messages, req.context) };
-        }
-      }) as CallFn,
+      (async (req: OnServer<StreamRequest>) => ({
+        stream: true,
+        messages: await handlerMessages(req.context, req.messages),
+      })) as CallFn,
       interceptors,
     ),
   };
+}
+
+/**
+ * The messages a streaming call's handler answers with. Without interceptors
+ * the handler is called directly: no request object, and no signal,
+ * metadata or AbortController made for a handler that never asks (per open
+ * stream, that was most of a stream's memory).
+ */
+export function streamHandler(
+  dispatch: Dispatch,
+  call: ServerCall,
+  messages: AsyncIterable<unknown>,
+): Promise<AsyncIterable<unknown>> | AsyncIterable<unknown> {
+  if (!dispatch.intercepted) return handlerMessages(call, messages);
+  return dispatch.stream({ ...requestOf(call), stream: true, messages }).then((r) => (r as StreamResponse).messages);
+}
+
+/** The call as an interceptor sees it. */
+export function requestOf(call: ServerCall) {
+  return {
+    service: call.service,
+    method: call.method,
+    fullMethod: call.fullMethod,
+    metadata: call.metadata,
+    signal: call.signal,
+    timeoutMs: call.timeoutMs(),
+    context: call as HandlerContext,
+  };
+}
+
+function handlerMessages(
+  call: ServerCall,
+  messages: AsyncIterable<unknown>,
+): Promise<AsyncIterable<unknown>> | AsyncIterable<unknown> {
+  const impl = call.impl;
+  switch (call.method.methodKind) {
+    case "server_streaming":
+      if (messages instanceof Once) return impl(messages.value, call) as AsyncIterable<unknown>;
+      return first(messages).then((m) => impl(m, call) as AsyncIterable<unknown>);
+    case "client_streaming":
+      return one(impl(messages, call) as Promise<unknown>);
+    default:
+      return impl(messages, call) as AsyncIterable<unknown>;
+  }
 }
 
 /**
