@@ -1,5 +1,5 @@
 // The catalogue of named hostile inputs, one row each: what a client sends and
-// what the server must do (protocol notes §4-6, §11-13; Go's words where Go
+// what the server must do (docs/protocol.md §4-6, §11-13; Go's words where Go
 // has them). Every row runs on a fresh server over a unix socket, with the
 // process error trap on and a well-behaved bystander connection that must be
 // served after the hostile one did its worst. Some rows repeat checks of

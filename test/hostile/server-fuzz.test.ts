@@ -1,6 +1,6 @@
 // A live server on a real unix socket, fed arbitrary frames and bytes. For
 // each input: nothing escapes to the process, every malformed frame the
-// protocol notes name gets its status on its own stream ID, the connection
+// docs/protocol.md names gets its status on its own stream ID, the connection
 // is not dropped for a stream-level fault, and another connection is served
 // throughout. At the end every handler's signal has fired and nothing leaks.
 import fc from "fast-check";
@@ -134,7 +134,7 @@ function completion(bytes: Uint8Array): number | undefined {
 const known = new Set(Interop.methods.map((m) => m.name));
 
 /**
- * What the protocol notes make certain, frame by frame: the statuses the
+ * What docs/protocol.md makes certain, frame by frame: the statuses the
  * server must send, on which IDs. (Outcomes that depend on handler timing,
  * such as Data racing a finishing call, are not predicted.)
  */
@@ -177,7 +177,7 @@ function expectedStatuses(frames: Parsed["frames"]): { id: number; code: Code }[
 
 /**
  * Writes `bytes` in pieces; when the input can be completed cheaply, completes
- * it and checks every answer against the protocol notes. Returns whether it could.
+ * it and checks every answer against docs/protocol.md. Returns whether it could.
  */
 async function exchange(peer: RawPeer, bytes: Uint8Array, cuts: number[]): Promise<boolean> {
   const { frames } = parse(bytes);
@@ -220,7 +220,7 @@ async function exchange(peer: RawPeer, bytes: Uint8Array, cuts: number[]): Promi
 
 describe("live server fed hostile bytes over a unix socket", () => {
   it(
-    "answers what the protocol notes require, never drops the connection for a stream fault, and keeps serving others",
+    "answers what docs/protocol.md requires, never drops the connection for a stream fault, and keeps serving others",
     async () => {
       trapProcessErrors();
       const { server, path, bystander, tracker } = await hostileServer({ server: { maxMessageSize: MAX } });

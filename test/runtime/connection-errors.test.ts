@@ -1,5 +1,5 @@
 // Each way the runtime ends a call or a connection has an identity, the
-// `reason` of its TtrpcError (docs/protocol.md §Errors), seen here as a caller
+// `reason` of its TtrpcError (docs/protocol.md §14), seen here as a caller
 // sees it: never by its message text.
 import { Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";

@@ -13,7 +13,7 @@ const hex = (s: string) =>
       .map((b) => parseInt(b, 16)),
   );
 
-// ttrpc-rust's src/proto.rs test vector, quoted in the protocol notes.
+// ttrpc-rust's src/proto.rs test vector, quoted in docs/protocol.md §7.
 const VECTOR = hex(
   "0a 11 67 72 70 63 2e 54 65 73 74 53 65 72 76 69 63 65 73 12 04 54 65 73 74 1a 09 01 02" +
     "03 04 05 06 07 08 09 20 80 da c4 09 2a 18 0a 09 74 65 73 74 5f 6b 65 79 31 12 0b 74 65 73" +

@@ -24,7 +24,7 @@ function decodeAll(chunks: Uint8Array[], max = DEFAULT_MAX_MESSAGE_SIZE) {
 }
 
 describe("frame header", () => {
-  it("encodes the protocol notes' examples byte for byte", () => {
+  it("encodes the examples of docs/protocol.md §2 byte for byte", () => {
     expect(encodeFrame(3, 0x03, 0x05)).toEqual(hex("00000000 00000003 03 05"));
     expect(encodeFrame(5, 0x03, 0x05)).toEqual(hex("00000000 00000005 03 05"));
     const req = encodeFrame(1, 0x01, 0x00, new Uint8Array(42));

@@ -1,7 +1,7 @@
 // The stream layer (src/stream.ts, src/stream-table.ts, src/message-queue.ts)
 // on its own, below client and server: a StreamTable on one end of a real
-// unix socket, raw frames written on the other. See docs/protocol.md §Data
-// and §Limits for the rules checked here.
+// unix socket, raw frames written on the other. See docs/protocol.md §4
+// (Data flags), §6 (size limit) and §13 (stream full) for the rules checked here.
 import { Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
