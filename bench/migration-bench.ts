@@ -3,7 +3,7 @@
 // the raw throughput of the same socket type measured in the same run, and
 // the blackout time. Not a timed test.
 //
-//   node dist/bench/migration-bench.js [--memory 1GiB] [--transport unix|tcp] [--dirty-rate N] [--checksum] [--json]
+//   node dist-bench/bench/migration-bench.js [--memory 1GiB] [--transport unix|tcp] [--dirty-rate N] [--checksum] [--json]
 //
 // From the bench harness: `import { runMigrationBench } from "./migration-bench.js"`.
 import { mkdtempSync, rmSync } from "node:fs";
