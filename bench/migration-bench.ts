@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { MemoryTransport, createMigrationServer, createSimulatedBackend, migrate } from "../src/migration/index.js";
+import { MemoryTransport, createMigrationServer, migrate } from "../src/migration/index.js";
+import { createSimulatedBackend } from "../src/migration/simulated/index.js";
 
 export interface MigrationBenchOptions {
   /** Guest memory. Default 1 GiB. */

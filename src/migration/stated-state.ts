@@ -99,7 +99,8 @@ import {
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { Code } from "../code.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { createTypeRegistry, defineJsonType, omitEmpty, TypeUrlError, type JsonType } from "../typeurl/index.js";
+import { createTypeRegistry, defineJsonType, TypeUrlError, type JsonType } from "../typeurl/index.js";
+import { omitEmpty } from "../typeurl/go-json.js";
 
 /** The only `schema_version` this build reads and writes. */
 export const STATED_STATE_SCHEMA_VERSION = 1;

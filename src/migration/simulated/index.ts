@@ -34,4 +34,3 @@ export { GuestWorkload, type GuestWorkloadState } from "./guest-workload.js";
 export { preCopyParams, PRE_COPY_DEFAULTS, type PreCopyParams } from "./pre-copy-params.js";
 export type { SourceFaults } from "./pre-copy-source.js";
 export type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
-export { WIRE_VERSION } from "./wire-protocol.js";

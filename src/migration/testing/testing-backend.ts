@@ -1,6 +1,6 @@
-import { Code } from "../code.js";
-import { TtrpcError } from "../ttrpc-error.js";
-import { Phase, PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import { Code } from "../../code.js";
+import { TtrpcError } from "../../ttrpc-error.js";
+import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type {
   BackendSession,
   FinalizeOutcome,
@@ -8,8 +8,8 @@ import type {
   MigrationBackend,
   TransferRequest,
   TransferResult,
-} from "./backend.js";
-import { STATED_STATE_SCHEMA_VERSION, type StatedState } from "./stated-state.js";
+} from "../backend.js";
+import { STATED_STATE_SCHEMA_VERSION, type StatedState } from "../stated-state.js";
 
 /** The backend operations a {@link TestingBackend} can be told to fail. */
 export type TestingOperation =
