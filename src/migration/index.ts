@@ -5,7 +5,7 @@
  * Backends: `ttrpc-es/migration/simulated` (a VM whose memory really moves)
  * and `ttrpc-es/migration/testing` (a test double).
  *
- * @module
+ * @module ttrpc-es/migration
  */
 
 // Prebuilt bindings: the typed client, the server interface and registration

@@ -493,7 +493,7 @@ function writeStatedState(state: StatedState): unknown {
 
 /**
  * The StatedState JSON type at `sandbox-spec/vm/v2/StatedState/StatedState`,
- * to register in a {@link TypeRegistry} that should decode it.
+ * to register in a `TypeRegistry` (`ttrpc-es/typeurl`) that should decode it.
  */
 export const StatedStateType: JsonType<StatedState> = defineJsonType(
   ["sandbox-spec/vm/v2/StatedState", "StatedState"],

@@ -3,7 +3,7 @@
  * unpacks `google.protobuf.Any` by type URL, for protobuf messages (bare proto
  * full names) and JSON-encoded types registered at an exact URL.
  *
- * @module
+ * @module ttrpc-es/typeurl
  */
 export { createTypeRegistry } from "./type-registry.js";
 export type { TypeLike, TypeRegistry } from "./type-registry.js";

@@ -30,15 +30,23 @@ import { isIP } from "node:net";
 import { Code } from "../../code.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 
+/** The four bytes every endpoint descriptor starts with. */
 export const ENDPOINT_DESCRIPTOR_MAGIC = "TMEP";
+/** The descriptor version this build writes and reads. */
 export const ENDPOINT_DESCRIPTOR_VERSION = 1;
 const HEADER = 30;
 const MAX_ADDRESS = 1024;
 const MAX_UNIX_PATH = 107;
 
+/** The socket the memory transfer runs over. */
 export type EndpointTransport = "unix" | "tcp";
+/** Whether a side listens on the address (the destination) or connects to it (the source). */
 export type EndpointRole = "listen" | "connect";
 
+/**
+ * What the simulated backend carries in `protocol_info` where hcsshim carries a
+ * duplicated socket (`WSAPROTOCOL_INFOW`): where and how to meet the other side.
+ */
 export interface EndpointDescriptor {
   readonly version: 1;
   readonly transport: EndpointTransport;

@@ -3,7 +3,7 @@
  * image and a guest workload, and a real pre-copy live migration of that
  * memory over a unix or TCP socket.
  *
- * @module
+ * @module ttrpc-es/migration/simulated
  */
 export {
   createSimulatedBackend,

@@ -10,6 +10,7 @@ import { createHash, randomFillSync } from "node:crypto";
 
 const MAX_CHUNK_BYTES = 256 * 1024 * 1024;
 
+/** The size and content of a {@link MemoryImage}. */
 export interface MemoryImageOptions {
   /** Total size in bytes, a multiple of `pageSize`. */
   readonly sizeBytes: number;
@@ -23,6 +24,7 @@ export interface MemoryImageOptions {
   readonly fill?: "zero" | "pattern";
 }
 
+/** A simulated VM's guest memory: pages and a dirty bitmap the pre-copy transfer reads and clears. */
 export class MemoryImage {
   readonly sizeBytes: number;
   readonly pageSize: number;

@@ -3,7 +3,7 @@
  * in memory, answers at once, and fails the operations a test names, so a
  * client or orchestrator can be tested without a VM.
  *
- * @module
+ * @module ttrpc-es/migration/testing
  */
 export { createTestingBackend, testingEndpoint } from "./testing-backend.js";
 export type {
