@@ -78,7 +78,10 @@ export class MemoryImage {
     return chunk.subarray(off, off + this.pageSize);
   }
 
-  /** Copies `data` (one page) into page `index`. Does not mark it dirty (the destination's writes come from the wire). */
+  /**
+   * Copies `data` (one page) into page `index`. Does not mark it dirty (the
+   * destination's writes come from the wire).
+   */
   writePage(index: number, data: Uint8Array): void {
     if (data.length !== this.pageSize)
       throw new RangeError(`page data is ${data.length} bytes, expected ${this.pageSize}`);
