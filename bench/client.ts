@@ -1,4 +1,4 @@
-// A benchmark client: `node dist/bench/client.js --impl ttrpc-es|grpc-js|raw-node
+// A benchmark client: `node dist-bench/bench/client.js --impl ttrpc-es|grpc-js|raw-node
 // --socket PATH --scenario NAME [--size N --concurrency C --seconds S --warmup S --count N --samples K]`.
 //
 // Throughput scenarios (unary, server-stream, client-stream, bidi) do the same

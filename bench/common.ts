@@ -1,6 +1,6 @@
 // What the benchmark processes share: the grpc-js service definition, the raw
 // framing of the raw-node ceiling, flag parsing and small measuring helpers.
-// Nothing here imports test code: the harness builds into dist/bench/ alone.
+// Nothing here imports test code: the harness builds into dist-bench/bench/ alone.
 import type { Socket } from "node:net";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { ServiceDefinition } from "@grpc/grpc-js";

@@ -3,7 +3,7 @@
 // the raw throughput of the same socket type measured in the same run, and
 // the blackout time. Not a timed test.
 //
-//   node dist/bench/migration-bench.js [--memory 1GiB] [--transport unix|tcp] [--dirty-rate N] [--checksum] [--json]
+//   node dist-bench/bench/migration-bench.js [--memory 1GiB] [--transport unix|tcp] [--dirty-rate N] [--checksum] [--json]
 //
 // From the bench harness: `import { runMigrationBench } from "./migration-bench.js"`.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { MemoryTransport, createMigrationServer, createSimulatedBackend, migrate } from "../src/migration/index.js";
+import { MemoryTransport, createMigrationServer, migrate } from "../src/migration/index.js";
+import { createSimulatedBackend } from "../src/migration/simulated/index.js";
 
 export interface MigrationBenchOptions {
   /** Guest memory. Default 1 GiB. */

@@ -1,12 +1,12 @@
 // Spawning and talking to the benchmark processes: our Node servers and
-// clients (dist/bench/server.js, client.js) and the Go peer. Every process is
+// clients (dist-bench/bench/server.js, client.js) and the Go peer. Every process is
 // started with stdin open and stopped by PID; each has a hard time limit.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { NodeImpl, ProcessStats } from "./common.js";
 
-/** The repository root (this file runs from dist/bench/). */
+/** The repository root (this file runs from dist-bench/bench/). */
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 const here = fileURLToPath(new URL("./", import.meta.url));
 export const goPeer = `${root}test/interop/go/.build/bin/ttrpc-peer`;

@@ -1,6 +1,6 @@
 // Summarizes V8 .cpuprofile files (from `npm run bench -- --cpu-prof [DIR]`):
 // the functions with the most self time, per benchmark and per process role.
-// Standalone: `node dist/bench/profile.js DIR [TOP]`.
+// Standalone: `node dist-bench/bench/profile.js DIR [TOP]`.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -73,7 +73,7 @@ export function summarizeProfiles(dir: string, top = 15): string {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const dir = process.argv[2];
   if (dir === undefined) {
-    console.error("usage: node dist/bench/profile.js DIR [TOP]");
+    console.error("usage: node dist-bench/bench/profile.js DIR [TOP]");
     process.exit(2);
   }
   console.log(summarizeProfiles(dir, Number(process.argv[3] ?? 15)));

@@ -1,4 +1,4 @@
-// A benchmark server: `node dist/bench/server.js --impl ttrpc-es|grpc-js|raw-node --socket PATH`.
+// A benchmark server: `node dist-bench/bench/server.js --impl ttrpc-es|grpc-js|raw-node --socket PATH`.
 // Prints READY once listening, answers each stdin line "stats" with one JSON
 // line of ProcessStats (after a full GC when run with --expose-gc), and exits
 // when stdin ends or on SIGTERM. Each implementation is a lean Interop echo: no

@@ -2,6 +2,7 @@ import { HEADER_LENGTH, type Frame } from "./frame.js";
 
 /** What a {@link FrameDecoder} hands on. */
 export interface FrameSink {
+  /** Called once per whole frame, in arrival order. */
   frame(frame: Frame): void;
   /**
    * A frame whose payload is over the limit. Its bytes were skipped without
@@ -48,6 +49,7 @@ export class FrameDecoder {
     return this.#headerFill === 0 && !this.#inBody;
   }
 
+  /** Feeds bytes as they arrive: any chunk boundary, several frames or part of one. */
   push(chunk: Uint8Array): void {
     let pos = 0;
     const end = chunk.length;

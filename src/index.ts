@@ -1,6 +1,10 @@
-// The public API of ttrpc-es. Everything a user needs is exported here;
-// typeurl and the Migration service have their own entry points
-// (`ttrpc-es/typeurl`, `ttrpc-es/migration`).
+/**
+ * The ttrpc runtime: clients, servers, calls, metadata, statuses, addresses,
+ * and the wire layer for tools that speak frames. typeurl and the Migration
+ * service have their own entry points (`ttrpc-es/typeurl`, `ttrpc-es/migration`).
+ *
+ * @module ttrpc-es
+ */
 
 export { Code, codeName, codeFromName } from "./code.js";
 export { TtrpcError, OversizedMessageError, type TtrpcErrorOptions } from "./ttrpc-error.js";

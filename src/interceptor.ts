@@ -32,11 +32,13 @@ export interface StreamRequest extends RequestCommon {
   readonly messages: AsyncIterable<unknown>;
 }
 
+/** What a unary call's interceptor chain returns: the response message. */
 export interface UnaryResponse {
   readonly stream: false;
   readonly message: unknown;
 }
 
+/** What a streaming call's interceptor chain returns: the response messages. */
 export interface StreamResponse {
   readonly stream: true;
   readonly messages: AsyncIterable<unknown>;

@@ -34,6 +34,7 @@ export class Metadata {
     return [...(this.#map.get(key.toLowerCase()) ?? [])];
   }
 
+  /** Whether the key has a value (keys are case-insensitive). */
   has(key: string): boolean {
     return this.#map.has(key.toLowerCase());
   }
@@ -45,6 +46,7 @@ export class Metadata {
     return this;
   }
 
+  /** Adds values after those the key already has. */
   append(key: string, ...values: string[]): this {
     const k = key.toLowerCase();
     const cur = this.#map.get(k);
@@ -53,10 +55,12 @@ export class Metadata {
     return this;
   }
 
+  /** Removes a key and all its values; false when it had none. */
   delete(key: string): boolean {
     return this.#map.delete(key.toLowerCase());
   }
 
+  /** The number of keys (not values). */
   get size(): number {
     return this.#map.size;
   }
@@ -66,10 +70,12 @@ export class Metadata {
     for (const [k, vs] of this.#map) for (const v of vs) yield [k, v];
   }
 
+  /** The same pairs as {@link Metadata.entries}. */
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
   }
 
+  /** An independent copy. */
   clone(): Metadata {
     return new Metadata(this);
   }

@@ -40,21 +40,25 @@ export interface PeerInfo {
   readonly remoteAddress: string | undefined;
 }
 
+/** A unary method's implementation: one request in, one response (or its initializer) out. */
 export type UnaryImpl<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   context: HandlerContext,
 ) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
 
+/** A server-streaming method's implementation: one request in, the responses yielded. */
 export type ServerStreamingImpl<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   context: HandlerContext,
 ) => AsyncIterable<MessageInitShape<O>>;
 
+/** A client-streaming method's implementation: the requests as they arrive, one response out. */
 export type ClientStreamingImpl<I extends DescMessage, O extends DescMessage> = (
   requests: AsyncIterable<MessageShape<I>>,
   context: HandlerContext,
 ) => Promise<MessageInitShape<O>>;
 
+/** A bidi-streaming method's implementation: the requests as they arrive, the responses yielded. */
 export type BiDiStreamingImpl<I extends DescMessage, O extends DescMessage> = (
   requests: AsyncIterable<MessageShape<I>>,
   context: HandlerContext,

@@ -77,8 +77,10 @@ export class TtrpcError extends Error {
     return out;
   }
 
-  // A second copy of the package (two versions in node_modules) still
-  // recognises the errors of the other.
+  /**
+   * `instanceof` by brand, not by prototype: a second copy of the package (two
+   * versions in node_modules) still recognises the errors of the other.
+   */
   static override [Symbol.hasInstance](v: unknown): boolean {
     return typeof v === "object" && v !== null && (v as Record<symbol, unknown>)[brand] === true;
   }

@@ -92,7 +92,8 @@ function printable(registry: Registry, emitDefaults: boolean) {
       return JSON.stringify(toJson(desc, m, { registry, alwaysEmitImplicit: emitDefaults }), null, indent);
     } catch (e) {
       throw new CliError(
-        `cannot print the ${desc.typeName} response as JSON: ${(e as Error).message}; pass the .proto defining that type with --proto`,
+        `cannot print the ${desc.typeName} response as JSON: ${(e as Error).message}; ` +
+          "pass the .proto defining that type with --proto",
         Exit.protos,
       );
     }

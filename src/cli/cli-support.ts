@@ -56,8 +56,8 @@ export const protoOptions = {
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
-export const PROTO_OPTIONS_HELP = `  --proto FILE          a .proto file, resolved against the -I directories (the current
-                        directory when no -I is given); repeatable
+export const PROTO_OPTIONS_HELP = `  --proto FILE          a .proto file, resolved against the -I directories
+                        (the current directory when no -I is given); repeatable
   -I, --import-path DIR where imports are looked up (like protoc -I); repeatable
   --protoset FILE       a FileDescriptorSet (buf build -o x.binpb, protoc --include_imports -o);
                         repeatable, may be combined with --proto

@@ -149,5 +149,6 @@ export function formatService(s: DescService): string {
 
 /** `// containerd.task.v2.Task: service in runtime/task/v2/shim.proto` */
 export function header(name: string, what: string, file: DescFile): string {
-  return `// ${name}: ${what} in ${file.proto.name}${file.proto.package === "" ? "" : ` (package ${file.proto.package})`}\n`;
+  const pkg = file.proto.package === "" ? "" : ` (package ${file.proto.package})`;
+  return `// ${name}: ${what} in ${file.proto.name}${pkg}\n`;
 }

@@ -192,7 +192,8 @@ export async function readSingleMessage(
   const err = jsonErrorOffset(text);
   if (err?.extra === true) {
     throw new CliError(
-      `malformed JSON (${name}, ${position(text, err.offset, 1)}): a ${desc.typeName} request takes one JSON object, found more data after it`,
+      `malformed JSON (${name}, ${position(text, err.offset, 1)}): ` +
+        `a ${desc.typeName} request takes one JSON object, found more data after it`,
       Exit.badInput,
     );
   }

@@ -17,7 +17,8 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `usage: ttrpc-es <command> [options]\n\ncommands:\n${lines.join("\n")}\n\nRun 'ttrpc-es <command> --help' for a command's options.\n`;
+  const help = "Run 'ttrpc-es <command> --help' for a command's options.";
+  return `usage: ttrpc-es <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n${help}\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -114,11 +114,14 @@ async function runCommand(argv: string[]): Promise<number> {
       );
     } else if (result.ok) {
       process.stdout.write(
-        `\n✓ migrated in ${(result.durationMs / 1000).toFixed(2)} s, blackout ${result.blackoutMs ?? "?"} ms (session ${result.sessionId})\n`,
+        `\n✓ migrated in ${(result.durationMs / 1000).toFixed(2)} s, ` +
+          `blackout ${result.blackoutMs ?? "?"} ms (session ${result.sessionId})\n`,
       );
     } else {
+      const recovered = result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`;
       process.stdout.write(
-        `\n✗ migration failed: ${result.error}\n  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`,
+        `\n✗ migration failed: ${result.error}\n` +
+          `  source ${result.source}, destination ${result.destination}${recovered}\n`,
       );
       for (const e of result.abortErrors) process.stdout.write(`  abort path: ${e}\n`);
     }

@@ -183,14 +183,22 @@ export async function demo(argv: string[]): Promise<number> {
       );
     } else if (verified) {
       const throughput = (s.pageBytes / s.durationMs) * 1000;
+      const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+      const target =
+        init.memoryTransferThrottleParams?.targetBlackoutTransferTime ?? PRE_COPY_DEFAULTS.targetBlackoutMs;
+      const checksums = s.checksums
+        ? "every page verified by the destination (SHA-1)"
+        : "off (whole-image digest only)";
       const out = [
         "",
-        `✓ migration verified in ${(result.durationMs / 1000).toFixed(2)} s (demo total ${(durationMs / 1000).toFixed(2)} s)`,
+        `✓ migration verified in ${seconds(result.durationMs)} (demo total ${seconds(durationMs)})`,
         `  memory image     ${formatBytes(memoryBytes)}, guest dirtying ${dirtyRate} pages/s`,
-        `  bytes moved      ${formatBytes(s.pageBytes)} of pages (${s.pages} pages), ${formatBytes(s.wireBytes)} on the wire, ${formatBytes(throughput)}/s`,
-        `  passes           ${s.brownoutPasses} brownout + 1 blackout (${s.blackoutPages} pages); guest throttled to ${s.throttlePercent} %`,
-        `  blackout         ${result.blackoutMs} ms (measured ${s.blackoutMs.toFixed(1)} ms, target ${init.memoryTransferThrottleParams?.targetBlackoutTransferTime ?? PRE_COPY_DEFAULTS.targetBlackoutMs} ms)`,
-        `  checksums        ${s.checksums ? "every page verified by the destination (SHA-1)" : "off (whole-image digest only)"}`,
+        `  bytes moved      ${formatBytes(s.pageBytes)} of pages (${s.pages} pages), ` +
+          `${formatBytes(s.wireBytes)} on the wire, ${formatBytes(throughput)}/s`,
+        `  passes           ${s.brownoutPasses} brownout + 1 blackout (${s.blackoutPages} pages); ` +
+          `guest throttled to ${s.throttlePercent} %`,
+        `  blackout         ${result.blackoutMs} ms (measured ${s.blackoutMs.toFixed(1)} ms, target ${target} ms)`,
+        `  checksums        ${checksums}`,
         `  image SHA-256    ${s.digest}  source = destination`,
         `  result           destination running, source stopped, both shims cleaned up`,
       ];
@@ -199,9 +207,8 @@ export async function demo(argv: string[]): Promise<number> {
       process.stdout.write(
         `\n✗ migration failed: ${result.error ?? failed.source ?? failed.destination ?? "image digests differ"}\n`,
       );
-      process.stdout.write(
-        `  source ${result.source}, destination ${result.destination}${result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`}\n`,
-      );
+      const recovered = result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`;
+      process.stdout.write(`  source ${result.source}, destination ${result.destination}${recovered}\n`);
       for (const e of result.abortErrors) process.stdout.write(`  abort path: ${e}\n`);
     }
     return verified ? 0 : 1;

@@ -40,9 +40,8 @@ export class ProgressView {
   orchestrator(e: MigrationEvent): void {
     if (e.type === "step") {
       const what = `${e.step}${e.detail === undefined ? "" : ` ${e.detail}`}`;
-      this.line(
-        `${this.#stamp(e.atMs)}  ${e.side.padEnd(11)} ${what.padEnd(28)} ${e.error === undefined ? `ok (${e.ms.toFixed(1)} ms)` : `error: ${e.error}`}`,
-      );
+      const outcome = e.error === undefined ? `ok (${e.ms.toFixed(1)} ms)` : `error: ${e.error}`;
+      this.line(`${this.#stamp(e.atMs)}  ${e.side.padEnd(11)} ${what.padEnd(28)} ${outcome}`);
     } else if (e.type === "notification") {
       const state = e.state === PhaseState.SUCCESS ? "" : ` / ${PhaseState[e.state] ?? e.state}`;
       const extra = e.blackoutMs === undefined ? "" : `  blackout ${e.blackoutMs} ms`;
@@ -55,12 +54,14 @@ export class ProgressView {
   transfer(e: TransferEvent): void {
     if (e.side !== "source") return;
     if (e.type === "pass") {
+      const kind = e.blackout ? "blackout pass" : "brownout pass";
       this.line(
-        `${this.#stamp()}  source      ${e.blackout ? "blackout pass" : "brownout pass"} ${e.pass}: ${e.pages} dirty pages, guest at ${e.throttlePercent} %`,
+        `${this.#stamp()}  source      ${kind} ${e.pass}: ${e.pages} dirty pages, guest at ${e.throttlePercent} %`,
       );
     } else if (e.type === "pass-end") {
       this.line(
-        `${this.#stamp()}  source        pass ${e.pass} done in ${e.ms.toFixed(1)} ms; ${e.remainingDirty} pages dirtied meanwhile, projected blackout ${e.projectedBlackoutMs.toFixed(1)} ms`,
+        `${this.#stamp()}  source        pass ${e.pass} done in ${e.ms.toFixed(1)} ms; ` +
+          `${e.remainingDirty} pages dirtied meanwhile, projected blackout ${e.projectedBlackoutMs.toFixed(1)} ms`,
       );
     } else if (e.type === "progress") {
       const now = performance.now();
@@ -74,7 +75,10 @@ export class ProgressView {
       const width = 30;
       const frac = e.passPages === 0 ? 1 : e.passDone / e.passPages;
       const filled = Math.round(frac * width);
-      this.#bar = `  [${"█".repeat(filled)}${"░".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${e.blackout ? "blackout" : `pass ${e.pass}`}  moved ${formatBytes(e.pageBytes)} of a ${formatBytes(e.imageBytes)} image  ${formatBytes(this.#rate)}/s`;
+      const bar = `[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%`;
+      const pass = e.blackout ? "blackout" : `pass ${e.pass}`;
+      const moved = `moved ${formatBytes(e.pageBytes)} of a ${formatBytes(e.imageBytes)} image`;
+      this.#bar = `  ${bar}  ${pass}  ${moved}  ${formatBytes(this.#rate)}/s`;
       this.#out.write(`\r\x1b[2K${this.#bar}`);
     }
   }

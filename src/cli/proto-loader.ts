@@ -148,7 +148,8 @@ export function resolveTargets(
     const abs = resolve(cwd, proto);
     if (!isFile(abs)) {
       throw new CliError(
-        `cannot find ${proto}: not a file, and not below ${importPaths.length > 0 ? "any -I directory" : "the current directory"} (${roots.join(", ")})`,
+        `cannot find ${proto}: not a file, and not below ` +
+          `${importPaths.length > 0 ? "any -I directory" : "the current directory"} (${roots.join(", ")})`,
         Exit.protos,
       );
     }
@@ -204,7 +205,8 @@ async function compileProtos(
   const buf = findBuf();
   if (buf === undefined) {
     throw new CliError(
-      "cannot compile .proto files: the buf binary was not found; install @bufbuild/buf (npm install @bufbuild/buf) or pass --protoset FILE",
+      "cannot compile .proto files: the buf binary was not found; " +
+        "install @bufbuild/buf (npm install @bufbuild/buf) or pass --protoset FILE",
       Exit.protos,
     );
   }

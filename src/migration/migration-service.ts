@@ -187,7 +187,8 @@ export function createMigrationService<E>(
     requireSessionId(sessionId);
     if (session === undefined || session.sessionId !== sessionId) {
       throw invalid(
-        `session id ${JSON.stringify(sessionId)} does not match active session ${JSON.stringify(session?.sessionId ?? "")}`,
+        `session id ${JSON.stringify(sessionId)} does not match ` +
+          `active session ${JSON.stringify(session?.sessionId ?? "")}`,
       );
     }
     return session;
@@ -363,7 +364,8 @@ export function createMigrationService<E>(
         const stated = decodeStatedState(request.config);
         if (normalizeSessionId(stated.sessionId) !== normalizeSessionId(request.sessionId)) {
           throw invalid(
-            `config was exported by session ${JSON.stringify(stated.sessionId)}, not ${JSON.stringify(request.sessionId)}`,
+            `config was exported by session ${JSON.stringify(stated.sessionId)}, ` +
+              `not ${JSON.stringify(request.sessionId)}`,
           );
         }
         const s = newSession(request.sessionId, "Destination", "DestinationImported");
@@ -456,7 +458,8 @@ export function createMigrationService<E>(
       return serial(async () => {
         if (request.action !== FinalizeAction.STOP && request.action !== FinalizeAction.RESUME) {
           throw invalid(
-            `finalize action must be FINALIZE_ACTION_STOP or FINALIZE_ACTION_RESUME, not ${FinalizeAction[request.action] ?? request.action}`,
+            "finalize action must be FINALIZE_ACTION_STOP or FINALIZE_ACTION_RESUME, " +
+              `not ${FinalizeAction[request.action] ?? request.action}`,
           );
         }
         const s = active(request.sessionId);
@@ -465,7 +468,8 @@ export function createMigrationService<E>(
         if (s.origin === "Destination" && s.state === "Cancelled") return {};
         if (!FINALIZE_STATES.has(s.state)) throw precondition(`finalize not valid in state ${s.state}`);
         const stop = request.action === FinalizeAction.STOP;
-        const outcome: FinalizeOutcome = `${s.origin === "Source" ? "source" : "destination"}-${stop ? "stop" : "resume"}`;
+        const side = s.origin === "Source" ? "source" : "destination";
+        const outcome: FinalizeOutcome = `${side}-${stop ? "stop" : "resume"}`;
         const from = s.state === "TransferCompleted" ? "completed" : s.state === "Failed" ? "failed" : "cancelled";
         let result;
         try {

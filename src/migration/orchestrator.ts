@@ -32,6 +32,7 @@ import { sessionNumber } from "./session-number.js";
 import { decodeStatedState } from "./stated-state.js";
 import { createEndpointPair, type EndpointTransport } from "./simulated/endpoint-descriptor.js";
 
+/** Which shim an event or outcome is about. */
 export type MigrationSide = "source" | "destination";
 
 /** The workflow's RPCs, as they appear in events. */
@@ -72,6 +73,7 @@ export type MigrationEvent =
 /** How a side ended, as its notifications said. */
 export type SideOutcome = "done" | "failed" | "cancelled" | "unreachable" | "not-started";
 
+/** How a {@link migrate} run ended, on both sides. */
 export interface MigrationResult {
   /** True only when both sides reported DONE, the destination runs and the source is stopped. */
   readonly ok: boolean;
@@ -91,6 +93,7 @@ export interface MigrationResult {
   readonly durationMs: number;
 }
 
+/** What {@link migrate} drives: the two shims, the sandbox and the workflow's knobs. */
 export interface MigrateOptions {
   /** The source shim: a connected client, or a ttrpc address to dial (closed at the end). */
   readonly source: MigrationClient | string;
@@ -117,6 +120,7 @@ export interface MigrateOptions {
   readonly callTimeoutMs?: number;
   /** Aborting it runs the abort path. */
   readonly signal?: AbortSignal;
+  /** Told of every step, notification and abort as it happens; a throwing listener does not stop the run. */
   readonly onEvent?: (event: MigrationEvent) => void;
 }
 

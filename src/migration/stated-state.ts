@@ -29,11 +29,18 @@
  * | `containers` | array of objects | no | the sandbox's containers, ids unique |
  * | `containers[].id` | string | yes | container id |
  * | `containers[].image` | string | no | image reference |
- * | `containers[].bundle` | string | no | bundle path on the source host (the destination's task creation replaces it) |
+ * | `containers[].bundle` | string | no | bundle path on the source host; the destination's task replaces it |
  * | `containers[].state` | string | yes | `"created"`, `"running"`, `"paused"` or `"stopped"` |
  * | `containers[].pid` | integer | no | init process id in the guest, 1 … 2^32-1 |
- * | `init_options` | object | no | the source's migration options in HCS form (Go field names as keys, `InitOptions` below): `Origin` `"Source"`/`"Destination"`, `MemoryTransport` `"TCP"`, `MemoryTransferThrottleParams` (uint32 keys, `ThrottlingScale` a number, `SkipThrottling` a boolean, `MinimumThrottlePercentage` 0 … 100), `CompressionSettings.ThrottleWorkerCount`, four booleans written only when true |
- * | `annotations` | object of string → string | no | free-form data, e.g. a backend's own parameters; keys written sorted by UTF-8 bytes as Go sorts map keys |
+ * | `init_options` | object | no | the source's migration options in HCS form, below |
+ * | `annotations` | object of string → string | no | free-form data, e.g. a backend's own parameters |
+ *
+ * `annotations` keys are written sorted by UTF-8 bytes, as Go sorts map keys.
+ * `init_options` has Go field names as keys (`InitOptions` below): `Origin`
+ * `"Source"`/`"Destination"`, `MemoryTransport` `"TCP"`,
+ * `MemoryTransferThrottleParams` (uint32 keys, `ThrottlingScale` a number,
+ * `SkipThrottling` a boolean, `MinimumThrottlePercentage` 0 … 100),
+ * `CompressionSettings.ThrottleWorkerCount`, four booleans written only when true.
  *
  * Go struct (tags are the contract):
  * ```go
@@ -57,15 +64,16 @@
  *     CancelIfBlackoutThresholdExceeds bool            `json:"CancelIfBlackoutThresholdExceeds,omitempty"`
  *     PrepareMemoryTransferMode        bool            `json:"PrepareMemoryTransferMode,omitempty"`
  * }
- * type ThrottleParams struct { // pointers: a set 0/false is written
- *     SkipThrottling                              *bool    `json:"SkipThrottling,omitempty"`
- *     ThrottlingScale                             *float64 `json:"ThrottlingScale,omitempty"`
- *     MinimumThrottlePercentage                   *uint8   `json:"MinimumThrottlePercentage,omitempty"` // 0 … 100
- *     TargetNumberOfBrownoutTransferPasses        *uint32  `json:"TargetNumberOfBrownoutTransferPasses,omitempty"`
- *     StartingBrownoutPassNumberForThrottling     *uint32  `json:"StartingBrownoutPassNumberForThrottling,omitempty"`
- *     MaximumNumberOfBrownoutTransferPasses       *uint32  `json:"MaximumNumberOfBrownoutTransferPasses,omitempty"`
- *     TargetBlackoutTransferTime                  *uint32  `json:"TargetBlackoutTransferTime,omitempty"`
- *     BlackoutTimeThresholdForCancellingMigration *uint32  `json:"BlackoutTimeThresholdForCancellingMigration,omitempty"`
+ * // Pointers: a set 0/false is written. Every tag is `json:"<field name>,omitempty"`.
+ * type ThrottleParams struct {
+ *     SkipThrottling                              *bool
+ *     ThrottlingScale                             *float64
+ *     MinimumThrottlePercentage                   *uint8 // 0 … 100
+ *     TargetNumberOfBrownoutTransferPasses        *uint32
+ *     StartingBrownoutPassNumberForThrottling     *uint32
+ *     MaximumNumberOfBrownoutTransferPasses       *uint32
+ *     TargetBlackoutTransferTime                  *uint32
+ *     BlackoutTimeThresholdForCancellingMigration *uint32
  * }
  * type Compression struct {
  *     ThrottleWorkerCount *uint32 `json:"ThrottleWorkerCount,omitempty"`
@@ -88,7 +96,13 @@
  * }
  * ```
  *
- * Example: `{"schema_version":1,"sandbox_id":"sb1","session_id":"s1","vm":{"guest_os":"linux","processor_count":2,"memory":{"size_bytes":67108864,"page_size":4096}},"containers":[{"id":"c1","state":"running","pid":42}],"init_options":{"Origin":"Source","MemoryTransport":"TCP"}}`
+ * Example (one line on the wire, wrapped here):
+ * ```json
+ * {"schema_version":1,"sandbox_id":"sb1","session_id":"s1",
+ *  "vm":{"guest_os":"linux","processor_count":2,"memory":{"size_bytes":67108864,"page_size":4096}},
+ *  "containers":[{"id":"c1","state":"running","pid":42}],
+ *  "init_options":{"Origin":"Source","MemoryTransport":"TCP"}}
+ * ```
  *
  * @module
  */
@@ -99,7 +113,8 @@ import {
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { Code } from "../code.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { createTypeRegistry, defineJsonType, omitEmpty, TypeUrlError, type JsonType } from "../typeurl/index.js";
+import { createTypeRegistry, defineJsonType, TypeUrlError, type JsonType } from "../typeurl/index.js";
+import { omitEmpty } from "../typeurl/go-json.js";
 
 /** The only `schema_version` this build reads and writes. */
 export const STATED_STATE_SCHEMA_VERSION = 1;
@@ -492,7 +507,7 @@ function writeStatedState(state: StatedState): unknown {
 
 /**
  * The StatedState JSON type at `sandbox-spec/vm/v2/StatedState/StatedState`,
- * to register in a {@link TypeRegistry} that should decode it.
+ * to register in a `TypeRegistry` (`ttrpc-es/typeurl`) that should decode it.
  */
 export const StatedStateType: JsonType<StatedState> = defineJsonType(
   ["sandbox-spec/vm/v2/StatedState", "StatedState"],

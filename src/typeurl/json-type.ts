@@ -10,7 +10,7 @@ export interface JsonCodec<T> {
   /**
    * Turns a value into the JSON value to write. Key order is kept, so list
    * keys in the order of the Go struct's fields and leave empty ones out as
-   * `omitempty` would (see {@link omitEmpty}). Defaults to the value itself.
+   * `omitempty` would (`undefined`, `null`, `false`, `0`, `""`, empty arrays). Defaults to the value itself.
    */
   toJson?(value: T): unknown;
   /** Checks parsed JSON and turns it into a `T`; throws when it is not one. */

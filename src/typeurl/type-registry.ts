@@ -14,7 +14,6 @@ import { encodeGoJson } from "./go-json.js";
 import { defineJsonType, type JsonCodec, type JsonType } from "./json-type.js";
 import { TypeUrlError } from "./type-url-error.js";
 
-/** What a type URL can be asked of: a protobuf message schema or a JSON type. */
 // A registry holds JSON types of many value types at once; `unknown` would make
 // JsonType<T> invariant here and reject every concrete one.
 // biome-ignore lint/suspicious/noExplicitAny: heterogeneous collection, see above
@@ -22,7 +21,9 @@ type AnyJsonType = JsonType<any>;
 // biome-ignore lint/suspicious/noExplicitAny: heterogeneous collection, see above
 type AnyJsonCodec = JsonCodec<any>;
 
-export type TypeLike = DescMessage | AnyJsonType;
+/** What a type URL can be asked of: a protobuf message schema or a JSON type. */
+// biome-ignore lint/suspicious/noExplicitAny: heterogeneous collection, see above
+export type TypeLike = DescMessage | JsonType<any>;
 
 /**
  * A type registry with the semantics of containerd's Go typeurl v2:
@@ -43,7 +44,7 @@ export interface TypeRegistry {
    * protobuf fallback, message schemas, every message of a file, or every
    * message of a protobuf-es registry.
    */
-  register(...types: Array<AnyJsonType | DescMessage | DescFile | Registry>): void;
+  register(...types: Array<TypeLike | DescFile | Registry>): void;
   /**
    * The type URL `marshalAny` writes: the JSON type's URL, or the bare full
    * name of a message schema or message.
@@ -56,7 +57,9 @@ export interface TypeRegistry {
    * `Any` is returned as is.
    */
   marshalAny(message: Message): Any;
+  /** Packs a message of the given schema (a plain message shape, no `$typeName` needed). */
   marshalAny<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Any;
+  /** Packs a value of a JSON type under its URL, as Go's typeurl does for JSON-registered types. */
   marshalAny<T>(type: JsonType<T>, value: T): Any;
   /**
    * Unpacks an Any like Go's `typeurl.UnmarshalAny`: a JSON type registered
@@ -73,6 +76,7 @@ export interface TypeRegistry {
    * exactly, else a {@link TypeUrlError} with reason `mismatch`.
    */
   unmarshalTo<Desc extends DescMessage>(any: Any, schema: Desc): MessageShape<Desc>;
+  /** Unpacks an Any into the given JSON type; the URL must be the type's exactly. */
   unmarshalTo<T>(any: Any, type: JsonType<T>): T;
   /**
    * Whether the Any holds the given type or URL, like Go's `typeurl.Is`: an
@@ -86,7 +90,7 @@ export interface TypeRegistry {
  * {@link TypeRegistry.register}. Registries are independent: there is no
  * process-global registry as in Go.
  */
-export function createTypeRegistry(...types: Array<AnyJsonType | DescMessage | DescFile | Registry>): TypeRegistry {
+export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registry>): TypeRegistry {
   const jsonByUrl = new Map<string, AnyJsonType>();
   const urlByCodec = new Map<AnyJsonCodec, string>();
   const messages = createMutableRegistry();

@@ -7,17 +7,16 @@ import { beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { StringValueSchema, type Any } from "@bufbuild/protobuf/wkt";
 import { createTypeRegistry } from "ttrpc-es/typeurl";
+import { createEndpointPair, createSimulatedBackend } from "ttrpc-es/migration/simulated";
 import {
-  createEndpointPair,
   createMigrationServer,
-  createSimulatedBackend,
   decodeStatedState,
   encodeStatedState,
   sessionNumber,
-  testingEndpoint,
   type MigrationService,
   type StatedState,
 } from "ttrpc-es/migration";
+import { testingEndpoint } from "ttrpc-es/migration/testing";
 import { tempDir } from "../common.js";
 import { SESSION, startShim } from "../migration/shim.js";
 import { ensureGoPeer, runMigrationWorkflow, runTypeurlPeer, type GoPeers } from "./go-peer.js";

@@ -3,13 +3,8 @@
 // the stream at Cleanup and when the client leaves.
 import { describe, expect, it, vi } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
-import {
-  FinalizeAction,
-  Origin,
-  createNotifier,
-  NOTIFICATION_BUFFER_SIZE,
-  type Notification,
-} from "ttrpc-es/migration";
+import { FinalizeAction, Origin, type Notification } from "ttrpc-es/migration";
+import { createNotifier, NOTIFICATION_BUFFER_SIZE } from "../../src/migration/notifier.js";
 import { Phase, PhaseState, SESSION, listen, phases, ready, startShim, transferred } from "./shim.js";
 
 const note = (phase: Phase) => ({ origin: Origin.SOURCE, phase, state: PhaseState.SUCCESS }) as Notification;

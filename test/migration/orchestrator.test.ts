@@ -15,7 +15,7 @@ import {
   type MigrationEvent,
   type MigrationResult,
 } from "ttrpc-es/migration";
-import { createSimulatedBackend, type SimulatedBackendOptions } from "../../src/migration/simulated/index.js";
+import { createSimulatedBackend, type SimulatedBackendOptions } from "ttrpc-es/migration/simulated";
 import { tempDir } from "../common.js";
 
 const MiB = 1024 * 1024;

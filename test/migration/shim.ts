@@ -10,16 +10,18 @@ import {
   PhaseState,
   createMigrationClient,
   createMigrationServer,
-  createTestingBackend,
   encodeStatedState,
-  testingEndpoint,
   type MigrationClient,
   type MigrationService,
   type MigrationServiceOptions,
   type NotificationsResponse,
+} from "ttrpc-es/migration";
+import {
+  createTestingBackend,
+  testingEndpoint,
   type TestingBackend,
   type TestingBackendOptions,
-} from "ttrpc-es/migration";
+} from "ttrpc-es/migration/testing";
 import { tempDir } from "../common.js";
 
 export const SESSION = "6f1c2a4e-9b3d-4c1e-8a7f-0d2b5e6c7a81";

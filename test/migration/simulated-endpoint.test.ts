@@ -4,16 +4,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code, TtrpcError, connect } from "ttrpc-es";
-import {
-  MemoryTransport,
-  createEndpointPair,
-  createMigrationClient,
-  encodeEndpointDescriptor,
-  encodeStatedState,
-  parseEndpointDescriptor,
-  sessionNumber,
-} from "ttrpc-es/migration";
-import { createMigrationServer, createSimulatedBackend } from "ttrpc-es/migration";
+import { MemoryTransport, createMigrationClient, encodeStatedState, sessionNumber } from "ttrpc-es/migration";
+import { createEndpointPair, encodeEndpointDescriptor, parseEndpointDescriptor } from "ttrpc-es/migration/simulated";
+import { createMigrationServer } from "ttrpc-es/migration";
+import { createSimulatedBackend } from "ttrpc-es/migration/simulated";
 import { onTestFinished } from "vitest";
 import { tempDir } from "../common.js";
 

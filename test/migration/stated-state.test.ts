@@ -14,7 +14,8 @@ import {
   hcsMigrationOptions,
   type StatedState,
 } from "ttrpc-es/migration";
-import { createTypeRegistry, encodeGoJson } from "ttrpc-es/typeurl";
+import { createTypeRegistry } from "ttrpc-es/typeurl";
+import { encodeGoJson } from "../../src/typeurl/go-json.js";
 
 const url = "sandbox-spec/vm/v2/StatedState/StatedState";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeGoJson, omitEmpty } from "ttrpc-es/typeurl";
+import { encodeGoJson, omitEmpty } from "../../src/typeurl/go-json.js";
 
 describe("encodeGoJson", () => {
   it("writes compact JSON in the given key order", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pathClean, pathJoin } from "ttrpc-es/typeurl";
+import { pathClean, pathJoin } from "../../src/typeurl/path-join.js";
 
 // The vectors of Go's src/path/path_test.go (cleantests, jointests).
 const cleanVectors: Array<[string, string]> = [

@@ -12,7 +12,8 @@ import {
   type Any,
 } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { TypeUrlError, createTypeRegistry, defineJsonType, omitEmpty, type JsonCodec } from "ttrpc-es/typeurl";
+import { TypeUrlError, createTypeRegistry, defineJsonType, type JsonCodec } from "ttrpc-es/typeurl";
+import { omitEmpty } from "../../src/typeurl/go-json.js";
 
 // example.v1.EchoResponse { string text = 1; int32 count = 2; } with a nested
 // message, built in memory so the test needs no generated code.

@@ -17,7 +17,10 @@
  * | 8 | 4 | HCS session number of the migration (`sessionNumber(session_id)`) |
  * | 12 | 16 | token: random, the same in both sides' descriptors |
  * | 28 | 2 | N, the address length, 1 … 1024 |
- * | 30 | N | address, UTF-8: unix → an absolute socket path (≤ 107 bytes, no NUL); tcp → `HOST:PORT` (IPv4, `[IPv6]` or `localhost`, port 1 … 65535) |
+ * | 30 | N | address, UTF-8 (below) |
+ *
+ * The address: for unix, an absolute socket path (≤ 107 bytes, no NUL); for
+ * tcp, `HOST:PORT` (IPv4, `[IPv6]` or `localhost`, port 1 … 65535).
  *
  * Anything else (short input, wrong magic, unknown version, transport, role
  * or flags, a session number of another migration, a bad address, trailing
@@ -30,15 +33,23 @@ import { isIP } from "node:net";
 import { Code } from "../../code.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 
+/** The four bytes every endpoint descriptor starts with. */
 export const ENDPOINT_DESCRIPTOR_MAGIC = "TMEP";
+/** The descriptor version this build writes and reads. */
 export const ENDPOINT_DESCRIPTOR_VERSION = 1;
 const HEADER = 30;
 const MAX_ADDRESS = 1024;
 const MAX_UNIX_PATH = 107;
 
+/** The socket the memory transfer runs over. */
 export type EndpointTransport = "unix" | "tcp";
+/** Whether a side listens on the address (the destination) or connects to it (the source). */
 export type EndpointRole = "listen" | "connect";
 
+/**
+ * What the simulated backend carries in `protocol_info` where hcsshim carries a
+ * duplicated socket (`WSAPROTOCOL_INFOW`): where and how to meet the other side.
+ */
 export interface EndpointDescriptor {
   readonly version: 1;
   readonly transport: EndpointTransport;
@@ -116,7 +127,8 @@ export function parseEndpointDescriptor(bytes: Uint8Array, sessionNumber?: numbe
   if (b.length < HEADER) throw invalid(`${b.length} bytes, shorter than the ${HEADER}-byte endpoint descriptor header`);
   if (b.toString("latin1", 0, 4) !== ENDPOINT_DESCRIPTOR_MAGIC) {
     throw invalid(
-      `not a ttrpc-es endpoint descriptor (magic is not "${ENDPOINT_DESCRIPTOR_MAGIC}"; a WSAPROTOCOL_INFOW needs the Windows shim)`,
+      `not a ttrpc-es endpoint descriptor (magic is not "${ENDPOINT_DESCRIPTOR_MAGIC}"; ` +
+        "a WSAPROTOCOL_INFOW needs the Windows shim)",
     );
   }
   if (b[4] !== ENDPOINT_DESCRIPTOR_VERSION)

@@ -9,6 +9,7 @@
  */
 import type { MemoryImage } from "./memory-image.js";
 
+/** What a destination needs to continue a {@link GuestWorkload} where the source left it. */
 export interface GuestWorkloadState {
   /** PRNG state (xorshift32), so a resumed guest continues the same sequence. */
   readonly seed: number;
@@ -16,6 +17,7 @@ export interface GuestWorkloadState {
   readonly writes: number;
 }
 
+/** A simulated guest that writes to pseudo-random pages at a set rate while it runs. */
 export class GuestWorkload {
   readonly memory: MemoryImage;
   /** Page writes per second at 100 %. */

@@ -3,7 +3,7 @@
  * image and a guest workload, and a real pre-copy live migration of that
  * memory over a unix or TCP socket.
  *
- * @module
+ * @module ttrpc-es/migration/simulated
  */
 export {
   createSimulatedBackend,
@@ -34,4 +34,3 @@ export { GuestWorkload, type GuestWorkloadState } from "./guest-workload.js";
 export { preCopyParams, PRE_COPY_DEFAULTS, type PreCopyParams } from "./pre-copy-params.js";
 export type { SourceFaults } from "./pre-copy-source.js";
 export type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
-export { WIRE_VERSION } from "./wire-protocol.js";

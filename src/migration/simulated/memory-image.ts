@@ -10,6 +10,7 @@ import { createHash, randomFillSync } from "node:crypto";
 
 const MAX_CHUNK_BYTES = 256 * 1024 * 1024;
 
+/** The size and content of a {@link MemoryImage}. */
 export interface MemoryImageOptions {
   /** Total size in bytes, a multiple of `pageSize`. */
   readonly sizeBytes: number;
@@ -23,6 +24,7 @@ export interface MemoryImageOptions {
   readonly fill?: "zero" | "pattern";
 }
 
+/** A simulated VM's guest memory: pages and a dirty bitmap the pre-copy transfer reads and clears. */
 export class MemoryImage {
   readonly sizeBytes: number;
   readonly pageSize: number;
@@ -76,7 +78,10 @@ export class MemoryImage {
     return chunk.subarray(off, off + this.pageSize);
   }
 
-  /** Copies `data` (one page) into page `index`. Does not mark it dirty (the destination's writes come from the wire). */
+  /**
+   * Copies `data` (one page) into page `index`. Does not mark it dirty (the
+   * destination's writes come from the wire).
+   */
   writePage(index: number, data: Uint8Array): void {
     if (data.length !== this.pageSize)
       throw new RangeError(`page data is ${data.length} bytes, expected ${this.pageSize}`);

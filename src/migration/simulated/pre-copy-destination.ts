@@ -52,7 +52,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     stats.checksums = (setup.payload[8]! & 1) === 1;
     if (pageSize !== memory.pageSize || pageCount !== memory.pageCount) {
       throw new Mismatch(
-        `memory layout mismatch: source has ${pageCount} pages of ${pageSize} bytes, destination ${memory.pageCount} of ${memory.pageSize}`,
+        `memory layout mismatch: source has ${pageCount} pages of ${pageSize} bytes, ` +
+          `destination ${memory.pageCount} of ${memory.pageSize}`,
       );
     }
     link.socket.write(encodeFrame(MessageType.Ready));

@@ -6,6 +6,7 @@
  */
 import type { HcsMigrationOptions } from "../stated-state.js";
 
+/** The knobs of the pre-copy memory transfer. */
 export interface PreCopyParams {
   /** Brownout passes to aim for: past it, a pass that does not shrink the dirty set ends the brownout. */
   readonly targetPasses: number;
@@ -27,6 +28,7 @@ export interface PreCopyParams {
   readonly checksums: boolean;
 }
 
+/** The values {@link preCopyParams} uses for what the options leave out. */
 export const PRE_COPY_DEFAULTS = {
   targetPasses: 4,
   maxPasses: 8,
@@ -36,6 +38,7 @@ export const PRE_COPY_DEFAULTS = {
   targetBlackoutMs: 50,
 } as const;
 
+/** Resolves the pre-copy knobs from the HCS form of `InitializeOptions`, defaults filling the gaps. */
 export function preCopyParams(options: HcsMigrationOptions | undefined): PreCopyParams {
   const t = options?.MemoryTransferThrottleParams ?? {};
   const positive = (v: number | undefined, d: number) => (v === undefined || v <= 0 ? d : v);

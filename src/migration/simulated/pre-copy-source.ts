@@ -239,7 +239,9 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       params.blackoutThresholdMs !== undefined &&
       projected > params.blackoutThresholdMs
     ) {
-      const message = `projected blackout ${projected.toFixed(1)} ms exceeds blackout_time_threshold_for_cancelling_migration ${params.blackoutThresholdMs} ms`;
+      const message =
+        `projected blackout ${projected.toFixed(1)} ms exceeds ` +
+        `blackout_time_threshold_for_cancelling_migration ${params.blackoutThresholdMs} ms`;
       await sendAbort(link, AbortReason.Cancelled, message);
       return fail(PhaseState.CANCELLED, message);
     }

@@ -34,6 +34,7 @@ import { acceptPeer, bindListener, connectPeer, type Link } from "./transfer-lin
 /** The annotation a source writes so the destination's guest dirties at the same rate. */
 export const DIRTY_RATE_ANNOTATION = "ttrpc-es.simulated/dirty-pages-per-second";
 
+/** What a {@link SimulatedBackend} hosts, reports to and, for tests, breaks. */
 export interface SimulatedBackendOptions {
   /** A sandbox this shim runs from the start (a source). Without it the shim waits for an import. */
   readonly sandbox?: SimulatedVmOptions;

@@ -7,8 +7,10 @@ import type { StatedContainer } from "../stated-state.js";
 import { GuestWorkload, type GuestWorkloadState } from "./guest-workload.js";
 import { MemoryImage } from "./memory-image.js";
 
+/** A simulated VM's run state. */
 export type SimulatedVmStatus = "created" | "running" | "paused" | "stopped";
 
+/** The sandbox a {@link SimulatedVm} simulates. */
 export interface SimulatedVmOptions {
   readonly sandboxId: string;
   /** Guest memory in bytes. Default 64 MiB. */
@@ -34,9 +36,15 @@ export interface DeviceState {
   readonly vcpus: readonly { readonly rip: string; readonly rsp: string }[];
 }
 
+/** Guest memory when {@link SimulatedVmOptions.memoryBytes} is left out: 64 MiB. */
 export const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
+/** The guest's write rate when {@link SimulatedVmOptions.dirtyPagesPerSecond} is left out. */
 export const DEFAULT_DIRTY_PAGES_PER_SECOND = 2000;
 
+/**
+ * A simulated VM: a memory image, a guest workload that dirties it while the
+ * VM runs, and vCPU and device state; what the simulated backend migrates.
+ */
 export class SimulatedVm {
   readonly sandboxId: string;
   readonly processorCount: number;
@@ -71,16 +79,19 @@ export class SimulatedVm {
     this.#status = "running";
   }
 
+  /** Stops the guest's writes (the blackout). */
   pause(): void {
     this.workload.pause();
     if (this.#status === "running") this.#status = "paused";
   }
 
+  /** Stops the VM for good. */
   stop(): void {
     this.workload.pause();
     this.#status = "stopped";
   }
 
+  /** The vCPU and device state sent in the blackout. */
   deviceState(): DeviceState {
     const w = this.workload.state();
     return {

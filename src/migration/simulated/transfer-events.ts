@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { Side } from "./transfer-link.js";
+import type { MigrationSide as Side } from "../orchestrator.js";
 
+/** The figures of one side's memory transfer. */
 export interface TransferStats {
   readonly side: Side;
   /** Brownout passes run (the blackout pass not included). */
@@ -32,6 +33,7 @@ export interface TransferStats {
   readonly checksums: boolean;
 }
 
+/** What a memory transfer reports as it runs: passes, blackout, end. */
 export type TransferEvent =
   | { readonly type: "connected"; readonly side: Side }
   | {
@@ -67,6 +69,7 @@ export type TransferEvent =
   | { readonly type: "done"; readonly side: Side; readonly stats: TransferStats }
   | { readonly type: "failed"; readonly side: Side; readonly message: string; readonly stats: TransferStats };
 
+/** A listener for {@link TransferEvent}s. */
 export type TransferObserver = (event: TransferEvent) => void;
 
 /** Mutable stats of a transfer in progress, all zero. */

@@ -1,6 +1,6 @@
-import { Code } from "../code.js";
-import { TtrpcError } from "../ttrpc-error.js";
-import { Phase, PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
+import { Code } from "../../code.js";
+import { TtrpcError } from "../../ttrpc-error.js";
+import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type {
   BackendSession,
   FinalizeOutcome,
@@ -8,8 +8,8 @@ import type {
   MigrationBackend,
   TransferRequest,
   TransferResult,
-} from "./backend.js";
-import { STATED_STATE_SCHEMA_VERSION, type StatedState } from "./stated-state.js";
+} from "../backend.js";
+import { STATED_STATE_SCHEMA_VERSION, type StatedState } from "../stated-state.js";
 
 /** The backend operations a {@link TestingBackend} can be told to fail. */
 export type TestingOperation =
@@ -23,12 +23,15 @@ export type TestingOperation =
 
 /**
  * How a {@link TestingBackend}'s transfer goes:
- * - `succeed`: SETUP_DONE, TRANSFER_IN_PROGRESS, BLACKOUT_STARTED, OFFLINE_DONE, BLACKOUT_EXITED, then success;
+ * - `succeed`: SETUP_DONE, TRANSFER_IN_PROGRESS, BLACKOUT_STARTED, OFFLINE_DONE, BLACKOUT_EXITED, then
+ *   success;
  * - `gated`: like `succeed`, but waits after TRANSFER_IN_PROGRESS until {@link TestingBackend.openGate};
  * - `hang`: SETUP_DONE, TRANSFER_IN_PROGRESS, then waits until cancelled;
  * - `fail`: SETUP_DONE, then fails with the side's default state (the transfer throws);
- * - `destination-failed`: SETUP_DONE, TRANSFER_IN_PROGRESS, then PHASE_STATE_DESTINATION_FAILED (a checksum mismatch);
- * - `blackout-threshold`: up to BLACKOUT_STARTED, then PHASE_STATE_CANCELLED (the projected blackout passed the threshold);
+ * - `destination-failed`: SETUP_DONE, TRANSFER_IN_PROGRESS, then PHASE_STATE_DESTINATION_FAILED (a
+ *   checksum mismatch);
+ * - `blackout-threshold`: up to BLACKOUT_STARTED, then PHASE_STATE_CANCELLED (the projected blackout
+ *   passed the threshold);
  * - a function: anything else.
  */
 export type TestingTransfer =
