@@ -14,6 +14,8 @@ const entryPoints: Record<string, { values: string[]; types: string[] }> = {
     values: [
       "Code",
       "DEFAULT_MAX_MESSAGE_SIZE",
+      "DuplicateServiceError",
+      "ErrorReason",
       "Flags",
       "FrameDecoder",
       "HEADER_LENGTH",
@@ -29,6 +31,7 @@ const entryPoints: Record<string, { values: string[]; types: string[] }> = {
       "dial",
       "encodeFrame",
       "formatAddress",
+      "hasReason",
       "parseAddress",
     ],
     types: [
