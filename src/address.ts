@@ -69,7 +69,7 @@ export function parseAddress(address: string): Address {
     throw bad(
       "Node.js cannot open AF_VSOCK sockets (node:net has no vsock family); " +
         "reach the guest through its VMM's hybrid vsock socket (hvsock:PATH:PORT, Firecracker and Cloud Hypervisor), " +
-        "or bridge vsock to a unix socket, e.g. socat UNIX-LISTEN:/run/agent.sock,fork VSOCK-CONNECT:CID:PORT",
+        "or bridge vsock to a unix socket, e.g. socat UNIX-LISTEN:/run/agent.sock,fork,mode=600 VSOCK-CONNECT:CID:PORT, then unix:/run/agent.sock",
     );
   }
   if (address.startsWith("tcp:")) {

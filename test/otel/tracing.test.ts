@@ -240,6 +240,17 @@ describe("streams: the span covers the whole stream", () => {
     expect(messages.map((m) => m.text)).toEqual([id, id]);
   });
 
+  it("a stream cut by its deadline: the server span ends with DEADLINE_EXCEEDED, an error", async () => {
+    const { client } = await tracedPair();
+    const stream = client.serverStream(Interop.method.serverStream, { count: 2, delayMs: 60_000 }, { timeoutMs: 20 });
+    expect((await drain(stream)).error).toMatchObject({ code: Code.DeadlineExceeded });
+    await until(() => spans(SpanKind.SERVER).length === 1);
+    const s = only(SpanKind.SERVER);
+    expect(s.attributes["rpc.ttrpc.status_code"]).toBe(Code.DeadlineExceeded);
+    expect(s.status.code).toBe(SpanStatusCode.ERROR);
+    expect(only(SpanKind.CLIENT).attributes["rpc.ttrpc.status_code"]).toBe(Code.DeadlineExceeded);
+  });
+
   it("a client that stops reading ends its span without an error", async () => {
     const { client } = await tracedPair();
     for await (const _ of client.serverStream(Interop.method.serverStream, { count: 10 })) break;
@@ -269,6 +280,11 @@ describe("rpc.server.duration", () => {
     expect(Number.isInteger(p.sum)).toBe(true); // whole milliseconds, as Go's int64 histogram
   });
 });
+
+/** Waits, turn by turn of the event loop, until the condition holds (no fixed delay). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise<void>((resolve) => setImmediate(resolve));
+}
 
 async function collectDuration() {
   const { resourceMetrics, errors } = await sdk.reader.collect();
