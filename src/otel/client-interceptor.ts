@@ -38,10 +38,12 @@ export function otelClientInterceptor(options: OtelOptions = {}): Interceptor {
         throw e;
       }
     }
-    const messages = observeStream(req.messages, { onMessage: sent, onEnd: () => {} });
+    const request = inst.sent
+      ? { ...req, messages: observeStream(req.messages, { onMessage: sent, onEnd: () => {} }) }
+      : req;
     let res: Awaited<ReturnType<typeof next>>;
     try {
-      res = await context.with(ctx, () => next({ ...req, messages }));
+      res = await context.with(ctx, () => next(request));
     } catch (e) {
       finish(span, e);
       throw e;

@@ -11,7 +11,25 @@ export const STATUS_CODE_ATTRIBUTE = "rpc.ttrpc.status_code";
  * A span name and its attributes from `/service/Method`, as otelttrpc's
  * `ParseFullMethod`: the name is the method without the leading slash.
  */
-export function spanInfo(fullMethod: string): { name: string; attributes: Attributes } {
+export function spanInfo(fullMethod: string): SpanInfo {
+  let info = cache.get(fullMethod);
+  if (info === undefined) {
+    info = parse(fullMethod);
+    // Methods are few (a server only traces registered ones); the bound is for a client fed arbitrary names.
+    if (cache.size >= 1024) cache.clear();
+    cache.set(fullMethod, info);
+  }
+  return info;
+}
+
+interface SpanInfo {
+  readonly name: string;
+  readonly attributes: Readonly<Attributes>;
+}
+
+const cache = new Map<string, SpanInfo>();
+
+function parse(fullMethod: string): SpanInfo {
   const name = fullMethod.replace(/^\/+/, "");
   const attributes: Attributes = { "rpc.system": "ttrpc" };
   const i = name.indexOf("/");
