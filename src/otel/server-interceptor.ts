@@ -28,7 +28,7 @@ export function otelServerInterceptor(options: OtelOptions = {}): Interceptor {
     const sent = messageCounter(span, "SENT", inst.sent);
     const received = messageCounter(span, "RECEIVED", inst.received);
     const finish = (error?: unknown) => {
-      const err = error === undefined ? undefined : failure(error, req);
+      const err = failure(error, req);
       const code = err?.code ?? Code.Ok;
       span.setAttribute(STATUS_CODE_ATTRIBUTE, code);
       if (err !== undefined && isServerError(code))
@@ -76,11 +76,12 @@ export function otelServerInterceptor(options: OtelOptions = {}): Interceptor {
   };
 }
 
-// What the client is told: a handler that gave up on its aborted signal
-// answers with the signal's reason (the deadline, the connection's end).
-function failure(error: unknown, req: UnaryRequest | StreamRequest): TtrpcError {
-  if (req.signal.aborted && error instanceof Error && error.name === "AbortError") {
+// What the client is told. Once the call's signal has fired (its deadline
+// passed, its connection ended) the server has answered with the signal's
+// reason, whether the handler then gave up (an AbortError) or finished.
+function failure(error: unknown, req: UnaryRequest | StreamRequest): TtrpcError | undefined {
+  if (req.signal.aborted && (error === undefined || (error instanceof Error && error.name === "AbortError"))) {
     return TtrpcError.from(req.signal.reason);
   }
-  return TtrpcError.from(error);
+  return error === undefined ? undefined : TtrpcError.from(error);
 }

@@ -126,6 +126,24 @@ describe("unary calls", () => {
     }
   });
 
+  it("a handler that finishes after its deadline: the server span still reports DEADLINE_EXCEEDED", async () => {
+    const { client } = await tracedPair({
+      impl: {
+        async echo(_req, ctx) {
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+          return {}; // too late: the call was answered when the signal fired
+        },
+      },
+    });
+    await expect(client.unary(Interop.method.echo, {}, { timeoutMs: 20 })).rejects.toMatchObject({
+      code: Code.DeadlineExceeded,
+    });
+    await until(() => spans(SpanKind.SERVER).length === 1);
+    const s = only(SpanKind.SERVER);
+    expect(s.attributes["rpc.ttrpc.status_code"]).toBe(Code.DeadlineExceeded);
+    expect(s.status.code).toBe(SpanStatusCode.ERROR);
+  });
+
   it("message events when asked: SENT and RECEIVED, id 1, on both sides, failed calls included", async () => {
     const both: OtelOptions = { messageEvents: ["sent", "received"] };
     const { client } = await tracedPair({ client: both, server: both });
