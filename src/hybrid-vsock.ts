@@ -55,11 +55,13 @@ export async function dialHybridVsock(
     if (signal?.aborted) throw new TtrpcError("connect cancelled", Code.Canceled, { cause: signal.reason });
     const left = dialMs - (performance.now() - start);
     attempts++;
-    const r = await attempt(target, Math.max(1, Math.min(handshakeMs, left)), signal);
+    // The last attempt gets only what is left of the dial timeout.
+    const attemptMs = Math.max(1, Math.min(handshakeMs, left));
+    const r = await attempt(target, attemptMs, signal);
     if (r instanceof Socket) return r;
     const after = dialMs - (performance.now() - start);
     if (signal?.aborted) throw new TtrpcError("connect cancelled", Code.Canceled, { cause: signal.reason });
-    if (after <= retryMs || attempts >= maxAttempts) throw failureError(target, r, handshakeMs, attempts);
+    if (after <= retryMs || attempts >= maxAttempts) throw failureError(target, r, attemptMs, attempts);
     await pause(retryMs, signal);
   }
 }
@@ -67,7 +69,7 @@ export async function dialHybridVsock(
 function failureError(
   { path, port }: { path: string; port: number },
   f: Failure,
-  handshakeMs: number,
+  attemptMs: number,
   attempts: number,
 ): TtrpcError {
   const where = `hybrid vsock unix:${path} port ${port}`;
@@ -80,7 +82,7 @@ function failureError(
       );
     case "timeout":
       return new TtrpcError(
-        `${where}: timed out waiting for the VMM's answer to CONNECT ${port}${tries}; handshake timeout ${handshakeMs} ms`,
+        `${where}: the VMM did not answer CONNECT ${port} within ${Math.round(attemptMs)} ms${tries}`,
         Code.DeadlineExceeded,
       );
     case "malformed":
