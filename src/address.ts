@@ -1,5 +1,6 @@
 import { Socket, type NetConnectOpts } from "node:net";
 import { Code } from "./code.js";
+import type { HybridVsockOptions } from "./hybrid-vsock.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
 /** A parsed ttrpc address. */
@@ -7,13 +8,20 @@ export type Address =
   | { kind: "unix"; path: string }
   | { kind: "abstract"; name: string }
   | { kind: "tcp"; host: string; port: number }
-  | { kind: "pipe"; path: string };
+  | { kind: "pipe"; path: string }
+  /** Hybrid vsock: the VMM's unix socket and the guest's vsock port (see hybrid-vsock.ts). */
+  | { kind: "hvsock"; path: string; port: number };
 
 /**
  * Parses the address forms used around containerd: `unix:PATH`,
  * `unix://PATH`, a bare absolute or relative path, `unix-abstract:NAME` or
  * `unix:@NAME` (Linux abstract sockets), `tcp:HOST:PORT` (also `tcp://`), and
  * Windows named pipes as `npipe:NAME`, `npipe://./pipe/NAME` or `\\.\pipe\NAME`.
+ * Hybrid vsock (Firecracker, Cloud Hypervisor; Kata's URIs): `hvsock:PATH:PORT`
+ * or `hvsock://PATH:PORT` dial a guest's vsock port through the VMM's unix
+ * socket; `hvsock-listen:PATH:PORT` is the unix socket `PATH_PORT` where the
+ * VMM delivers the guest's connections to PORT. `vsock://CID:PORT` is refused
+ * with the reason and the alternatives.
  */
 export function parseAddress(address: string): Address {
   const bad = (why: string) => new TtrpcError(`invalid address "${address}": ${why}`, Code.InvalidArgument);
@@ -44,6 +52,26 @@ export function parseAddress(address: string): Address {
     if (path === "") throw bad("no socket path");
     return { kind: "unix", path };
   }
+  if (address.startsWith("hvsock:") || address.startsWith("hvsock-listen:")) {
+    const listen = address.startsWith("hvsock-listen:");
+    let rest = address.slice(address.indexOf(":") + 1);
+    if (rest.startsWith("//")) rest = rest.slice(2);
+    const i = rest.lastIndexOf(":");
+    const path = rest.slice(0, i);
+    const port = Number(rest.slice(i + 1));
+    if (i <= 0 || path === "") throw bad(`expected ${listen ? "hvsock-listen" : "hvsock"}:PATH:PORT`);
+    // vsock ports are 32-bit (struct sockaddr_vm's svm_port).
+    if (!/^\d+$/.test(rest.slice(i + 1)) || port > 0xffffffff) throw bad("vsock port must be 0-4294967295");
+    // The guest's connections to PORT arrive on PATH_PORT (Firecracker docs/vsock.md).
+    return listen ? { kind: "unix", path: `${path}_${port}` } : { kind: "hvsock", path, port };
+  }
+  if (address.startsWith("vsock:")) {
+    throw bad(
+      "Node.js cannot open AF_VSOCK sockets (node:net has no vsock family); " +
+        "reach the guest through its VMM's hybrid vsock socket (hvsock:PATH:PORT, Firecracker and Cloud Hypervisor), " +
+        "or bridge vsock to a unix socket, e.g. socat UNIX-LISTEN:/run/agent.sock,fork,mode=600 VSOCK-CONNECT:CID:PORT, then unix:/run/agent.sock",
+    );
+  }
   if (address.startsWith("tcp:")) {
     let rest = address.slice("tcp:".length);
     if (rest.startsWith("//")) rest = rest.slice(2);
@@ -57,7 +85,7 @@ export function parseAddress(address: string): Address {
     return { kind: "tcp", host: host === "" ? "127.0.0.1" : host, port };
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(address) && !/^[a-z]:[\\/]/i.test(address)) {
-    throw bad("unknown scheme; use unix:, unix-abstract:, tcp: or npipe:");
+    throw bad("unknown scheme; use unix:, unix-abstract:, tcp:, npipe:, hvsock: or hvsock-listen:");
   }
   return { kind: "unix", path: address };
 }
@@ -73,6 +101,8 @@ export function formatAddress(a: Address): string {
       return `tcp:${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
     case "pipe":
       return `npipe:${a.path.slice("\\\\.\\pipe\\".length)}`;
+    case "hvsock":
+      return `hvsock:${a.path}:${a.port}`;
   }
 }
 
@@ -86,15 +116,38 @@ export function netOptions(a: Address): { path: string } | { host: string; port:
       return { path: `\0${a.name}` };
     case "tcp":
       return { host: a.host, port: a.port };
+    case "hvsock":
+      throw new TtrpcError(
+        `${formatAddress(a)} is an address to dial; the guest's connections to port ${a.port} arrive on hvsock-listen:${a.path}:${a.port}`,
+        Code.InvalidArgument,
+      );
   }
 }
 
-/** Opens a socket to the address; rejects with UNAVAILABLE naming the address when it cannot. */
+/**
+ * Opens a socket to the address; rejects with UNAVAILABLE naming the address
+ * when it cannot. A hybrid vsock address also does the VMM's handshake, with
+ * Kata's retries: `timeoutMs` (default 30 s) bounds them, `hvsock` tunes them.
+ */
 export function dial(
   address: string | Address,
-  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  options: {
+    signal?: AbortSignal;
+    timeoutMs?: number;
+    hvsock?: Pick<HybridVsockOptions, "handshakeTimeoutMs" | "retryDelayMs" | "maxAttempts">;
+  } = {},
 ): Promise<Socket> {
   const a = typeof address === "string" ? parseAddress(address) : address;
+  if (a.kind === "hvsock") {
+    const { signal, timeoutMs } = options;
+    return import("./hybrid-vsock.js").then((m) =>
+      m.dialHybridVsock(a, {
+        ...options.hvsock,
+        ...(signal === undefined ? {} : { signal }),
+        ...(timeoutMs === undefined ? {} : { dialTimeoutMs: timeoutMs }),
+      }),
+    );
+  }
   return new Promise((resolve, reject) => {
     const socket = new Socket();
     let timer: NodeJS.Timeout | undefined;

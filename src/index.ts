@@ -33,6 +33,7 @@ export type {
   StreamResponse,
 } from "./interceptor.js";
 export { parseAddress, formatAddress, dial, type Address } from "./address.js";
+export type { HybridVsockOptions } from "./hybrid-vsock.js";
 
 // Below: the wire layer, for tools and tests that speak frames directly.
 export { HEADER_LENGTH, DEFAULT_MAX_MESSAGE_SIZE, MessageType, Flags, encodeFrame, type Frame } from "./frame.js";

@@ -52,6 +52,7 @@ options:
                           unix-abstract:NAME or unix:@NAME         Linux abstract socket
                           tcp:HOST:PORT                            TCP
                           npipe:NAME or \\\\.\\pipe\\NAME              Windows named pipe
+                          hvsock:PATH:PORT or hvsock://PATH:PORT   hybrid vsock (Firecracker, Cloud Hypervisor)
 ${PROTO_OPTIONS_HELP}  -H, --header KEY=VALUE request metadata; repeat for several keys or several values of a key
   --namespace NAME      containerd namespace: sets containerd-namespace-ttrpc metadata
   --timeout DURATION    deadline of the call, sent to the server (Go durations: 500ms, 5s, 1m30s)

@@ -15,11 +15,15 @@ export const corpus = resolve(repoRoot, "../shared/corpus");
 /** -I and --proto for the interop service. */
 export const interopProto = ["-I", join(repoRoot, "test/proto"), "--proto", "ttrpces/interop/v1/interop.proto"];
 
-/** Builds the CLI; returns the path of main.js and a cleanup. */
-export function buildCli(): { main: string; cleanup: () => void } {
+/**
+ * Compiles the given sources, and what they import, into a private directory
+ * laid out as the repository; returns its path and a cleanup. `check` names
+ * outputs (relative to the directory) whose absence means the build failed.
+ */
+export function compileForTest(files: string[], check: string[]): { out: string; cleanup: () => void } {
   const cache = join(repoRoot, "node_modules/.cache");
   mkdirSync(cache, { recursive: true });
-  const out = mkdtempSync(join(cache, "ttrpc-es-cli-test-"));
+  const out = mkdtempSync(join(cache, "ttrpc-es-test-build-"));
   const config = join(out, "tsconfig.json");
   writeFileSync(
     config,
@@ -27,16 +31,23 @@ export function buildCli(): { main: string; cleanup: () => void } {
       extends: join(repoRoot, "tsconfig.build.json"),
       compilerOptions: { outDir: out, rootDir: repoRoot, noCheck: true, declaration: false, sourceMap: false },
       include: [],
-      files: ["main", "call-command", "list-command", "describe-command"].map((f) => join(repoRoot, `src/cli/${f}.ts`)),
+      files: files.map((f) => join(repoRoot, f)),
     }),
   );
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const r = spawnSync(process.execPath, [tsc, "-p", config], { encoding: "utf8" });
-  const main = join(out, "src/cli/main.js");
-  if (!existsSync(main) || !existsSync(join(out, "src/cli/call-command.js"))) {
-    throw new Error(`building the CLI failed:\n${r.stdout}${r.stderr}`);
+  if (!check.every((f) => existsSync(join(out, f)))) {
+    rmSync(out, { recursive: true, force: true });
+    throw new Error(`building ${files.join(", ")} failed:\n${r.stdout}${r.stderr}`);
   }
-  return { main, cleanup: () => rmSync(out, { recursive: true, force: true }) };
+  return { out, cleanup: () => rmSync(out, { recursive: true, force: true }) };
+}
+
+/** Builds the CLI; returns the path of main.js and a cleanup. */
+export function buildCli(): { main: string; cleanup: () => void } {
+  const files = ["main", "call-command", "list-command", "describe-command"].map((f) => `src/cli/${f}.ts`);
+  const { out, cleanup } = compileForTest(files, ["src/cli/main.js", "src/cli/call-command.js"]);
+  return { main: join(out, "src/cli/main.js"), cleanup };
 }
 
 /** Builds the CLI before the file's tests, removes it after; returns the path of main.js. */

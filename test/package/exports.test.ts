@@ -45,6 +45,7 @@ const entryPoints: Record<string, { values: string[]; types: string[] }> = {
       "Frame",
       "FrameSink",
       "HandlerContext",
+      "HybridVsockOptions",
       "Interceptor",
       "ListenOptions",
       "MetadataInit",
@@ -61,6 +62,10 @@ const entryPoints: Record<string, { values: string[]; types: string[] }> = {
       "UnaryRequest",
       "UnaryResponse",
     ],
+  },
+  "ttrpc-es/otel": {
+    values: ["INSTRUMENTATION_NAME", "STATUS_CODE_ATTRIBUTE", "otelClientInterceptor", "otelServerInterceptor"],
+    types: ["OtelOptions"],
   },
   "ttrpc-es/typeurl": {
     values: ["TypeUrlError", "createTypeRegistry", "defineJsonType"],

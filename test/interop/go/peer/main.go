@@ -10,6 +10,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/containerd/ttrpc"
+
 	"ttrpces/interop/peerkit"
 	interopv1 "ttrpces/interop/v1"
 )
@@ -27,6 +29,7 @@ func main() {
 		"bench-server-stream":   benchServerStream,
 		"bench-client-stream":   benchClientStream,
 		"bench-bidi":            benchBidi,
+		"unary-traceparent":     unaryTraceparent,
 	} {
 		scenarios[name] = s
 	}
@@ -148,4 +151,25 @@ func disconnectMidStream(ctx context.Context, e *peerkit.Env) (peerkit.Result, e
 	resp, err := e.Echo(ctx, &interopv1.EchoRequest{Text: "after"})
 	r["after_ok"] = err == nil && resp.Text == "after"
 	return r, nil
+}
+
+// The W3C trace context an otelttrpc client would send: its interceptor puts
+// the propagator's lower-case keys into the Request metadata next to the
+// caller's own. Values from the W3C Trace Context specification's examples.
+const (
+	traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracestate  = "congo=t61rcWkgMzE"
+	baggage     = "tenant=k8s.io"
+)
+
+// unaryTraceparent calls Echo with W3C trace context in its metadata, as
+// containerd's otelttrpc client interceptor does, and reports what it sent.
+func unaryTraceparent(ctx context.Context, e *peerkit.Env) (peerkit.Result, error) {
+	md := ttrpc.MD{}
+	md.Set("x-interop", "go")
+	md.Set("traceparent", traceparent)
+	md.Set("tracestate", tracestate)
+	md.Set("baggage", baggage)
+	r := peerkit.Outcome(e.Echo(ttrpc.WithMetadata(ctx, md), &interopv1.EchoRequest{Text: "traced"}))
+	return r.Merge(peerkit.Result{"traceparent": traceparent, "tracestate": tracestate, "baggage": baggage}), nil
 }

@@ -1,0 +1,8 @@
+// `ttrpc-es/otel`: OpenTelemetry tracing as containerd/otelttrpc does it, for
+// unary calls and all three stream shapes. Importing this entry loads
+// @opentelemetry/api (an optional peer dependency); the runtime never does.
+
+export { otelClientInterceptor } from "./client-interceptor.js";
+export { otelServerInterceptor } from "./server-interceptor.js";
+export type { OtelOptions } from "./options.js";
+export { INSTRUMENTATION_NAME, STATUS_CODE_ATTRIBUTE } from "./span-info.js";
