@@ -68,8 +68,9 @@ export function parseAddress(address: string): Address {
   if (address.startsWith("vsock:")) {
     throw bad(
       "Node.js cannot open AF_VSOCK sockets (node:net has no vsock family); " +
-        "reach the guest through its VMM's hybrid vsock socket (hvsock:PATH:PORT, Firecracker and Cloud Hypervisor), " +
-        "or bridge vsock to a unix socket, e.g. socat UNIX-LISTEN:/run/agent.sock,fork,mode=600 VSOCK-CONNECT:CID:PORT, then unix:/run/agent.sock",
+        "reach the guest through its VMM's hybrid vsock socket " +
+        "(hvsock:PATH:PORT, Firecracker and Cloud Hypervisor), or bridge vsock to a unix socket, " +
+        "e.g. socat UNIX-LISTEN:/run/agent.sock,fork,mode=600 VSOCK-CONNECT:CID:PORT, then unix:/run/agent.sock",
     );
   }
   if (address.startsWith("tcp:")) {
@@ -118,7 +119,8 @@ export function netOptions(a: Address): { path: string } | { host: string; port:
       return { host: a.host, port: a.port };
     case "hvsock":
       throw new TtrpcError(
-        `${formatAddress(a)} is an address to dial; the guest's connections to port ${a.port} arrive on hvsock-listen:${a.path}:${a.port}`,
+        `${formatAddress(a)} is an address to dial; ` +
+          `the guest's connections to port ${a.port} arrive on hvsock-listen:${a.path}:${a.port}`,
         Code.InvalidArgument,
       );
   }
