@@ -130,6 +130,40 @@ describe("connection errors as the caller sees them", () => {
     s.destroy();
   });
 
+  it("stream-full: a handler that does not read its client stream has its signal say so", async () => {
+    let started!: (ctx: HandlerContext) => void;
+    const running = new Promise<HandlerContext>((r) => (started = r));
+    const { client } = await startPair({
+      server: { streamBufferSize: 2, streamFullGraceMs: 20 },
+      impl: {
+        ...interopImpl,
+        clientStream: (_reqs, ctx) =>
+          new Promise<never>((_resolve, reject) => {
+            started(ctx);
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+          }),
+      },
+    });
+    // Ten messages, then an open send side: a half-close would end the input, and an ended
+    // input holds what it has without failing (nothing more can arrive).
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    async function* inputs() {
+      for (let i = 0; i < 10; i++) yield { text: `${i}` };
+      await held;
+    }
+    const call = client.clientStream(Interop.method.clientStream, inputs()).catch((e: unknown) => e);
+    const ctx = await running;
+    if (!ctx.signal.aborted) await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+    expect(ctx.signal.reason).toMatchObject({ code: Code.InvalidArgument, reason: ErrorReason.StreamFull });
+    // The client hears the status: a status, so no reason of its own.
+    expect(await call).toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: "data handling error: ttrpc: stream buffer full",
+    });
+    release();
+  });
+
   it("a status a handler sent has no reason: it did not come from the runtime", async () => {
     const { client } = await startPair();
     const err = await client
