@@ -15,24 +15,15 @@ import {
   createServer,
   encodeFrame,
   hasReason,
-  type HandlerContext,
 } from "ttrpc-es";
 import { StreamIds } from "../../src/stream-ids.js";
 import { Interop, interopImpl, startPair, tempDir } from "../common.js";
+import { parked } from "./parked.js";
 
-/** A handler that waits until its call ends, and says when it started. */
+/** A parked Echo. */
 function parking() {
-  let started!: (ctx: HandlerContext) => void;
-  const running = new Promise<HandlerContext>((r) => (started = r));
-  const impl = {
-    ...interopImpl,
-    echo: (_req: unknown, ctx: HandlerContext) =>
-      new Promise<never>((_resolve, reject) => {
-        started(ctx);
-        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
-      }),
-  };
-  return { impl, running };
+  const { handler, running } = parked();
+  return { impl: { ...interopImpl, echo: handler }, running };
 }
 
 describe("connection errors as the caller sees them", () => {
@@ -131,18 +122,10 @@ describe("connection errors as the caller sees them", () => {
   });
 
   it("stream-full: a handler that does not read its client stream has its signal say so", async () => {
-    let started!: (ctx: HandlerContext) => void;
-    const running = new Promise<HandlerContext>((r) => (started = r));
+    const { handler, running } = parked();
     const { client } = await startPair({
       server: { streamBufferSize: 2, streamFullGraceMs: 20 },
-      impl: {
-        ...interopImpl,
-        clientStream: (_reqs, ctx) =>
-          new Promise<never>((_resolve, reject) => {
-            started(ctx);
-            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
-          }),
-      },
+      impl: { ...interopImpl, clientStream: handler },
     });
     // Ten messages, then an open send side: a half-close would end the input, and an ended
     // input holds what it has without failing (nothing more can arrive).
