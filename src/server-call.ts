@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import { LongTimer } from "./deadline.js";
+import { ErrorReason } from "./error-reason.js";
 import { Metadata } from "./metadata.js";
 import type { HandlerContext, PeerInfo } from "./service-impl.js";
 import type { Registered } from "./service-registry.js";
@@ -94,7 +95,7 @@ export class ServerCall extends Stream implements HandlerContext {
     this.host.failCall(
       this,
       new TtrpcError("data handling error: ttrpc: stream buffer full", Code.InvalidArgument, {
-        reason: "stream-full",
+        reason: ErrorReason.StreamFull,
       }),
     );
   }

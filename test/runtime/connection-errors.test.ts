@@ -15,24 +15,15 @@ import {
   createServer,
   encodeFrame,
   hasReason,
-  type HandlerContext,
 } from "ttrpc-es";
 import { StreamIds } from "../../src/stream-ids.js";
 import { Interop, interopImpl, startPair, tempDir } from "../common.js";
+import { parked } from "./parked.js";
 
-/** A handler that waits until its call ends, and says when it started. */
+/** A parked Echo. */
 function parking() {
-  let started!: (ctx: HandlerContext) => void;
-  const running = new Promise<HandlerContext>((r) => (started = r));
-  const impl = {
-    ...interopImpl,
-    echo: (_req: unknown, ctx: HandlerContext) =>
-      new Promise<never>((_resolve, reject) => {
-        started(ctx);
-        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
-      }),
-  };
-  return { impl, running };
+  const { handler, running } = parked();
+  return { impl: { ...interopImpl, echo: handler }, running };
 }
 
 describe("connection errors as the caller sees them", () => {
@@ -128,6 +119,32 @@ describe("connection errors as the caller sees them", () => {
     s.end(Uint8Array.of(0, 0, 0, 9, 0, 0));
     expect(await got).toMatchObject({ code: Code.Unavailable, reason: ErrorReason.ProtocolError });
     s.destroy();
+  });
+
+  it("stream-full: a handler that does not read its client stream has its signal say so", async () => {
+    const { handler, running } = parked();
+    const { client } = await startPair({
+      server: { streamBufferSize: 2, streamFullGraceMs: 20 },
+      impl: { ...interopImpl, clientStream: handler },
+    });
+    // Ten messages, then an open send side: a half-close would end the input, and an ended
+    // input holds what it has without failing (nothing more can arrive).
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    async function* inputs() {
+      for (let i = 0; i < 10; i++) yield { text: `${i}` };
+      await held;
+    }
+    const call = client.clientStream(Interop.method.clientStream, inputs()).catch((e: unknown) => e);
+    const ctx = await running;
+    if (!ctx.signal.aborted) await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true }));
+    expect(ctx.signal.reason).toMatchObject({ code: Code.InvalidArgument, reason: ErrorReason.StreamFull });
+    // The client hears the status: a status, so no reason of its own.
+    expect(await call).toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: "data handling error: ttrpc: stream buffer full",
+    });
+    release();
   });
 
   it("a status a handler sent has no reason: it did not come from the runtime", async () => {

@@ -6,11 +6,12 @@ import { Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
-import { Code, FrameDecoder, MessageType, connect, encodeFrame, type HandlerContext, type Interceptor } from "ttrpc-es";
+import { Code, FrameDecoder, MessageType, connect, encodeFrame, type Interceptor } from "ttrpc-es";
 import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
 import { LongTimer, timeoutNano } from "../../src/deadline.js";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
 import { Interop, RawPeer, interopImpl, startPair, tempDir } from "../common.js";
+import { parked } from "./parked.js";
 import { create, toBinary } from "@bufbuild/protobuf";
 
 const MAX_TIMER = 2 ** 31 - 1;
@@ -109,18 +110,8 @@ describe("the client", () => {
 
 describe("the server", () => {
   it("cancels a handler when a timeout_nano past 2^31-1 ms passes, not before, and answers DEADLINE_EXCEEDED", async () => {
-    let started!: (ctx: HandlerContext) => void;
-    const running = new Promise<HandlerContext>((r) => (started = r));
-    const { dir } = await startPair({
-      impl: {
-        ...interopImpl,
-        echo: (_req, ctx) =>
-          new Promise<never>((_resolve, reject) => {
-            started(ctx);
-            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
-          }),
-      },
-    });
+    const { handler, running } = parked();
+    const { dir } = await startPair({ impl: { ...interopImpl, echo: handler } });
     const peer = await RawPeer.connect(join(dir, "ttrpc.sock"));
     fake();
     const ms = 2 * MAX_TIMER + 10;
