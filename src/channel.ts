@@ -38,8 +38,9 @@ const CLOSE_LINGER_MS = 1000;
 /**
  * One ttrpc connection: frames in, frames out, over any Duplex. Client and
  * server both sit on it. Writes made in one event-loop turn leave together
- * on nextTick, in one write: that, more than anything, set the throughput. Writes never block the reader; senders that care about the
- * socket's buffer wait on `drained()`.
+ * on nextTick, in one write: that, more than anything, set the throughput.
+ * Writes never block the reader; senders that care about the socket's buffer
+ * wait on `drained()`.
  */
 export class Channel {
   readonly socket: Duplex;

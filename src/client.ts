@@ -64,21 +64,25 @@ export interface ClientOptions {
  * (from a `GenService`); generated clients wrap these four methods.
  */
 export interface Client {
+  /** One request, one response. Rejects with a {@link TtrpcError} carrying the server's status. */
   unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
     options?: CallOptions,
   ): Promise<MessageShape<O>>;
+  /** One request, a stream of responses; ends when the server closes its side, throws on a non-OK status. */
   serverStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodServerStreaming<I, O>,
     input: MessageInitShape<I>,
     options?: CallOptions,
   ): AsyncIterable<MessageShape<O>>;
+  /** Sends every input, closes the send side, then resolves with the one response. */
   clientStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodClientStreaming<I, O>,
     inputs: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
     options?: CallOptions,
   ): Promise<MessageShape<O>>;
+  /** Inputs and responses flow independently; the send side closes when `inputs` ends. */
   bidiStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodBiDiStreaming<I, O>,
     inputs: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
