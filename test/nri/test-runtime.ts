@@ -57,7 +57,8 @@ export async function startTestRuntime(socketPath: string, options: TestRuntimeO
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     const mux = createMultiplexer(socket);
-    const client = createClient(mux.open(PLUGIN_SERVICE_CONN));
+    // As pkg/adaptation does (2 s there): a plugin that never answers fails the call, not the test run.
+    const client = createClient(mux.open(PLUGIN_SERVICE_CONN), { defaultTimeoutMs: 10_000 });
     const updates: UpdateContainersRequest[] = [];
     const server = createServer();
     servers.push(server);
