@@ -46,3 +46,10 @@ export function handledEvents(handlers: PluginHandlers): number {
   }
   return mask;
 }
+
+/**
+ * The events NRI 0.6 knows (RUN_POD_SANDBOX … REMOVE_CONTAINER). Its runtime
+ * refuses a plugin whose mask names any other ("invalid plugin events"), so
+ * the stub keeps to these when the runtime does not send its NRI version.
+ */
+export const NRI_0_6_EVENTS = eventBit(Event.UPDATE_POD_SANDBOX) - 1;

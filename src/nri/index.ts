@@ -20,7 +20,7 @@ export type {
   ContainerAdjustmentInit,
   ContainerEvictionInit,
 } from "./plugin-handlers.js";
-export { eventBit, eventMask, eventsOf, handledEvents } from "./event-mask.js";
+export { eventBit, eventMask, eventsOf, handledEvents, NRI_0_6_EVENTS } from "./event-mask.js";
 
 // Below: the multiplexer, for runtimes and tools that speak NRI's transport.
 export { createMultiplexer, type Multiplexer, type MultiplexerOptions } from "./multiplexer.js";

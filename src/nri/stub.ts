@@ -20,7 +20,7 @@ import { createClient, type Client } from "../client.js";
 import { Code } from "../code.js";
 import { createServer, type Server } from "../server.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { eventsOf, handledEvents } from "./event-mask.js";
+import { eventsOf, handledEvents, NRI_0_6_EVENTS } from "./event-mask.js";
 import { createMultiplexer, type Multiplexer } from "./multiplexer.js";
 import { PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux-frame.js";
 import type { ContainerEvictionInit, ContainerUpdateInit, NriContext, PluginHandlers } from "./plugin-handlers.js";
@@ -362,6 +362,7 @@ class NriStub implements Stub {
             }
             if (asked !== 0) events = asked;
           }
+          if (req.NRIVersion === "") events &= NRI_0_6_EVENTS;
           this.#configured?.resolve();
           return { events };
         } catch (e) {
