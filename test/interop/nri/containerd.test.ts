@@ -1,0 +1,104 @@
+// The real containerd (Debian trixie's 1.7.24, built with NRI 0.6.1), started
+// by the test as root with its own root, state and socket paths and NRI
+// enabled. The example plugin runs as users run it (`ttrpc-es nri run
+// logger`): containerd registers, configures and synchronizes it, and when
+// containerd stops the plugin sees the connection end and exits 0. NRI 0.6.1
+// sends no Shutdown call on stop: the closed connection is its shutdown.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { startCli, useCli } from "../../cli/harness.js";
+import { ensureNriPeers, type NriPeers } from "./nri-peers.js";
+
+let peers: NriPeers;
+beforeAll(async () => {
+  peers = await ensureNriPeers();
+});
+const cli = useCli();
+
+interface Containerd {
+  dir: string;
+  nriSocket: string;
+  /** SIGTERM, then resolves with the exit code. */
+  stop(): Promise<number | null>;
+  log(): string;
+}
+
+/** Starts containerd in a fresh directory; resolves once it has booted (its own log line says so). */
+async function startContainerd(): Promise<Containerd> {
+  if (process.getuid?.() !== 0) throw new Error("the containerd test runs containerd, which needs root");
+  // Short: unix socket paths are limited to 108 bytes.
+  const dir = mkdtempSync("/tmp/ttrpc-es-ctd-");
+  for (const d of ["plugins", "conf.d"]) mkdirSync(join(dir, d));
+  const nriSocket = join(dir, "nri.sock");
+  writeFileSync(
+    join(dir, "config.toml"),
+    `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+[grpc]
+  address = "${dir}/containerd.sock"
+[ttrpc]
+  address = "${dir}/containerd.sock.ttrpc"
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  disable_connections = false
+  socket_path = "${nriSocket}"
+  plugin_path = "${dir}/plugins"
+  plugin_config_path = "${dir}/conf.d"
+  plugin_registration_timeout = "5s"
+  plugin_request_timeout = "2s"
+`,
+  );
+  const child: ChildProcess = spawn(peers.containerd, ["--config", join(dir, "config.toml")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    return exited;
+  };
+  onTestFinished(async () => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => {
+      log = (log + c).slice(-(256 << 10));
+      if (log.includes("containerd successfully booted")) resolve();
+    });
+    exited.then((code) => reject(new Error(`containerd exited (${code}) before booting:\n${log}`)));
+  });
+  return { dir, nriSocket, stop, log: () => log };
+}
+
+describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
+  it("configures and synchronizes `ttrpc-es nri run logger`, which exits 0 when containerd stops", async () => {
+    const ctd = await startContainerd();
+    const proc = startCli(cli(), [
+      "nri",
+      "run",
+      "logger",
+      "--socket",
+      ctd.nriSocket,
+      "--name",
+      "logger",
+      "--idx",
+      "05",
+    ]);
+    onTestFinished(() => void proc.child.kill());
+    const configure = JSON.parse(await proc.nextLine());
+    expect(configure).toMatchObject({ event: "Configure", runtimeName: "containerd" });
+    expect(configure.runtimeVersion).toMatch(/^1\.7\.24/);
+    // No pods or containers exist in this fresh containerd.
+    expect(JSON.parse(await proc.nextLine())).toEqual({ event: "Synchronize", pods: [], containers: [] });
+    expect(await ctd.stop()).toBe(0);
+    const done = await proc.done;
+    expect(done.status).toBe(0);
+    expect(done.stderr).toMatch(/runtime went away/);
+    // containerd names the plugin by index and name in its own log
+    expect(ctd.log()).toMatch(/05-logger/);
+  });
+});
