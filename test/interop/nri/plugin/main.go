@@ -21,9 +21,15 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-var outMu sync.Mutex
+var (
+	outMu sync.Mutex
+	quiet bool
+)
 
 func emit(v map[string]any) {
+	if quiet {
+		return
+	}
 	b, _ := json.Marshal(v)
 	outMu.Lock()
 	defer outMu.Unlock()
@@ -108,6 +114,7 @@ func main() {
 	socket := flag.String("socket", "", "the runtime's NRI socket")
 	name := flag.String("name", "go-plugin", "plugin name")
 	idx := flag.String("idx", "50", "plugin index")
+	flag.BoolVar(&quiet, "quiet", false, "print no events (benchmarks)")
 	flag.Parse()
 	logrus.SetOutput(os.Stderr)
 	logrus.SetLevel(logrus.WarnLevel)

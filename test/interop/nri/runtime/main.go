@@ -33,6 +33,7 @@ type command struct {
 	Container      json.RawMessage `json:"container"`
 	LinuxResources json.RawMessage `json:"linuxResources"`
 	Plugins        int             `json:"plugins"`
+	Seconds        float64         `json:"seconds"`
 }
 
 var (
@@ -195,6 +196,19 @@ func main() {
 			reply["error"] = errText(r.RemoveContainer(ctx, evt))
 		case "plugins":
 			reply["plugins"] = pluginCount(r)
+		case "bench-CreateContainer":
+			// CreateContainer round trips, one at a time, for the given time (bench/nri-bench.ts).
+			req := &nri.CreateContainerRequest{Pod: pod, Container: ctr}
+			ops, start := 0, time.Now()
+			deadline := start.Add(time.Duration(c.Seconds * float64(time.Second)))
+			for time.Now().Before(deadline) {
+				if _, err := r.CreateContainer(ctx, req); err != nil {
+					reply["error"] = err.Error()
+					break
+				}
+				ops++
+			}
+			reply["ops"], reply["seconds"] = ops, time.Since(start).Seconds()
 		default:
 			reply["error"] = "unknown op " + c.Op
 		}
