@@ -216,8 +216,12 @@ class NriStub implements Stub {
     const delay = this.#options.reconnectDelayMs ?? 1000;
     while (!this.#stopped) {
       await new Promise<void>((resolve) => {
-        this.#reconnectTimer = setTimeout(resolve, delay);
-        this.#stopWaiters.push(resolve);
+        const done = () => {
+          this.#stopWaiters = this.#stopWaiters.filter((w) => w !== done);
+          resolve();
+        };
+        this.#reconnectTimer = setTimeout(done, delay);
+        this.#stopWaiters.push(done);
       });
       if (this.#stopped) return undefined;
       try {
