@@ -6,10 +6,14 @@
 // sends no Shutdown call on stop: the closed connection is its shutdown.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { createStub } from "ttrpc-es/nri";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { startCli, useCli } from "../../cli/harness.js";
+import { createCriClient } from "./cri-client.js";
 import { ensureNriPeers, type NriPeers } from "./nri-peers.js";
+import { buildBusyboxImage } from "./oci-image.js";
 
 let peers: NriPeers;
 beforeAll(async () => {
@@ -20,13 +24,14 @@ const cli = useCli();
 interface Containerd {
   dir: string;
   nriSocket: string;
+  grpcSocket: string;
   /** SIGTERM, then resolves with the exit code. */
   stop(): Promise<number | null>;
   log(): string;
 }
 
 /** Starts containerd in a fresh directory; resolves once it has booted (its own log line says so). */
-async function startContainerd(): Promise<Containerd> {
+async function startContainerd(extraConfig = ""): Promise<Containerd> {
   if (process.getuid?.() !== 0) throw new Error("the containerd test runs containerd, which needs root");
   // Short: unix socket paths are limited to 108 bytes.
   const dir = mkdtempSync("/tmp/ttrpc-es-ctd-");
@@ -49,10 +54,12 @@ state = "${dir}/state"
   plugin_config_path = "${dir}/conf.d"
   plugin_registration_timeout = "5s"
   plugin_request_timeout = "2s"
-`,
+${extraConfig}`,
   );
   const child: ChildProcess = spawn(peers.containerd, ["--config", join(dir, "config.toml")], {
     stdio: ["ignore", "ignore", "pipe"],
+    // containerd finds its shim (containerd-shim-runc-v2) on PATH.
+    env: { ...process.env, PATH: `${dirname(peers.containerd)}:${process.env.PATH ?? ""}` },
   });
   let log = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -71,7 +78,7 @@ state = "${dir}/state"
     });
     exited.then((code) => reject(new Error(`containerd exited (${code}) before booting:\n${log}`)));
   });
-  return { dir, nriSocket, stop, log: () => log };
+  return { dir, nriSocket, grpcSocket: join(dir, "containerd.sock"), stop, log: () => log };
 }
 
 describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
@@ -100,5 +107,85 @@ describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
     expect(done.stderr).toMatch(/runtime went away/);
     // containerd names the plugin by index and name in its own log
     expect(ctd.log()).toMatch(/05-logger/);
+  });
+
+  it("a pod and a container made through containerd's CRI reach the plugin, and its adjustment reaches the container", async () => {
+    const image = "localhost/ttrpc-es-busybox:1";
+    const ctd = await startContainerd(`[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${image}"
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+`);
+    const archive = buildBusyboxImage(ctd.dir, image, ["/bin/busybox", "sleep", "3600"]);
+    execFileSync(peers.ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "images", "import", archive], {
+      stdio: "pipe",
+    });
+    const seen: string[] = [];
+    const note = (what: string, name?: string) => void seen.push(name === undefined ? what : `${what} ${name}`);
+    const stub = createStub(
+      {
+        synchronize: () => void note("synchronize"),
+        runPodSandbox: (p) => note("runPodSandbox", p.name),
+        stopPodSandbox: (p) => note("stopPodSandbox", p.name),
+        removePodSandbox: (p) => note("removePodSandbox", p.name),
+        createContainer: (_p, c) => {
+          note("createContainer", c.name);
+          return {
+            adjust: { env: [{ key: "ADJUSTED_BY", value: "ttrpc-es" }], annotations: { "ttrpc-es/seen": "1" } },
+          };
+        },
+        postCreateContainer: (_p, c) => note("postCreateContainer", c.name),
+        startContainer: (_p, c) => note("startContainer", c.name),
+        postStartContainer: (_p, c) => note("postStartContainer", c.name),
+        stopContainer: (_p, c) => void note("stopContainer", c.name),
+        removeContainer: (_p, c) => note("removeContainer", c.name),
+      },
+      { name: "cri-test", idx: "05", socketPath: ctd.nriSocket },
+    );
+    onTestFinished(() => stub.stop());
+    await stub.start();
+    const logs = join(ctd.dir, "logs");
+    mkdirSync(logs);
+    const cri = createCriClient(ctd.grpcSocket, logs);
+    onTestFinished(() => cri.close());
+    const pod = { name: "nri-pod", uid: "uid-1", namespace: "default" };
+    const podId = await cri.runPodSandbox(pod);
+    // Whatever happens below, the pod goes: a shim left running would outlive the test.
+    onTestFinished(async () => {
+      await cri.stopPodSandbox(podId).catch(() => {});
+      await cri.removePodSandbox(podId).catch(() => {});
+    });
+    const ctrId = await cri.createContainer(podId, pod, {
+      name: "app",
+      image,
+      command: ["/bin/busybox", "sleep", "3600"],
+    });
+    await cri.startContainer(ctrId);
+    // The adjustment is in the container's OCI spec, as containerd stored it.
+    const info = JSON.parse(
+      execFileSync(peers.ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "containers", "info", ctrId], {
+        encoding: "utf8",
+      }),
+    ) as { Spec: { process: { env: string[] }; annotations: Record<string, string> } };
+    expect(info.Spec.process.env).toContain("ADJUSTED_BY=ttrpc-es");
+    expect(info.Spec.annotations["ttrpc-es/seen"]).toBe("1");
+    await cri.stopContainer(ctrId, 0);
+    await cri.removeContainer(ctrId);
+    await cri.stopPodSandbox(podId);
+    await cri.removePodSandbox(podId);
+    expect(seen).toEqual([
+      "synchronize",
+      "runPodSandbox nri-pod",
+      "createContainer app",
+      "postCreateContainer app",
+      "startContainer app",
+      "postStartContainer app",
+      "stopContainer app",
+      "removeContainer app",
+      "stopPodSandbox nri-pod",
+      "removePodSandbox nri-pod",
+    ]);
   });
 });

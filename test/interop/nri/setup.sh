@@ -3,6 +3,7 @@
 #   .build/bin/nri-runtime     a runtime on containerd/nri 0.6.1 pkg/adaptation (what containerd embeds)
 #   .build/bin/nri-go-plugin   a plugin on containerd/nri 0.6.1 pkg/stub
 #   .build/containerd/usr/bin/containerd   trixie's containerd 1.7.24 (built with NRI 0.6.1), unpacked
+# and installs Debian's runc and busybox-static (for the containers of the CRI test).
 # The Go toolchain, the trixie apt configuration and the ttrpc/protobuf/grpc sources
 # come from test/interop/go/setup.sh, which this runs first. The NRI sources and their
 # dependencies are unpacked with dpkg-deb, never installed. Idempotent: downloads and
@@ -39,6 +40,17 @@ pkgs=(
 mkdir -p "$build"
 exec 9>"$build/.lock"
 flock 9
+
+# runc runs the containers of the containerd CRI test; busybox-static is their image's only file.
+if ! dpkg -s runc busybox-static >/dev/null 2>&1; then
+  [[ $(id -u) == 0 ]] || die "runc and busybox-static are missing and installing them needs root"
+  log "installing runc and busybox-static"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc busybox-static; } \
+    >"$build/apt-install.log" 2>&1 || {
+    tail -n 20 "$build/apt-install.log" >&2
+    die "installing runc and busybox-static failed: is the Debian archive reachable?"
+  }
+fi
 
 debs="$build/debs"
 key=$(printf '%s\n' "${pkgs[@]}" | sha256sum | cut -d' ' -f1)
