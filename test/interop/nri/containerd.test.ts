@@ -4,6 +4,8 @@
 // logger`): containerd registers, configures and synchronizes it, and when
 // containerd stops the plugin sees the connection end and exits 0. NRI 0.6.1
 // sends no Shutdown call on stop: the closed connection is its shutdown.
+// Then real container events: a pod and a container made through containerd's
+// CRI reach our plugin, and its adjustment lands in the container's spec.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
