@@ -115,7 +115,6 @@ describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
     const image = "localhost/ttrpc-es-busybox:1";
     const ctd = await startContainerd(`[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "${image}"
-  disable_apparmor = true
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
