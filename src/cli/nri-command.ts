@@ -13,8 +13,8 @@ Runs an example NRI plugin until the runtime shuts it down (exit 0).
 
   --socket PATH   the runtime's NRI socket (default /var/run/nri/nri.sock);
                   ignored when NRI_PLUGIN_SOCKET names an inherited socket
-  --name NAME     plugin name (default ttrpc-es-<example>)
-  --idx NN        two-digit plugin index, which orders plugins (default 50)
+  --name NAME     plugin name (default NRI_PLUGIN_NAME, else ttrpc-es-<example>)
+  --idx NN        two-digit plugin index, which orders plugins (default NRI_PLUGIN_IDX, else 50)
   --reconnect     when the runtime goes away, wait for it to come back instead of exiting
   -h, --help      this help
 
@@ -51,7 +51,9 @@ export function run(argv: string[]): Promise<number> {
       throw new CliError(`the example must be one of ${EXAMPLES.join(", ")}, got "${example ?? ""}"`, Exit.usage);
     }
     if (extra.length > 0) throw new CliError(`unexpected arguments: ${extra.join(" ")}`, Exit.usage);
-    const name = values.name ?? `ttrpc-es-${example}`;
+    // A plugin the runtime launched is named by it (NRI_PLUGIN_NAME / NRI_PLUGIN_IDX).
+    const name = values.name ?? process.env.NRI_PLUGIN_NAME ?? `ttrpc-es-${example}`;
+    const idx = values.idx ?? process.env.NRI_PLUGIN_IDX ?? "50";
     const { createStub } = await import("../nri/stub.js");
     const handlers =
       example === "logger"
@@ -61,7 +63,7 @@ export function run(argv: string[]): Promise<number> {
     try {
       stub = createStub(handlers, {
         name,
-        idx: values.idx ?? "50",
+        idx,
         ...(values.socket === undefined ? {} : { socketPath: values.socket }),
         onRuntimeGone: values.reconnect ? "reconnect" : "exit",
         onDisconnect: (reason, error) =>

@@ -1,10 +1,12 @@
 // The TypeScript plugin driven by a real NRI runtime: containerd/nri 0.6.1
 // pkg/adaptation (Debian trixie), the code containerd 1.7 embeds. Every reply
 // is checked as the Go side decoded it (protojson from Go's own structs).
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, TtrpcError } from "ttrpc-es";
 import { createStub, type PluginHandlers, type Stub, type StubOptions } from "ttrpc-es/nri";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { useCli } from "../../cli/harness.js";
 import { tempDir } from "../../common.js";
 import { ensureNriPeers, type JsonLinesPeer, type NriPeers, startJsonLinesPeer } from "./nri-peers.js";
 
@@ -12,6 +14,7 @@ let peers: NriPeers;
 beforeAll(async () => {
   peers = await ensureNriPeers();
 });
+const cli = useCli();
 
 type Json = Record<string, unknown>;
 
@@ -234,5 +237,26 @@ describe("Go pkg/adaptation (NRI 0.6.1) drives the TypeScript plugin", () => {
     await rt.request({ op: "wait", plugins: 1 });
     await rt.close();
     await running;
+  });
+
+  it("a plugin the runtime launches (`ttrpc-es nri run logger` as NN-name) works over the inherited socket, NRI_PLUGIN_SOCKET", async () => {
+    const dir = tempDir();
+    const plugins = join(dir, "plugins");
+    mkdirSync(plugins);
+    const out = join(dir, "logger.jsonl");
+    // The runtime launches NN-name with only the three NRI_PLUGIN_* variables set: absolute paths.
+    const script = join(plugins, "07-launched");
+    writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" "${cli()}" nri run logger >>"${out}" 2>&1\n`);
+    chmodSync(script, 0o755);
+    // Start() returns once the launched plugin has registered and been configured.
+    const rt = await goRuntime(join(dir, "nri.sock"), ["--plugin-path", plugins]);
+    await rt.request({ op: "wait", plugins: 1 });
+    expect((await rt.request({ op: "RunPodSandbox", pod })).error).toBeNull();
+    const lines = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Json);
+    expect(lines[0]).toMatchObject({ event: "Configure", runtimeName: "go-adaptation" });
+    expect(lines[1]).toMatchObject({ event: "RunPodSandbox", pod: { id: "pod-1" } });
   });
 });

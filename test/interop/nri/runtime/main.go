@@ -100,6 +100,7 @@ func main() {
 	socket := flag.String("socket", "", "socket to listen on for plugins")
 	syncPods := flag.Int("sync-pods", 2, "pods (one container each) reported to a plugin at Synchronize")
 	requestTimeout := flag.Duration("request-timeout", 10*time.Second, "per-request timeout (NRI's default is 2s)")
+	pluginPath := flag.String("plugin-path", "", "directory of plugins to launch at start (NN-name executables)")
 	flag.Parse()
 	logrus.SetOutput(os.Stderr)
 	logrus.SetLevel(logrus.WarnLevel)
@@ -133,8 +134,12 @@ func main() {
 		panic(err)
 	}
 	defer os.RemoveAll(empty)
+	plugins := empty
+	if *pluginPath != "" {
+		plugins = *pluginPath
+	}
 	r, err := nri.New("go-adaptation", "0.6.1", syncFn, updateFn,
-		nri.WithSocketPath(*socket), nri.WithPluginPath(empty), nri.WithPluginConfigPath(empty))
+		nri.WithSocketPath(*socket), nri.WithPluginPath(plugins), nri.WithPluginConfigPath(empty))
 	if err != nil {
 		panic(err)
 	}
