@@ -475,7 +475,8 @@ async function main(): Promise<number> {
   const plan = TASKS.map((t) => ({ t, impls: t.impls.filter((i) => selected(t, i)) })).filter(
     (p) => p.impls.length > 0,
   );
-  if (plan.length === 0) {
+  const nri = only === undefined || only.test("nri-create-container-c1");
+  if (plan.length === 0 && !nri) {
     console.error(`--only ${String(only)} selects nothing; rows: ${ROWS.map((r) => r.benchmark).join(", ")}`);
     return 2;
   }
@@ -522,11 +523,25 @@ async function main(): Promise<number> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  // NRI row group (bench/nri-bench.ts): its own pairs, so its own table.
+  let nriRows: object[] = [];
+  let nriFailed = false;
+  if (nri) {
+    const { formatNriBench, runNriBench } = await import("./nri-bench.js");
+    try {
+      const rows = await runNriBench({ reps, seconds, warmup, log: out });
+      nriRows = rows;
+      out(`\n${formatNriBench(rows)}`);
+    } catch (e) {
+      nriFailed = true;
+      out(`  FAILED nri-create-container-c1: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   const elapsed = (Date.now() - t0) / 1000;
   printTable(elapsed);
-  if (json) process.stdout.write(`${JSON.stringify(jsonRows(), null, 2)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify([...jsonRows(), ...nriRows], null, 2)}\n`);
   if (profileRoot !== undefined) out(`\n${summarizeProfiles(profileRoot, 15)}`);
-  const failed = [...cells.values()].some((c) => c.error !== undefined);
+  const failed = nriFailed || [...cells.values()].some((c) => c.error !== undefined);
   return failed ? 1 : 0;
 }
 

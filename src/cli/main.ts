@@ -13,6 +13,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
     summary: "run, serve or demo the hcsshim live-migration reference shim",
     load: () => import("./migration-command.js"),
   },
+  nri: { summary: "run an example NRI plugin (logger, adjuster)", load: () => import("./nri-command.js") },
 };
 
 function usage(): string {

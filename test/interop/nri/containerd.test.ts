@@ -1,0 +1,192 @@
+// The real containerd (Debian trixie's 1.7.24, built with NRI 0.6.1), started
+// by the test as root with its own root, state and socket paths and NRI
+// enabled. The example plugin runs as users run it (`ttrpc-es nri run
+// logger`): containerd registers, configures and synchronizes it, and when
+// containerd stops the plugin sees the connection end and exits 0. NRI 0.6.1
+// sends no Shutdown call on stop: the closed connection is its shutdown.
+// Then real container events: a pod and a container made through containerd's
+// CRI reach our plugin, and its adjustment lands in the container's spec.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { createStub } from "ttrpc-es/nri";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { startCli, useCli } from "../../cli/harness.js";
+import { createCriClient } from "./cri-client.js";
+import { ensureNriPeers, type NriPeers } from "./nri-peers.js";
+import { buildBusyboxImage } from "./oci-image.js";
+
+let peers: NriPeers;
+beforeAll(async () => {
+  peers = await ensureNriPeers();
+});
+const cli = useCli();
+
+interface Containerd {
+  dir: string;
+  nriSocket: string;
+  grpcSocket: string;
+  /** SIGTERM, then resolves with the exit code. */
+  stop(): Promise<number | null>;
+  log(): string;
+}
+
+/** Starts containerd in a fresh directory; resolves once it has booted (its own log line says so). */
+async function startContainerd(extraConfig = ""): Promise<Containerd> {
+  if (process.getuid?.() !== 0) throw new Error("the containerd test runs containerd, which needs root");
+  // Short: unix socket paths are limited to 108 bytes.
+  const dir = mkdtempSync("/tmp/ttrpc-es-ctd-");
+  for (const d of ["plugins", "conf.d"]) mkdirSync(join(dir, d));
+  const nriSocket = join(dir, "nri.sock");
+  writeFileSync(
+    join(dir, "config.toml"),
+    `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+[grpc]
+  address = "${dir}/containerd.sock"
+[ttrpc]
+  address = "${dir}/containerd.sock.ttrpc"
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  disable_connections = false
+  socket_path = "${nriSocket}"
+  plugin_path = "${dir}/plugins"
+  plugin_config_path = "${dir}/conf.d"
+  plugin_registration_timeout = "5s"
+  plugin_request_timeout = "2s"
+${extraConfig}`,
+  );
+  const child: ChildProcess = spawn(peers.containerd, ["--config", join(dir, "config.toml")], {
+    stdio: ["ignore", "ignore", "pipe"],
+    // containerd finds its shim (containerd-shim-runc-v2) on PATH.
+    env: { ...process.env, PATH: `${dirname(peers.containerd)}:${process.env.PATH ?? ""}` },
+  });
+  let log = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    return exited;
+  };
+  onTestFinished(async () => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => {
+      log = (log + c).slice(-(256 << 10));
+      if (log.includes("containerd successfully booted")) resolve();
+    });
+    exited.then((code) => reject(new Error(`containerd exited (${code}) before booting:\n${log}`)));
+  });
+  return { dir, nriSocket, grpcSocket: join(dir, "containerd.sock"), stop, log: () => log };
+}
+
+describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
+  it("configures and synchronizes `ttrpc-es nri run logger`, which exits 0 when containerd stops", async () => {
+    const ctd = await startContainerd();
+    const proc = startCli(cli(), [
+      "nri",
+      "run",
+      "logger",
+      "--socket",
+      ctd.nriSocket,
+      "--name",
+      "logger",
+      "--idx",
+      "05",
+    ]);
+    onTestFinished(() => void proc.child.kill());
+    const configure = JSON.parse(await proc.nextLine());
+    expect(configure).toMatchObject({ event: "Configure", runtimeName: "containerd" });
+    expect(configure.runtimeVersion).toMatch(/^1\.7\.24/);
+    // No pods or containers exist in this fresh containerd.
+    expect(JSON.parse(await proc.nextLine())).toEqual({ event: "Synchronize", pods: [], containers: [] });
+    expect(await ctd.stop()).toBe(0);
+    const done = await proc.done;
+    expect(done.status).toBe(0);
+    expect(done.stderr).toMatch(/runtime went away/);
+    // containerd names the plugin by index and name in its own log
+    expect(ctd.log()).toMatch(/05-logger/);
+  });
+
+  it("a pod and a container made through containerd's CRI reach the plugin, and its adjustment reaches the container", async () => {
+    const image = "localhost/ttrpc-es-busybox:1";
+    const ctd = await startContainerd(`[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${image}"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+`);
+    const archive = buildBusyboxImage(ctd.dir, image, ["/bin/busybox", "sleep", "3600"]);
+    execFileSync(peers.ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "images", "import", archive], {
+      stdio: "pipe",
+    });
+    const seen: string[] = [];
+    const note = (what: string, name?: string) => void seen.push(name === undefined ? what : `${what} ${name}`);
+    const stub = createStub(
+      {
+        synchronize: () => void note("synchronize"),
+        runPodSandbox: (p) => note("runPodSandbox", p.name),
+        stopPodSandbox: (p) => note("stopPodSandbox", p.name),
+        removePodSandbox: (p) => note("removePodSandbox", p.name),
+        createContainer: (_p, c) => {
+          note("createContainer", c.name);
+          return {
+            adjust: { env: [{ key: "ADJUSTED_BY", value: "ttrpc-es" }], annotations: { "ttrpc-es/seen": "1" } },
+          };
+        },
+        postCreateContainer: (_p, c) => note("postCreateContainer", c.name),
+        startContainer: (_p, c) => note("startContainer", c.name),
+        postStartContainer: (_p, c) => note("postStartContainer", c.name),
+        stopContainer: (_p, c) => void note("stopContainer", c.name),
+        removeContainer: (_p, c) => note("removeContainer", c.name),
+      },
+      { name: "cri-test", idx: "05", socketPath: ctd.nriSocket },
+    );
+    onTestFinished(() => stub.stop());
+    await stub.start();
+    const logs = join(ctd.dir, "logs");
+    mkdirSync(logs);
+    const cri = createCriClient(ctd.grpcSocket, logs);
+    onTestFinished(() => cri.close());
+    const pod = { name: "nri-pod", uid: "uid-1", namespace: "default" };
+    const podId = await cri.runPodSandbox(pod);
+    // Whatever happens below, the pod goes: a shim left running would outlive the test.
+    onTestFinished(async () => {
+      await cri.stopPodSandbox(podId).catch(() => {});
+      await cri.removePodSandbox(podId).catch(() => {});
+    });
+    const ctrId = await cri.createContainer(podId, pod, {
+      name: "app",
+      image,
+      command: ["/bin/busybox", "sleep", "3600"],
+    });
+    await cri.startContainer(ctrId);
+    // The adjustment is in the container's OCI spec, as containerd stored it.
+    const info = JSON.parse(
+      execFileSync(peers.ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "containers", "info", ctrId], {
+        encoding: "utf8",
+      }),
+    ) as { Spec: { process: { env: string[] }; annotations: Record<string, string> } };
+    expect(info.Spec.process.env).toContain("ADJUSTED_BY=ttrpc-es");
+    expect(info.Spec.annotations["ttrpc-es/seen"]).toBe("1");
+    await cri.stopContainer(ctrId, 0);
+    await cri.removeContainer(ctrId);
+    await cri.stopPodSandbox(podId);
+    await cri.removePodSandbox(podId);
+    expect(seen).toEqual([
+      "synchronize",
+      "runPodSandbox nri-pod",
+      "createContainer app",
+      "postCreateContainer app",
+      "startContainer app",
+      "postStartContainer app",
+      "stopContainer app",
+      "removeContainer app",
+      "stopPodSandbox nri-pod",
+      "removePodSandbox nri-pod",
+    ]);
+  });
+});
