@@ -74,7 +74,8 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
       }
       return;
     }
-    (this.#items ??= []).push(item);
+    this.#items ??= [];
+    this.#items.push(item);
     this.#bytes += item.length;
     if (this.#bytes > this.#limits.maxBytes) this.full();
     else if (this.length > this.#limits.bufferSize && this.#graceTimer === undefined) {
