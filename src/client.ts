@@ -98,6 +98,8 @@ export interface Client {
 const EMPTY = new Uint8Array(0);
 const NO_METADATA = new Metadata();
 const NO_ENTRIES: readonly [string, string][] = [];
+// A call without options allocates none.
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 // One call of this client: a stream with the call's method and signal.
 class ClientStream extends Stream {
@@ -221,7 +223,7 @@ class ClientImpl implements Client {
   unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): Promise<MessageShape<O>> {
     const reply = this.#intercepted
       ? this.#unaryIntercepted(method, input, options)
@@ -276,7 +278,7 @@ class ClientImpl implements Client {
   serverStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodServerStreaming<I, O>,
     input: MessageInitShape<I>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): AsyncIterable<MessageShape<O>> {
     return this.#streaming(method, [input], options);
   }
@@ -284,7 +286,7 @@ class ClientImpl implements Client {
   async clientStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodClientStreaming<I, O>,
     inputs: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): Promise<MessageShape<O>> {
     let result: MessageShape<O> | undefined;
     for await (const m of this.#streaming<O>(method, inputs, options)) {
@@ -300,7 +302,7 @@ class ClientImpl implements Client {
   bidiStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodBiDiStreaming<I, O>,
     inputs: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): AsyncIterable<MessageShape<O>> {
     return this.#streaming(method, inputs, options);
   }
