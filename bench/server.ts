@@ -164,7 +164,11 @@ function serveRaw(socket: Socket): void {
     if (kind === "b") out.frame(id, RawType.Data, 0, payload);
     else if (kind === "c") counts.set(id, counts.get(id)! + 1);
   });
-  socket.on("data", (chunk: Buffer) => decoder.push(chunk));
+  // Every answer to one read leaves in one write, before the next read.
+  socket.on("data", (chunk: Buffer) => {
+    decoder.push(chunk);
+    out.flush();
+  });
 }
 
 async function startRaw(socket: string): Promise<() => Promise<void>> {

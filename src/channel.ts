@@ -32,8 +32,33 @@ export interface ChannelOptions {
 // Frames written in one turn are batched up to this size before leaving.
 const BATCH_BYTES = 64 * 1024;
 
+// Buffers below this size are copied to join their neighbours in a big write.
+const JOIN_BELOW = 4 * 1024;
+
 // How long a closing connection may take to hand its last frames to the peer.
 const CLOSE_LINGER_MS = 1000;
+
+// Big buffers go as they are; the small ones between them (frame headers,
+// envelope and field prefixes) are joined, so a 64 KiB message is two
+// buffers of one writev, not four.
+function writeJoined(socket: Duplex, list: readonly Uint8Array[]): void {
+  socket.cork();
+  let start = 0;
+  let small = 0;
+  for (let i = 0; i <= list.length; i++) {
+    const b = list[i];
+    if (b !== undefined && b.length < JOIN_BELOW) {
+      small += b.length;
+      continue;
+    }
+    if (i - start === 1) socket.write(list[start]!);
+    else if (i > start) socket.write(Buffer.concat(list.slice(start, i), small));
+    if (b !== undefined) socket.write(b);
+    start = i + 1;
+    small = 0;
+  }
+  socket.uncork();
+}
 
 /**
  * One ttrpc connection: frames in, frames out, over any Duplex. Client and
@@ -149,11 +174,7 @@ export class Channel {
     if (socket.destroyed) return;
     if (list.length === 1) socket.write(list[0]!);
     else if (bytes <= BATCH_BYTES) socket.write(Buffer.concat(list, bytes));
-    else {
-      socket.cork();
-      for (const b of list) socket.write(b);
-      socket.uncork();
-    }
+    else writeJoined(socket, list);
     if (this.#throttleReads && !this.#readsPaused && socket.writableNeedDrain) {
       this.#readsPaused = true;
       socket.pause();

@@ -97,6 +97,9 @@ export interface Client {
 
 const EMPTY = new Uint8Array(0);
 const NO_METADATA = new Metadata();
+const NO_ENTRIES: readonly [string, string][] = [];
+// A call without options allocates none.
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 // One call of this client: a stream with the call's method and signal.
 class ClientStream extends Stream {
@@ -217,15 +220,56 @@ class ClientImpl implements Client {
     this.#channel.close();
   }
 
-  async unary<I extends DescMessage, O extends DescMessage>(
+  unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): Promise<MessageShape<O>> {
+    const reply = this.#intercepted
+      ? this.#unaryIntercepted(method, input, options)
+      : this.#unaryDirect(method, input, options);
+    return reply as Promise<MessageShape<O>>;
+  }
+
+  // Without interceptors: no request object and no async frames; a call with
+  // neither signal nor deadline makes no AbortController and no timer.
+  #unaryDirect(method: DescMethod, input: unknown, options: CallOptions): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
+    const user = options.signal;
+    if (user === undefined && timeoutMs === undefined) {
+      try {
+        return this.#openUnary(method, input, NEVER, undefined, options.metadata).next().then(unaryMessage);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const { signal, cleanup } = callSignal(user, timeoutMs);
+    let reply: Promise<IteratorResult<unknown>>;
+    try {
+      reply = this.#openUnary(method, input, signal, timeoutMs, options.metadata).next();
+    } catch (e) {
+      cleanup();
+      return Promise.reject(e);
+    }
+    return reply.then(unaryMessage).finally(cleanup);
+  }
+
+  #openUnary(
+    method: DescMethod,
+    input: unknown,
+    signal: AbortSignal,
+    timeoutMs: number | undefined,
+    metadata: MetadataInit | undefined,
+  ): ClientStream {
+    const md = metadata === undefined ? undefined : new Metadata(metadata);
+    return this.#open(method, 0, this.#table.encode(method.input, input), signal, timeoutMs, md);
+  }
+
+  async #unaryIntercepted(method: DescMethod, input: unknown, options: CallOptions): Promise<unknown> {
     const call = this.#prepare(method, options, false, input);
     try {
       const res = (await this.#unaryFn(call.request)) as UnaryResponse;
-      return res.message as MessageShape<O>;
+      return res.message;
     } finally {
       call.cleanup();
     }
@@ -234,7 +278,7 @@ class ClientImpl implements Client {
   serverStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodServerStreaming<I, O>,
     input: MessageInitShape<I>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): AsyncIterable<MessageShape<O>> {
     return this.#streaming(method, [input], options);
   }
@@ -242,7 +286,7 @@ class ClientImpl implements Client {
   async clientStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodClientStreaming<I, O>,
     inputs: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): Promise<MessageShape<O>> {
     let result: MessageShape<O> | undefined;
     for await (const m of this.#streaming<O>(method, inputs, options)) {
@@ -258,7 +302,7 @@ class ClientImpl implements Client {
   bidiStream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodBiDiStreaming<I, O>,
     inputs: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): AsyncIterable<MessageShape<O>> {
     return this.#streaming(method, inputs, options);
   }
@@ -320,8 +364,14 @@ class ClientImpl implements Client {
 
   // Allocates the stream ID and writes the Request in one synchronous step, so
   // IDs reach the wire strictly increasing (containerd/ttrpc#168).
-  #open(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array | EncodedMessage): ClientStream {
-    const { signal } = req;
+  #open(
+    method: DescMethod,
+    flags: number,
+    payload: Uint8Array | EncodedMessage,
+    signal: AbortSignal,
+    timeoutMs: number | undefined,
+    metadata: Metadata | undefined,
+  ): ClientStream {
     if (signal.aborted) throw signal.reason;
     const ended = this.#channel.error;
     if (ended !== undefined) throw ended;
@@ -329,25 +379,27 @@ class ClientImpl implements Client {
     const frame = encodeRequestFrame(
       id,
       flags,
-      req.service,
-      req.method.name,
+      method.parent.typeName,
+      method.name,
       payload,
-      req.timeoutMs === undefined || req.timeoutMs === Infinity ? 0 : timeoutNano(req.timeoutMs),
-      req.metadata.entries(),
+      timeoutMs === undefined || timeoutMs === Infinity ? 0 : timeoutNano(timeoutMs),
+      metadata === undefined || metadata.size === 0 ? NO_ENTRIES : metadata.entries(),
       this.#table.maxMessageSize,
     );
     this.#ids.take();
-    const stream = new ClientStream(id, this.#table, req.method, signal);
+    const stream = new ClientStream(id, this.#table, method, signal);
     this.#table.add(stream);
     this.#channel.write(frame);
     return stream;
   }
 
+  #openRequest(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array | EncodedMessage): ClientStream {
+    return this.#open(req.method, flags, payload, req.signal, req.timeoutMs, req.metadata);
+  }
+
   async #runUnary(req: UnaryRequest) {
-    const stream = this.#open(req, 0, this.#table.encode(req.method.input, req.message));
-    const r = await stream.next();
-    if (r.done) throw new TtrpcError("ttrpc: unary call ended without a response", Code.Internal);
-    return { stream: false as const, message: r.value };
+    const stream = this.#openRequest(req, 0, this.#table.encode(req.method.input, req.message));
+    return { stream: false as const, message: unaryMessage(await stream.next()) };
   }
 
   async #runStream(req: StreamRequest) {
@@ -361,14 +413,19 @@ class ClientImpl implements Client {
         first = m;
         break;
       }
-      stream = this.#open(req, Flags.RemoteClosed, this.#table.encode(method.input, first ?? {}));
+      stream = this.#openRequest(req, Flags.RemoteClosed, this.#table.encode(method.input, first ?? {}));
     } else {
-      stream = this.#open(req, Flags.RemoteOpen, EMPTY);
+      stream = this.#openRequest(req, Flags.RemoteOpen, EMPTY);
       // The caller's own input failing fails the call with that very error.
       this.#table.send(stream, method.input, req.messages).catch((e: unknown) => stream.cancel(e));
     }
     return { stream: true as const, messages: stream };
   }
+}
+
+function unaryMessage(r: IteratorResult<unknown>): unknown {
+  if (r.done === true) throw new TtrpcError("ttrpc: unary call ended without a response", Code.Internal);
+  return r.value;
 }
 
 async function* toAsync<T>(it: AsyncIterable<T> | Iterable<T>): AsyncIterable<T> {

@@ -55,7 +55,9 @@ export type CallFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryRespons
  * ...; const res = await next(req); ...; return res; }`. The same type serves
  * clients and servers, unary and streaming calls (unlike Go, whose stream
  * interceptors cannot be set: containerd/ttrpc#148). The first interceptor
- * given is the outermost.
+ * given is the outermost. On the server, a unary response is encoded inside
+ * the chain: a handler returning nothing or a response over the size limit
+ * rejects what the interceptors await, with the status the client gets.
  */
 export type Interceptor = (next: CallFn) => CallFn;
 

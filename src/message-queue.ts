@@ -27,7 +27,8 @@ type Reject = (e: unknown) => void;
  * closures, because one of these exists per open stream.
  */
 export class MessageQueue implements AsyncIterableIterator<unknown> {
-  #items: Uint8Array[] = [];
+  // Made when a message first waits unread: a unary call's reply is taken as it arrives.
+  #items: Uint8Array[] | undefined;
   #bytes = 0;
   #head = 0;
   #ended = false;
@@ -52,7 +53,7 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
 
   /** Messages pushed and not yet taken. */
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#items === undefined ? 0 : this.#items.length - this.#head;
   }
 
   get ended(): boolean {
@@ -73,6 +74,7 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
       }
       return;
     }
+    this.#items ??= [];
     this.#items.push(item);
     this.#bytes += item.length;
     if (this.#bytes > this.#limits.maxBytes) this.full();
@@ -95,7 +97,7 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
   }
 
   #drop(): void {
-    this.#items = [];
+    this.#items = undefined;
     this.#head = 0;
     this.#bytes = 0;
   }
@@ -138,8 +140,8 @@ export class MessageQueue implements AsyncIterableIterator<unknown> {
   }
 
   next(): Promise<IteratorResult<unknown>> {
-    if (this.#head < this.#items.length) {
-      const items = this.#items;
+    const items = this.#items;
+    if (items !== undefined && this.#head < items.length) {
       const value = items[this.#head]!;
       this.#bytes -= value.length;
       (items as (Uint8Array | undefined)[])[this.#head] = undefined;

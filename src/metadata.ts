@@ -8,12 +8,18 @@ export type MetadataInit = Metadata | Record<string, string | readonly string[]>
  * carry metadata; the protocol has no response headers or trailers.
  */
 export class Metadata {
-  readonly #map = new Map<string, string[]>();
+  // Made on first write: most calls carry no metadata, and interceptors get a copy of every call's.
+  #m: Map<string, string[]> | undefined;
+
+  get #map(): Map<string, string[]> {
+    this.#m ??= new Map();
+    return this.#m;
+  }
 
   constructor(init?: MetadataInit) {
     if (init === undefined) return;
     if (init instanceof Metadata) {
-      for (const [k, v] of init.#map) this.#map.set(k, [...v]);
+      if (init.#m !== undefined) for (const [k, v] of init.#m) this.#map.set(k, [...v]);
     } else if (Symbol.iterator in init) {
       for (const [k, v] of init as Iterable<readonly [string, string]>) this.append(k, v);
     } else {
@@ -26,22 +32,22 @@ export class Metadata {
 
   /** The first value of a key. */
   get(key: string): string | undefined {
-    return this.#map.get(key.toLowerCase())?.[0];
+    return this.#m?.get(key.toLowerCase())?.[0];
   }
 
   /** Every value of a key, in arrival order. */
   getAll(key: string): string[] {
-    return [...(this.#map.get(key.toLowerCase()) ?? [])];
+    return [...(this.#m?.get(key.toLowerCase()) ?? [])];
   }
 
   /** Whether the key has a value (keys are case-insensitive). */
   has(key: string): boolean {
-    return this.#map.has(key.toLowerCase());
+    return this.#m?.has(key.toLowerCase()) ?? false;
   }
 
   /** Replaces the values of a key; no values deletes it. */
   set(key: string, ...values: string[]): this {
-    if (values.length === 0) this.#map.delete(key.toLowerCase());
+    if (values.length === 0) this.#m?.delete(key.toLowerCase());
     else this.#map.set(key.toLowerCase(), [...values]);
     return this;
   }
@@ -49,7 +55,7 @@ export class Metadata {
   /** Adds values after those the key already has. */
   append(key: string, ...values: string[]): this {
     const k = key.toLowerCase();
-    const cur = this.#map.get(k);
+    const cur = this.#m?.get(k);
     if (cur) cur.push(...values);
     else if (values.length > 0) this.#map.set(k, [...values]);
     return this;
@@ -57,17 +63,17 @@ export class Metadata {
 
   /** Removes a key and all its values; false when it had none. */
   delete(key: string): boolean {
-    return this.#map.delete(key.toLowerCase());
+    return this.#m?.delete(key.toLowerCase()) ?? false;
   }
 
   /** The number of keys (not values). */
   get size(): number {
-    return this.#map.size;
+    return this.#m?.size ?? 0;
   }
 
   /** Every key/value pair, one pair per value, as they go on the wire. */
   *entries(): IterableIterator<[string, string]> {
-    for (const [k, vs] of this.#map) for (const v of vs) yield [k, v];
+    if (this.#m !== undefined) for (const [k, vs] of this.#m) for (const v of vs) yield [k, v];
   }
 
   /** The same pairs as {@link Metadata.entries}. */
@@ -82,6 +88,6 @@ export class Metadata {
 
   /** A plain object, one array of values per key (handy for logs and JSON). */
   toJSON(): Record<string, string[]> {
-    return Object.fromEntries([...this.#map].map(([k, v]) => [k, [...v]]));
+    return Object.fromEntries([...(this.#m ?? [])].map(([k, v]) => [k, [...v]]));
   }
 }

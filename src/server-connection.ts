@@ -7,7 +7,7 @@ import { Flags, MessageType, type Frame } from "./frame.js";
 import type { UnaryResponse } from "./interceptor.js";
 import type { EncodedMessage } from "./message-codec.js";
 import { CALL_ENDED, ServerCall, toHandlerError, type CallHost } from "./server-call.js";
-import { Once, requestOf, streamHandler, type Dispatch } from "./server-dispatch.js";
+import { encodedResponse, encodeOutput, Once, requestOf, streamHandler, type Dispatch } from "./server-dispatch.js";
 import type { PeerInfo } from "./service-impl.js";
 import type { ServiceRegistry } from "./service-registry.js";
 import { StreamTable, type StreamTableOptions } from "./stream-table.js";
@@ -188,11 +188,17 @@ export class ServerConnection implements CallHost {
       if (method.methodKind === "unary") {
         const message = decodeInput(method, payload);
         // Without interceptors the handler is called directly (no request object, no extra promise).
-        const result = dispatch.intercepted
-          ? ((await dispatch.unary({ ...requestOf(call), stream: false, message })) as UnaryResponse).message
-          : await call.impl(message, call);
-        if (call.finished) return;
-        this.#respond(call.id, OK_STATUS, this.#encodeOutput(method, result));
+        let encoded: EncodedMessage;
+        if (dispatch.intercepted) {
+          const res = (await dispatch.unary(requestOf(call, false, message))) as UnaryResponse;
+          if (call.finished) return;
+          encoded = encodedResponse(call, res);
+        } else {
+          const result = await call.impl(message, call);
+          if (call.finished) return;
+          encoded = encodeOutput(call, result);
+        }
+        this.#respond(call.id, OK_STATUS, encoded);
         call.finish(CALL_ENDED);
         return;
       }
@@ -210,7 +216,7 @@ export class ServerConnection implements CallHost {
         }
         if (call.finished) return;
         if (n !== 1) throw new TtrpcError(`client-streaming handler produced ${n} responses`, Code.Internal);
-        this.#respond(call.id, OK_STATUS, this.#encodeOutput(method, result));
+        this.#respond(call.id, OK_STATUS, encodeOutput(call, result));
       } else {
         await this.table.send(call, method.output, messages);
       }
@@ -219,13 +225,6 @@ export class ServerConnection implements CallHost {
       if (call.finished) return;
       this.failCall(call, toHandlerError(e, call));
     }
-  }
-
-  #encodeOutput(method: DescMethod, message: unknown): EncodedMessage {
-    if (message === undefined || message === null) {
-      throw new TtrpcError("ttrpc: handler returned no message", Code.Unknown);
-    }
-    return this.table.encode(method.output, message);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Code } from "./code.js";
+import type { EncodedMessage } from "./message-codec.js";
 import {
   applyInterceptors,
   type CallFn,
@@ -6,6 +7,7 @@ import {
   type StreamRequest,
   type StreamResponse,
   type UnaryRequest,
+  type UnaryResponse,
 } from "./interceptor.js";
 import type { ServerCall } from "./server-call.js";
 import type { HandlerContext } from "./service-impl.js";
@@ -24,11 +26,15 @@ type OnServer<R> = R & { context: ServerCall };
 export function createDispatch(interceptors: readonly Interceptor[] | undefined): Dispatch {
   return {
     intercepted: (interceptors?.length ?? 0) > 0,
+    // The response is encoded inside the chain, so that a handler returning
+    // nothing or a response over the size limit rejects what the
+    // interceptors awaited: they see the status the client gets.
     unary: applyInterceptors(
-      (async (req: OnServer<UnaryRequest>) => ({
-        stream: false,
-        message: await req.context.impl(req.message, req.context),
-      })) as CallFn,
+      (async (req: OnServer<UnaryRequest>) => {
+        const call = req.context;
+        const message = await call.impl(req.message, call);
+        return new EncodedResponse(message, encodeOutput(call, message));
+      }) as unknown as CallFn,
       interceptors,
     ),
     stream: applyInterceptors(
@@ -39,6 +45,40 @@ export function createDispatch(interceptors: readonly Interceptor[] | undefined)
       interceptors,
     ),
   };
+}
+
+/** A handler's unary response and its encoding, made inside the interceptor chain. */
+class EncodedResponse implements UnaryResponse {
+  readonly stream = false;
+  readonly #of: unknown;
+  constructor(
+    readonly message: unknown,
+    readonly encoded: EncodedMessage,
+  ) {
+    this.#of = message;
+  }
+
+  /** The encoding, unless an interceptor replaced the response or its message. */
+  static of(res: UnaryResponse): EncodedMessage | undefined {
+    return res instanceof EncodedResponse && res.#of === res.message ? res.encoded : undefined;
+  }
+}
+
+/** The payload of a unary or client-streaming call's Response. */
+export function encodeOutput(call: ServerCall, message: unknown): EncodedMessage {
+  return call.table.encode(call.method.output, someMessage(message));
+}
+
+function someMessage(message: unknown): unknown {
+  if (message === undefined || message === null) {
+    throw new TtrpcError("ttrpc: handler returned no message", Code.Unknown);
+  }
+  return message;
+}
+
+/** The encoded response of an intercepted unary call. */
+export function encodedResponse(call: ServerCall, res: UnaryResponse): EncodedMessage {
+  return EncodedResponse.of(res) ?? encodeOutput(call, res.message);
 }
 
 /**
@@ -53,20 +93,32 @@ export function streamHandler(
   messages: AsyncIterable<unknown>,
 ): Promise<AsyncIterable<unknown>> | AsyncIterable<unknown> {
   if (!dispatch.intercepted) return handlerMessages(call, messages);
-  return dispatch.stream({ ...requestOf(call), stream: true, messages }).then((r) => (r as StreamResponse).messages);
+  return dispatch.stream(requestOf(call, true, messages)).then((r) => (r as StreamResponse).messages);
 }
 
 /** The call as an interceptor sees it. */
-export function requestOf(call: ServerCall) {
-  return {
+export function requestOf(call: ServerCall, stream: false, message: unknown): UnaryRequest;
+export function requestOf(call: ServerCall, stream: true, messages: AsyncIterable<unknown>): StreamRequest;
+export function requestOf(call: ServerCall, stream: boolean, input: unknown): UnaryRequest | StreamRequest {
+  const req: Record<string, unknown> = {
     service: call.service,
     method: call.method,
     fullMethod: call.fullMethod,
-    metadata: call.metadata,
-    signal: call.signal,
+    // Made when read (own getters, so a spread copy has them): an
+    // AbortController and a Metadata per call were most of what having an
+    // interceptor cost.
+    get metadata() {
+      return call.metadata;
+    },
+    get signal() {
+      return call.signal;
+    },
     timeoutMs: call.timeoutMs(),
     context: call as HandlerContext,
+    stream,
   };
+  req[stream ? "messages" : "message"] = input;
+  return req as unknown as UnaryRequest | StreamRequest;
 }
 
 function handlerMessages(
@@ -103,6 +155,7 @@ async function first<T>(it: AsyncIterable<T>): Promise<T> {
   throw new TtrpcError("ttrpc: server-streaming call without a request message", Code.Internal);
 }
 
-async function* one<T>(p: Promise<T>) {
-  yield await p;
+// Checked as it is yielded, so that interceptors observing the messages see the failure.
+async function* one(p: Promise<unknown>) {
+  yield someMessage(await p);
 }

@@ -351,6 +351,79 @@ describe("interceptors", () => {
   });
 });
 
+describe("interceptors see failures that happen after the handler returned", () => {
+  // What a tracing interceptor records: how the chain it awaited ended.
+  function recorder() {
+    const seen: (number | "ok")[] = [];
+    const record: Interceptor = (next) => async (req) => {
+      try {
+        const res = await next(req);
+        seen.push("ok");
+        return res;
+      } catch (e) {
+        seen.push(TtrpcError.from(e).code);
+        throw e;
+      }
+    };
+    return { seen, record };
+  }
+
+  it("a unary handler returning nothing: the interceptor and the client see the same status", async () => {
+    const { seen, record } = recorder();
+    const { client } = await startPair({
+      server: { interceptors: [record] },
+      impl: { ...interopImpl, echo: () => undefined as never },
+    });
+    await expect(client.unary(Interop.method.echo, {})).rejects.toMatchObject({ code: Code.Unknown });
+    expect(seen).toEqual([Code.Unknown]);
+  });
+
+  it("a unary response over the server's limit: the interceptor sees RESOURCE_EXHAUSTED as the client does", async () => {
+    const { seen, record } = recorder();
+    const { client } = await startPair({ server: { interceptors: [record], maxMessageSize: 1000 } });
+    await expect(client.unary(Interop.method.echo, { replySize: 5000 })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
+    expect((await client.unary(Interop.method.echo, { text: "small" })).text).toBe("small");
+    expect(seen).toEqual([Code.ResourceExhausted, "ok"]);
+  });
+
+  it("an interceptor that replaces the response gets its own message sent", async () => {
+    const replace: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      return { ...res, message: { text: "replaced" } } as typeof res;
+    };
+    const { client } = await startPair({ server: { interceptors: [replace] } });
+    expect((await client.unary(Interop.method.echo, { text: "orig" })).text).toBe("replaced");
+  });
+
+  it("a client-streaming handler returning nothing fails the messages an interceptor observes", async () => {
+    const seen: unknown[] = [];
+    const observe: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      if (!res.stream) return res;
+      const inner = res.messages;
+      return {
+        stream: true,
+        messages: (async function* () {
+          try {
+            yield* inner;
+          } catch (e) {
+            seen.push(TtrpcError.from(e).code);
+            throw e;
+          }
+        })(),
+      };
+    };
+    const { client } = await startPair({
+      server: { interceptors: [observe] },
+      impl: { ...interopImpl, clientStream: async () => undefined as never },
+    });
+    await expect(client.clientStream(Interop.method.clientStream, [{}])).rejects.toMatchObject({ code: Code.Unknown });
+    expect(seen).toEqual([Code.Unknown]);
+  });
+});
+
 describe("client-stream input", () => {
   it("an error thrown by the caller's own input is what the call rejects with", async () => {
     const { client } = await startPair();
