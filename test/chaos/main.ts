@@ -1,4 +1,4 @@
-// `npm run chaos -- [--seconds N] [--seed S] [--clients N] [--concurrency N] [--slack-ms N]`
+// `npm run chaos -- [--seconds N] [--seed S] [--clients N] [--concurrency N] [--slack-ms N] [--hang-ms N] [--verbose]`
 //
 // A randomized soak: one server process, several client processes (see
 // client.ts) drawing a mix of the four call shapes, aborts, deadlines,
@@ -6,8 +6,9 @@
 // while this runner SIGKILLs and restarts client processes at seeded moments
 // and probes the server with a fresh connection. Invariants, throughout and
 // at the end:
-//   - every call settles with an allowed code by its deadline (or its work)
-//     plus slack, with the right answer (checked in the clients);
+//   - every call settles with an allowed code and the right answer, by its
+//     deadline or abort plus --slack-ms; a call with neither by its work plus
+//     --hang-ms (checked in the clients);
 //   - a fresh probe connection is always served;
 //   - no handle or timer is left in any process at the end;
 //   - the server's heap after GC ends within 5 % of where it stood after the
@@ -40,6 +41,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string", default: "8" },
     connections: { type: "string", default: "2" },
     "slack-ms": { type: "string", default: "2000" },
+    "hang-ms": { type: "string", default: "30000" },
     "kill-mean-ms": { type: "string", default: "1500" },
     "rss-mib": { type: "string", default: "512" },
     verbose: { type: "boolean", default: false },
@@ -143,6 +145,7 @@ function startClient(index: number, generation: number): Slot {
     concurrency: numberFlag("concurrency"),
     connections: numberFlag("connections"),
     slackMs,
+    hangMs: numberFlag("hang-ms"),
   });
   const child = fork(here("./client.js"), [arg], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   children.add(child);
@@ -265,7 +268,18 @@ event("stopping the clients");
 // A client that reports leftovers may not exit at all: the reports come first.
 const reports = slots.map((s) => (s.killed ? Promise.resolve() : stoppedReport(s)));
 for (const s of slots) if (!s.killed) s.child.send({ type: "stop" });
-await Promise.all(reports);
+const stopLimitMs = numberFlag("hang-ms") + slackMs;
+let stopTimer: NodeJS.Timeout | undefined;
+await Promise.race([
+  Promise.all(reports),
+  new Promise<void>((resolve) => {
+    stopTimer = setTimeout(resolve, stopLimitMs);
+  }),
+]);
+clearTimeout(stopTimer);
+const silent = slots.filter((s) => !s.killed && s.stopped === undefined);
+if (silent.length > 0)
+  fail(`client ${silent.map((s) => `${s.index}.${s.generation}`).join(", ")} did not stop within ${stopLimitMs} ms`);
 let maxOverrunMs = 0;
 for (const s of slots) {
   if (s.killed) continue;
@@ -306,7 +320,7 @@ console.log(
   `  server heap after GC: ${mib(heapStart.heapUsed)} after warm-up -> ${mib(heapEnd.heapUsed)} at the end (${(growth * 100).toFixed(1)} %)`,
 );
 console.log(
-  `  server RSS: first ${mib(serverFirstRss ?? 0)}, max ${mib(maxServerRss)}; latest settle past its bound: ${maxOverrunMs.toFixed(0)} ms (slack ${slackMs} ms)`,
+  `  server RSS: first ${mib(serverFirstRss ?? 0)}, max ${mib(maxServerRss)}; latest settle past its deadline or abort: ${maxOverrunMs.toFixed(0)} ms (slack ${slackMs} ms)`,
 );
 console.log("  invariants held: settle codes and bounds, answers, probes, no leftover handles or timers, heap, RSS");
 console.log("chaos: 1 passed, 0 failed");
