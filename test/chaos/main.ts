@@ -90,7 +90,7 @@ function fail(message: string, clientEvents: string[] = []): never {
   }
   console.error(`replay: npm run chaos -- --seconds ${seconds} --seed ${seed}`);
   stopAll();
-  console.log("chaos: 0 passed, 1 failed");
+  console.log(`chaos: FAILED (seed ${seed})`);
   process.exit(1);
 }
 
@@ -323,4 +323,4 @@ console.log(
   `  server RSS: first ${mib(serverFirstRss ?? 0)}, max ${mib(maxServerRss)}; latest settle past its deadline or abort: ${maxOverrunMs.toFixed(0)} ms (slack ${slackMs} ms)`,
 );
 console.log("  invariants held: settle codes and bounds, answers, probes, no leftover handles or timers, heap, RSS");
-console.log("chaos: 1 passed, 0 failed");
+console.log(`chaos: passed (seed ${seed})`);
