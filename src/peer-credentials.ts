@@ -77,7 +77,7 @@ const cache = new WeakMap<Duplex, Promise<PeerCredentials>>();
 /**
  * The credentials of the process at the other end of a unix socket: the
  * client, on a socket a server accepted; the server, on a socket a client
- * dialed. Read once per socket. Rejects with a FAILED_PRECONDITION TtrpcError
+ * dialed. Read once per socket (they are fixed at connect time). Rejects with a FAILED_PRECONDITION TtrpcError
  * off Linux, without koffi, on a socket that is not a connected unix socket
  * (TCP, a Duplex handed in, a closed socket), or when getsockopt fails.
  */
@@ -86,6 +86,8 @@ export function peerCredentials(socket: Duplex): Promise<PeerCredentials> {
   if (read === undefined) {
     read = readCredentials(socket);
     cache.set(socket, read);
+    // Only an answer is kept: a read before the socket was connected may be tried again.
+    read.catch(() => cache.delete(socket));
   }
   return read;
 }
