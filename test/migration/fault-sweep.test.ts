@@ -16,7 +16,7 @@
 //
 // `npm test` runs the whole grid once (seed 1). A longer sweep of random
 // draws: FAULT_SWEEP_COUNT=500 FAULT_SWEEP_SEED=7 npx vitest run test/migration/fault-sweep.test.ts
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer as netServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -287,6 +287,9 @@ describe("migration fault sweep", () => {
   // The whole grid: every point with every fault, seed 1 choosing when.
   const grid = prng(1);
   const cases = POINTS.flatMap((point) => FAULTS.map((fault) => ({ point, fault, ...draw(grid, point) })));
+  // Draws that found bugs in longer sweeps, kept whatever the grid's seed draws.
+  const byName = (name: string) => POINTS.find((p) => p.name === name)!;
+  cases.push({ point: byName("after source TransferSandbox"), fault: "cancel", occurrence: 1, turns: 0 });
   test.each(cases)("$fault $point.name (occurrence $occurrence, $turns turns later)", async (c) => {
     await faultedMigration(c.point, c.fault, c.occurrence, c.turns);
   });
@@ -304,8 +307,20 @@ describe("migration fault sweep", () => {
           const point = rand.pick(POINTS);
           const fault = rand.pick(FAULTS);
           const { occurrence, turns } = draw(rand, point);
+          const log = process.env.FAULT_SWEEP_LOG;
+          if (log !== undefined)
+            appendFileSync(log, `${i + 1} start ${fault} ${point.name} (${occurrence}, ${turns})\n`);
           try {
+            const t0 = performance.now();
             outcomes[await faultedMigration(point, fault, occurrence, turns)]++;
+            // Progress, for a sweep too long to watch in the test's output.
+            if (process.env.FAULT_SWEEP_LOG !== undefined) {
+              const ms = (performance.now() - t0).toFixed(0);
+              appendFileSync(
+                process.env.FAULT_SWEEP_LOG,
+                `${i + 1} ${fault} ${point.name} (${occurrence}, ${turns}) ${ms} ms\n`,
+              );
+            }
           } catch (e) {
             throw new Error(
               `fault ${i + 1} of seed ${seed}: ${fault} ${point.name} (${occurrence}, ${turns}): ${String(e)}`,
