@@ -38,3 +38,13 @@ export type { HybridVsockOptions } from "./hybrid-vsock.js";
 // Below: the wire layer, for tools and tests that speak frames directly.
 export { HEADER_LENGTH, DEFAULT_MAX_MESSAGE_SIZE, MessageType, Flags, encodeFrame, type Frame } from "./frame.js";
 export { FrameDecoder, type FrameSink } from "./frame-decoder.js";
+
+// Peer credentials of unix sockets (Linux; the optional koffi package is loaded on first use).
+export {
+  peerCredentials,
+  requireSameUser,
+  requireRoot,
+  requireUidGid,
+  type PeerCredentials,
+  type CredentialsCheck,
+} from "./peer-credentials.js";

@@ -9,6 +9,7 @@ import { listenerOf, listenOnAddress, stopListening, type Listener } from "./lis
 import { ServerConnection, type ConnectionHost } from "./server-connection.js";
 import { createDispatch, type Dispatch } from "./server-dispatch.js";
 import type { PeerInfo, ServiceImpl } from "./service-impl.js";
+import { peerCredentials } from "./peer-credentials.js";
 import { ServiceRegistry } from "./service-registry.js";
 import type { StreamTableOptions } from "./stream-table.js";
 import { TtrpcError } from "./ttrpc-error.js";
@@ -80,6 +81,10 @@ function peerInfo(socket: Duplex, peer: Partial<PeerInfo>): PeerInfo {
   return {
     localAddress: peer.localAddress ?? "",
     remoteAddress: peer.remoteAddress ?? (socket instanceof Socket ? socket.remoteAddress : undefined),
+    // A getter: koffi is loaded only by a server that asks.
+    get credentials() {
+      return peerCredentials(socket);
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import type {
   MessageShape,
 } from "@bufbuild/protobuf";
 import type { Metadata } from "./metadata.js";
+import type { PeerCredentials } from "./peer-credentials.js";
 
 /** What a handler knows about its call. */
 export interface HandlerContext {
@@ -38,6 +39,12 @@ export interface PeerInfo {
   readonly localAddress: string;
   /** The remote address where the transport has one (TCP), else undefined. */
   readonly remoteAddress: string | undefined;
+  /**
+   * The peer's SO_PEERCRED (Linux unix sockets), read on first use through the
+   * optional koffi package; rejects with FAILED_PRECONDITION where it cannot
+   * be read (see `peerCredentials`).
+   */
+  readonly credentials: Promise<PeerCredentials>;
 }
 
 /** A unary method's implementation: one request in, one response (or its initializer) out. */

@@ -300,17 +300,21 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
         s.client = target;
       }
     }
-    const guard = <T>(p: Promise<T>) => {
+    // Checked before each step starts: a step begun after a failure would
+    // leave a session the abort path does not know of.
+    const guard = <T>(step: () => Promise<T>) => {
       if (failure.signal.aborted) throw failure.signal.reason;
-      return p;
+      return step();
     };
 
-    const exported = await guard(
-      call(src, "PrepareAndExportSandbox", (c) =>
+    // A side counts as started once the call that opens its session is sent:
+    // it may have opened it even if the answer never comes.
+    const exported = await guard(() => {
+      src.started = true;
+      return call(src, "PrepareAndExportSandbox", (c) =>
         c.prepareAndExportSandbox({ sessionId, initOptions: options.initOptions }, opts()),
-      ),
-    );
-    src.started = true;
+      );
+    });
     const config = exported.config;
     if (config === undefined) throw new Error("source returned no config");
     let sandboxId = options.sandboxId;
@@ -324,21 +328,23 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
       }
     }
     const sid = sandboxId;
-    await guard(call(dst, "ImportSandbox", (c) => c.importSandbox({ sessionId, sandboxId: sid, config }, opts())));
-    dst.started = true;
-    await guard(
+    await guard(() => {
+      dst.started = true;
+      return call(dst, "ImportSandbox", (c) => c.importSandbox({ sessionId, sandboxId: sid, config }, opts()));
+    });
+    await guard(() =>
       call(dst, "PrepareSandbox", (c) =>
         c.prepareSandbox({ sessionId, initOptions: options.destinationInitOptions ?? options.initOptions }, opts()),
       ),
     );
 
     const info = options.protocolInfo ?? defaultEndpoints(sessionId, options);
-    await guard(
+    await guard(() =>
       call(src, "CreateDuplicateSocket", (c) =>
         c.createDuplicateSocket({ sessionId, protocolInfo: info.source }, opts()),
       ),
     );
-    await guard(
+    await guard(() =>
       call(dst, "CreateDuplicateSocket", (c) =>
         c.createDuplicateSocket({ sessionId, protocolInfo: info.destination }, opts()),
       ),
@@ -346,14 +352,17 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
     follow(src);
     follow(dst);
     const timeout = { seconds: BigInt(Math.floor(timeoutMs / 1000)), nanos: (timeoutMs % 1000) * 1e6 };
-    await guard(call(src, "TransferSandbox", (c) => c.transferSandbox({ sessionId, timeout }, opts())));
-    await guard(call(dst, "TransferSandbox", (c) => c.transferSandbox({ sessionId, timeout }, opts())));
+    await guard(() => call(src, "TransferSandbox", (c) => c.transferSandbox({ sessionId, timeout }, opts())));
+    await guard(() => call(dst, "TransferSandbox", (c) => c.transferSandbox({ sessionId, timeout }, opts())));
 
     // The outcome comes only through Notifications.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all([src.terminal, dst.terminal]),
-      new Promise<void>((resolve) => failure.signal.addEventListener("abort", () => resolve(), { once: true })),
+      // A failure during the last TransferSandbox has aborted already: no event comes.
+      new Promise<void>((resolve) =>
+        failure.signal.aborted ? resolve() : failure.signal.addEventListener("abort", () => resolve(), { once: true }),
+      ),
       new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           fail(`no outcome within ${timeoutMs} ms`);
@@ -394,7 +403,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
     options.signal?.removeEventListener("abort", onUserAbort);
     for (const s of [src, dst]) {
       s.streamAbort.abort();
-      await Promise.race([s.stream, new Promise((r) => setTimeout(r, 1000).unref())]);
+      await within(s.stream, 1000);
       s.conn?.close();
     }
   }
@@ -449,13 +458,20 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
       );
     // Let the source's RECOVERY_DONE reach us before Cleanup closes the stream.
     if (src.started && src.stream !== undefined && !(src.conn?.closed ?? false)) {
-      await Promise.race([recoverySeen, src.stream, new Promise((r) => setTimeout(r, 2000).unref())]);
+      await within(Promise.race([recoverySeen, src.stream]), 2000);
     }
     for (const s of live) {
       s.streamAbort.abort();
       await attempt(s, "Cleanup", (c) => c.cleanup({ sessionId }, opts()));
     }
   }
+}
+
+/** Waits for `p`, at most `ms`; the timer goes either way, so none outlives `migrate`. */
+async function within(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function defaultEndpoints(sessionId: string, options: MigrateOptions): { source: Uint8Array; destination: Uint8Array } {

@@ -29,7 +29,7 @@ import { preCopyParams } from "./pre-copy-params.js";
 import { runSource, type SourceFaults } from "./pre-copy-source.js";
 import { SimulatedVm, type SimulatedVmOptions } from "./simulated-vm.js";
 import type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
-import { acceptPeer, bindListener, connectPeer, type Link } from "./transfer-link.js";
+import { acceptPeer, bindListener, closeListener, connectPeer, type Link } from "./transfer-link.js";
 
 /** The annotation a source writes so the destination's guest dirties at the same rate. */
 export const DIRTY_RATE_ANNOTATION = "ttrpc-es.simulated/dirty-pages-per-second";
@@ -230,7 +230,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
     this.#session = undefined;
     if (r === undefined || r.sessionId !== request.sessionId) return;
     r.link?.socket.destroy();
-    if (r.listener !== undefined) await new Promise<void>((resolve) => r.listener!.close(() => resolve()));
+    if (r.listener !== undefined) await closeListener(r.listener);
     // A destination cleaned up without a RESUME never runs its VM.
     if (request.origin === "Destination" && this.vm !== undefined && this.vm.status === "created") this.vm = undefined;
   }
@@ -239,7 +239,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
   crash(): void {
     const r = this.#session;
     r?.link?.socket.destroy();
-    r?.listener?.close();
+    if (r?.listener !== undefined) void closeListener(r.listener);
     this.vm?.stop();
   }
 }

@@ -121,6 +121,16 @@ export async function acceptPeer(
   }
 }
 
+/**
+ * Closes a listener no acceptPeer took (the transfer never started): the
+ * connections it holds go too. They are paused, so they would never see
+ * their peer leave, and `close` alone would wait for them for ever.
+ */
+export function closeListener(server: Server): Promise<void> {
+  for (const s of early.get(server)?.splice(0) ?? []) s.destroy();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 /** Dials the listener (retrying while it is not there yet), proves the token, waits for the answer. */
 export async function connectPeer(
   d: EndpointDescriptor,
