@@ -2,6 +2,9 @@
 // one through runuser (the tests run as root, as CI does), and reads its
 // JSON event lines.
 import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { onTestFinished } from "vitest";
 
@@ -26,7 +29,18 @@ export interface PeerProcess {
 
 /** Runs the peer script with `args`, as `user` when given (through `runuser -u user --`). */
 export function startPeer(args: string[], user?: string): PeerProcess {
-  const argv = [script, ...args];
+  // Another user may not be able to reach the checkout (CI clones it wherever
+  // it likes): that user runs a copy in a directory anyone can read.
+  let copyDir: string | undefined;
+  let path = script;
+  if (user !== undefined) {
+    copyDir = mkdtempSync(join(tmpdir(), "ttrpc-es-peer-"));
+    chmodSync(copyDir, 0o755);
+    path = join(copyDir, "peer-process.mjs");
+    copyFileSync(script, path);
+    chmodSync(path, 0o644);
+  }
+  const argv = [path, ...args];
   const child =
     user === undefined
       ? spawn(process.execPath, argv, { stdio: ["pipe", "pipe", "pipe"] })
@@ -55,6 +69,7 @@ export function startPeer(args: string[], user?: string): PeerProcess {
   const stop = async () => {
     child.stdin!.end();
     await exited;
+    if (copyDir !== undefined) rmSync(copyDir, { recursive: true, force: true });
   };
   onTestFinished(stop);
   return {
