@@ -35,21 +35,23 @@ let setup: Promise<GoPeers> | undefined;
  * missing peer must fail the suite, never skip it.
  */
 export function ensureGoPeer(): Promise<GoPeers> {
-  setup ??= new Promise((resolve, reject) => {
-    execFile("bash", [`${goDir}setup.sh`], { maxBuffer: 16 << 20 }, (err, _stdout, stderr) => {
-      if (err) {
-        reject(new Error(`test/interop/go/setup.sh failed (${err.message.split("\n")[0]}):\n${stderr}`));
-        return;
-      }
-      resolve({
-        peer: `${binDir}ttrpc-peer`,
-        oldPeer: `${binDir}ttrpc-peer-old`,
-        typeurlPeer: `${binDir}typeurl-peer`,
-        migrationClient: `${binDir}migration-client`,
-      });
+  setup ??= runSetupScript(`${goDir}setup.sh`).then(() => ({
+    peer: `${binDir}ttrpc-peer`,
+    oldPeer: `${binDir}ttrpc-peer-old`,
+    typeurlPeer: `${binDir}typeurl-peer`,
+    migrationClient: `${binDir}migration-client`,
+  }));
+  return setup;
+}
+
+/** Runs a peer setup script; rejects with its stderr, so a missing peer fails the suite, never skips it. */
+export function runSetupScript(script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile("bash", [script], { maxBuffer: 16 << 20 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`${script} failed (${err.message.split("\n")[0]}):\n${stderr}`));
+      else resolve();
     });
   });
-  return setup;
 }
 
 const readyTimeoutMs = 30_000;

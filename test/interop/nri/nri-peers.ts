@@ -1,8 +1,9 @@
 // Helpers for the NRI interop tests: the Go peers built by setup.sh from
 // Debian trixie's containerd/nri 0.6.1 (see runtime/main.go and plugin/main.go).
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { runSetupScript } from "../go-peer.js";
 
 const here = fileURLToPath(new URL("./", import.meta.url));
 const build = `${here}.build/`;
@@ -18,20 +19,12 @@ let setup: Promise<NriPeers> | undefined;
 
 /** Builds the peers once per process; rejects with setup's stderr (a missing peer fails the suite, never skips it). */
 export function ensureNriPeers(): Promise<NriPeers> {
-  setup ??= new Promise((resolve, reject) => {
-    execFile("bash", [`${here}setup.sh`], { maxBuffer: 16 << 20 }, (err, _stdout, stderr) => {
-      if (err) {
-        reject(new Error(`test/interop/nri/setup.sh failed (${err.message.split("\n")[0]}):\n${stderr}`));
-        return;
-      }
-      resolve({
-        runtime: `${build}bin/nri-runtime`,
-        goPlugin: `${build}bin/nri-go-plugin`,
-        containerd: `${build}containerd/usr/bin/containerd`,
-        ctr: `${build}containerd/usr/bin/ctr`,
-      });
-    });
-  });
+  setup ??= runSetupScript(`${here}setup.sh`).then(() => ({
+    runtime: `${build}bin/nri-runtime`,
+    goPlugin: `${build}bin/nri-go-plugin`,
+    containerd: `${build}containerd/usr/bin/containerd`,
+    ctr: `${build}containerd/usr/bin/ctr`,
+  }));
   return setup;
 }
 
