@@ -4,20 +4,26 @@
  * page's checksum when asked, loads the device state, and at the end checks
  * that its whole image equals the source's.
  *
+ * Pages may come on several channels; within a pass each page comes once,
+ * so their order does not matter. A pass is acknowledged (PassAck) once
+ * every channel has ended it, and the source starts the next pass only then,
+ * so a page of pass n+1 never lands before the same page of pass n.
+ *
  * @module
  */
-import { createHash } from "node:crypto";
+import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
 import { sendAbort } from "./pre-copy-source.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
-import { AbortReason, encodeFrame, MessageType, WireError } from "./wire-protocol.js";
+import { AbortReason, encodeFrame, type Frame, MessageType, WireError } from "./wire-protocol.js";
 
 export interface DestinationTransfer {
   readonly vm: SimulatedVm;
-  readonly link: Link;
+  /** The connections, one per channel; the first also carries the control messages. */
+  readonly links: readonly Link[];
   readonly report: TransferReporter;
   readonly signal: AbortSignal;
   readonly observe: TransferObserver;
@@ -26,45 +32,167 @@ export interface DestinationTransfer {
 class Mismatch extends Error {}
 
 export async function runDestination(t: DestinationTransfer): Promise<TransferResult> {
-  const { vm, link, report, signal, observe } = t;
+  const { vm, links, report, signal, observe } = t;
+  const link = links[0]!;
   const memory = vm.memory;
+  const pageSize = memory.pageSize;
   const started = performance.now();
   const stats = emptyStats("destination", false);
   const snapshot = (): TransferStats => ({ ...stats, durationMs: performance.now() - started });
-  const onAbort = () => link.socket.destroy();
+  const onAbort = () => {
+    for (const l of links) l.socket.destroy();
+  };
   signal.addEventListener("abort", onAbort, { once: true });
-  const next = async () => {
-    const frame = await link.reader.next();
-    stats.wireBytes += 6 + frame.payload.length;
+  // A data channel's failure ends the transfer: the control loop races it.
+  let failChannel: (err: unknown) => void = () => {};
+  const channelFailed = new Promise<never>((_, reject) => (failChannel = reject));
+  channelFailed.catch(() => {});
+  const next = async (l: Link) => {
+    const frame = await Promise.race([l.reader.next(), channelFailed]);
+    stats.wireBytes += 6 + frame.length;
     if (frame.type === MessageType.Abort) {
-      const reason = frame.payload[0] as AbortReason;
-      const message = frame.payload.subarray(1).toString("utf8");
-      throw Object.assign(new WireError(`source aborted the transfer: ${message}`), { abortReason: reason });
+      const p = frame.payload;
+      throw Object.assign(new WireError(`source aborted the transfer: ${p.subarray(1).toString("utf8")}`), {
+        abortReason: p[0] as AbortReason,
+      });
     }
     return frame;
   };
+
+  let pass = 0;
+  let blackout = false;
+  let passPages = 0;
+  let passDone = 0;
+  const progress = (count: number) => {
+    stats.pages += count;
+    stats.pageBytes += count * pageSize;
+    if (blackout) stats.blackoutPages += count;
+    passDone += count;
+    observe({
+      type: "progress",
+      side: "destination",
+      pass,
+      blackout,
+      passDone,
+      passPages,
+      pageBytes: stats.pageBytes,
+      imageBytes: memory.sizeBytes,
+    });
+  };
+  const checkRange = (first: number, count: number) => {
+    if (count < 1 || first + count > memory.pageCount)
+      throw new WireError(`memory stream: pages ${first} … ${first + count - 1} out of range`);
+  };
+  const applyPages = (frame: Frame) => {
+    const head = frame.head(8);
+    const first = head.readUInt32BE(0);
+    const count = head.readUInt32BE(4);
+    checkRange(first, count);
+    const sumBytes = stats.checksums ? 4 * count : 0;
+    if (frame.length !== 8 + sumBytes + count * pageSize)
+      throw new WireError(`memory stream: Pages frame of ${frame.length} bytes does not hold ${count} pages`);
+    let at = 8 + sumBytes;
+    for (const view of memory.views(first, count)) {
+      frame.copyTo(view, at);
+      at += view.length;
+    }
+    memory.markWritten(first, count);
+    if (sumBytes > 0) {
+      const sums = frame.head(8 + sumBytes);
+      for (let k = 0; k < count; k++) {
+        if (crc32(memory.page(first + k)) !== sums.readUInt32BE(8 + 4 * k))
+          throw new Mismatch(`checksum mismatch on page ${first + k} in pass ${pass}`);
+      }
+    }
+    progress(count);
+  };
+  const applyZeroPages = (frame: Frame) => {
+    if (frame.length % 8 !== 0) throw new WireError(`memory stream: ZeroPages frame of ${frame.length} bytes`);
+    const p = frame.payload;
+    for (let at = 0; at < p.length; at += 8) {
+      const first = p.readUInt32BE(at);
+      const count = p.readUInt32BE(at + 4);
+      checkRange(first, count);
+      memory.zeroPages(first, count);
+      stats.zeroPages += count;
+      progress(count);
+    }
+  };
+
+  // Pass ends per channel; a pass is complete when every channel ended it.
+  const ended = new Map<number, number>();
+  const complete = new Map<number, { done: Promise<void>; resolve: () => void }>();
+  const completion = (p: number) => {
+    let c = complete.get(p);
+    if (c === undefined) {
+      let resolve = () => {};
+      const done = new Promise<void>((r) => (resolve = r));
+      c = { done, resolve };
+      complete.set(p, c);
+    }
+    return c;
+  };
+  /** Handles a data frame (any channel); returns true on the channel's last PassEnd. */
+  const onData = (frame: Frame): boolean => {
+    switch (frame.type) {
+      case MessageType.Pages:
+        applyPages(frame);
+        return false;
+      case MessageType.ZeroPages:
+        applyZeroPages(frame);
+        return false;
+      case MessageType.PassEnd: {
+        const p = frame.head(5);
+        const n = p.readUInt32BE(0);
+        const count = (ended.get(n) ?? 0) + 1;
+        ended.set(n, count);
+        if (count === links.length) {
+          ended.delete(n);
+          const end = Buffer.alloc(4);
+          end.writeUInt32BE(n, 0);
+          link.socket.write(encodeFrame(MessageType.PassAck, end));
+          completion(n).resolve();
+        }
+        return p[4] === 1;
+      }
+      default:
+        throw new WireError(`memory stream: unexpected ${MessageType[frame.type]} on a data channel`);
+    }
+  };
+  for (const l of links.slice(1)) {
+    void (async () => {
+      let last = false;
+      while (!last) last = onData(await next(l));
+    })().catch(failChannel);
+  }
+
   try {
-    const setup = await next();
+    const setup = await next(link);
     if (setup.type !== MessageType.Setup)
       throw new WireError(`memory stream: expected Setup, got ${MessageType[setup.type]}`);
-    const pageSize = setup.payload.readUInt32BE(0);
-    const pageCount = setup.payload.readUInt32BE(4);
-    stats.checksums = (setup.payload[8]! & 1) === 1;
-    if (pageSize !== memory.pageSize || pageCount !== memory.pageCount) {
+    const s = setup.payload;
+    const sourcePageSize = s.readUInt32BE(0);
+    const pageCount = s.readUInt32BE(4);
+    stats.checksums = (s[8]! & 1) === 1;
+    if (sourcePageSize !== pageSize || pageCount !== memory.pageCount) {
       throw new Mismatch(
-        `memory layout mismatch: source has ${pageCount} pages of ${pageSize} bytes, destination ${memory.pageCount} of ${memory.pageSize}`,
+        `memory layout mismatch: source has ${pageCount} pages of ${sourcePageSize} bytes, destination ${memory.pageCount} of ${pageSize}`,
       );
     }
     link.socket.write(encodeFrame(MessageType.Ready));
     observe({ type: "connected", side: "destination" });
     report.phase(Phase.SETUP_DONE);
-    let pass = 0;
-    let blackout = false;
-    let passPages = 0;
-    let passDone = 0;
     let device: DeviceState | undefined;
     for (;;) {
-      const frame = await next();
+      const frame = await next(link);
+      if (
+        frame.type === MessageType.Pages ||
+        frame.type === MessageType.ZeroPages ||
+        frame.type === MessageType.PassEnd
+      ) {
+        onData(frame);
+        continue;
+      }
       const p = frame.payload;
       switch (frame.type) {
         case MessageType.PassBegin: {
@@ -78,42 +206,6 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           observe({ type: "pass", side: "destination", pass, blackout, pages: passPages, throttlePercent: 100 });
           break;
         }
-        case MessageType.Pages: {
-          const count = p.readUInt32BE(0);
-          const sum = stats.checksums ? 20 : 0;
-          if (p.length !== 4 + count * (4 + sum + pageSize))
-            throw new WireError(`memory stream: Pages frame of ${p.length} bytes does not hold ${count} pages`);
-          const dataAt = 4 + count * (4 + sum);
-          for (let k = 0; k < count; k++) {
-            const index = p.readUInt32BE(4 + k * 4);
-            if (index >= pageCount) throw new WireError(`memory stream: page ${index} out of range`);
-            const data = p.subarray(dataAt + k * pageSize, dataAt + (k + 1) * pageSize);
-            if (sum > 0) {
-              const expected = p.subarray(4 + count * 4 + k * sum, 4 + count * 4 + (k + 1) * sum);
-              if (!createHash("sha1").update(data).digest().equals(expected)) {
-                throw new Mismatch(`checksum mismatch on page ${index} in pass ${pass}`);
-              }
-            }
-            memory.writePage(index, data);
-          }
-          stats.pages += count;
-          stats.pageBytes += count * pageSize;
-          if (blackout) stats.blackoutPages += count;
-          passDone += count;
-          observe({
-            type: "progress",
-            side: "destination",
-            pass,
-            blackout,
-            passDone,
-            passPages,
-            pageBytes: stats.pageBytes,
-            imageBytes: memory.sizeBytes,
-          });
-          break;
-        }
-        case MessageType.PassEnd:
-          break;
         case MessageType.DeviceState: {
           device = JSON.parse(p.toString("utf8")) as DeviceState;
           try {
@@ -125,6 +217,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
         }
         case MessageType.BlackoutEnd: {
           if (device === undefined) throw new Mismatch("blackout ended without device state");
+          // Every channel's pages of the blackout pass are in before we say so.
+          await Promise.race([completion(pass).done, channelFailed]);
           link.socket.write(encodeFrame(MessageType.OfflineAck));
           report.phase(Phase.OFFLINE_DONE);
           break;
@@ -162,7 +256,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     return fail(PhaseState.DESTINATION_FAILED, message, err);
   } finally {
     signal.removeEventListener("abort", onAbort);
-    link.socket.destroy();
+    for (const l of links) l.socket.destroy();
   }
 
   function fail(state: PhaseState, message: string, cause?: unknown): TransferResult {

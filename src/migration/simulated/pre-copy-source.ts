@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { crc32 } from "node:zlib";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
@@ -18,7 +18,6 @@ import {
   AbortReason,
   encodeFrame,
   FRAME_HEADER,
-  FramePool,
   MessageType,
   WireError,
   write,
@@ -34,12 +33,15 @@ export interface SourceFaults {
   readonly dropConnectionAfterBytes?: number;
 }
 
-const BATCH_BYTES = 256 * 1024;
-const CHECKSUM_BYTES = 20;
+/** Pages per Pages frame at most (1 MiB of 4 KiB pages): big writes, few frames. */
+const RUN_BYTES = 1024 * 1024;
+/** Zero-page ranges per ZeroPages frame at most. */
+const ZERO_RANGES_PER_FRAME = 8192;
 
 export interface SourceTransfer {
   readonly vm: SimulatedVm;
-  readonly link: Link;
+  /** The connections, one per channel; the first also carries the control messages. */
+  readonly links: readonly Link[];
   readonly params: PreCopyParams;
   readonly report: TransferReporter;
   readonly signal: AbortSignal;
@@ -57,7 +59,8 @@ class PeerAbort extends Error {
 }
 
 export async function runSource(t: SourceTransfer): Promise<TransferResult> {
-  const { vm, link, params, report, signal, observe } = t;
+  const { vm, links, params, report, signal, observe } = t;
+  const link = links[0]!;
   const memory = vm.memory;
   const started = performance.now();
   const stats = emptyStats("source", params.checksums);
@@ -71,7 +74,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     for (;;) {
       const frame = await link.reader.next();
       if (frame.type === MessageType.Abort) {
-        throw new PeerAbort(frame.payload[0] as AbortReason, frame.payload.subarray(1).toString("utf8"));
+        const p = frame.payload;
+        throw new PeerAbort(p[0] as AbortReason, p.subarray(1).toString("utf8"));
       }
       inbox.push(frame);
       wake?.();
@@ -80,6 +84,15 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     peerError ??= err;
     wake?.();
   });
+  // A data channel that closes before its last PassEnd is a broken transfer.
+  let channelsDone = false;
+  for (const l of links.slice(1)) {
+    l.socket.on("close", () => {
+      if (channelsDone) return;
+      peerError ??= new WireError("a memory-transfer channel closed");
+      wake?.();
+    });
+  }
   const check = () => {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("cancelled");
     if (peerError !== undefined) throw peerError;
@@ -100,13 +113,59 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       wake = undefined;
     }
   };
-  const send = async (frame: Buffer, flushed?: () => void) => {
+  // One pending drain per channel: a channel that pushes back is waited for
+  // only when it is its turn again, so the others keep flowing.
+  const backlog: (Promise<void> | undefined)[] = links.map(() => undefined);
+  const sendOn = async (channel: number, ...buffers: Buffer[]) => {
     check();
-    stats.wireBytes += frame.length;
-    await write(link.socket, frame, flushed);
+    await backlog[channel];
+    check();
+    for (const b of buffers) stats.wireBytes += b.length;
+    const pending = write(links[channel]!.socket, ...buffers);
+    // Awaited at the channel's next turn; a failure meanwhile is not unhandled.
+    pending?.catch(() => {});
+    backlog[channel] = pending;
   };
+  const send = (frame: Buffer) => sendOn(0, frame);
+  const flushed = async () => {
+    for (let c = 0; c < links.length; c++) await backlog[c];
+  };
+  const idle = () => links.every((l) => l.socket.writableLength === 0);
   let corrupted = false;
-  let pool: FramePool | undefined;
+  let nextChannel = 0;
+  const pageSize = memory.pageSize;
+  const runPages = Math.max(1, Math.floor(RUN_BYTES / pageSize));
+
+  // One run of consecutive pages, straight from guest memory (no copy).
+  const sendRun = async (first: number, count: number) => {
+    const data = memory.views(first, count)[0]!;
+    const sumBytes = params.checksums ? 4 * count : 0;
+    const head = Buffer.allocUnsafe(FRAME_HEADER + 8 + sumBytes);
+    writeFrameHeader(head, MessageType.Pages, 8 + sumBytes + data.length);
+    head.writeUInt32BE(first, FRAME_HEADER);
+    head.writeUInt32BE(count, FRAME_HEADER + 4);
+    for (let k = 0; k < sumBytes / 4; k++)
+      head.writeUInt32BE(crc32(data.subarray(k * pageSize, (k + 1) * pageSize)), FRAME_HEADER + 8 + 4 * k);
+    let body = data;
+    const bad = t.faults?.corruptPageOnWire;
+    if (!corrupted && bad !== undefined && bad >= first && bad < first + count) {
+      body = Buffer.from(data);
+      body[(bad - first + 1) * pageSize - 1]! ^= 0xff;
+      corrupted = true;
+    }
+    await sendOn(nextChannel, head, body);
+    nextChannel = (nextChannel + 1) % links.length;
+  };
+
+  const sendZeroRanges = async (ranges: number[]) => {
+    if (ranges.length === 0) return;
+    const frame = Buffer.allocUnsafe(FRAME_HEADER + ranges.length * 4);
+    writeFrameHeader(frame, MessageType.ZeroPages, ranges.length * 4);
+    for (let k = 0; k < ranges.length; k++) frame.writeUInt32BE(ranges[k]!, FRAME_HEADER + 4 * k);
+    ranges.length = 0;
+    await sendOn(nextChannel, frame);
+    nextChannel = (nextChannel + 1) % links.length;
+  };
 
   const sendPass = async (pass: number, blackout: boolean, pages: Uint32Array) => {
     const head = Buffer.alloc(9);
@@ -122,62 +181,64 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       throttlePercent: vm.workload.throttlePercent,
     });
     await send(encodeFrame(MessageType.PassBegin, head));
-    const pageSize = memory.pageSize;
-    const perBatch = Math.max(1, Math.floor(BATCH_BYTES / pageSize));
-    const sumBytes = params.checksums ? CHECKSUM_BYTES : 0;
-    pool ??= new FramePool(FRAME_HEADER + 4 + perBatch * (4 + CHECKSUM_BYTES + pageSize));
-    let batches = 0;
-    for (let i = 0; i < pages.length; i += perBatch) {
-      const count = Math.min(perBatch, pages.length - i);
-      const payloadLength = 4 + count * (4 + sumBytes + pageSize);
-      const frame = pool.get(FRAME_HEADER + payloadLength);
-      writeFrameHeader(frame, MessageType.Pages, payloadLength);
-      frame.writeUInt32BE(count, FRAME_HEADER);
-      const indexAt = FRAME_HEADER + 4;
-      const sumAt = indexAt + count * 4;
-      const dataAt = sumAt + count * sumBytes;
-      for (let k = 0; k < count; k++) {
-        const index = pages[i + k]!;
-        frame.writeUInt32BE(index, indexAt + k * 4);
-        const at = dataAt + k * pageSize;
-        memory.page(index).copy(frame, at);
-        if (sumBytes > 0)
-          createHash("sha1")
-            .update(frame.subarray(at, at + pageSize))
-            .digest()
-            .copy(frame, sumAt + k * sumBytes);
-        if (!corrupted && index === t.faults?.corruptPageOnWire) {
-          frame[at + pageSize - 1]! ^= 0xff;
-          corrupted = true;
-        }
+    const zeros: number[] = [];
+    let frames = 0;
+    for (let i = 0; i < pages.length; ) {
+      const first = pages[i]!;
+      let count = 1;
+      if (memory.isZero(first)) {
+        // Zero pages travel as (first, count) markers, as hypervisors send them.
+        while (i + count < pages.length && pages[i + count] === first + count && memory.isZero(first + count)) count++;
+        zeros.push(first, count);
+        stats.zeroPages += count;
+        if (zeros.length >= 2 * ZERO_RANGES_PER_FRAME) await sendZeroRanges(zeros);
+      } else {
+        // A run: consecutive non-zero pages inside one chunk of the image.
+        const chunkEnd = (Math.floor(first / memory.pagesPerChunk) + 1) * memory.pagesPerChunk;
+        while (
+          count < runPages &&
+          i + count < pages.length &&
+          pages[i + count] === first + count &&
+          first + count < chunkEnd &&
+          !memory.isZero(first + count)
+        )
+          count++;
+        await sendRun(first, count);
       }
+      i += count;
       stats.pages += count;
       stats.pageBytes += count * pageSize;
       if (blackout) stats.blackoutPages += count;
       const drop = t.faults?.dropConnectionAfterBytes;
       if (drop !== undefined && stats.pageBytes >= drop) {
-        link.socket.destroy();
+        for (const l of links) l.socket.destroy();
         throw new WireError(`memory-transfer connection dropped after ${stats.pageBytes} bytes (injected fault)`);
       }
-      const p = pool;
-      await send(frame, () => p.release(frame));
       observe({
         type: "progress",
         side: "source",
         pass,
         blackout,
-        passDone: i + count,
+        passDone: i,
         passPages: pages.length,
         pageBytes: stats.pageBytes,
         imageBytes: memory.sizeBytes,
       });
-      if (!blackout) vm.workload.advance();
-      // Let the event loop breathe (RPCs, timers) even when the socket never pushes back.
-      if (++batches % 16 === 0) await yieldToLoop();
+      // The guest writes only while no page bytes wait in a socket (they are its memory).
+      if (!blackout && idle()) vm.workload.advance();
+      // Let the event loop breathe (RPCs, timers) even when the sockets never push back.
+      if (++frames % 16 === 0) await yieldToLoop();
     }
-    const end = Buffer.alloc(4);
+    await sendZeroRanges(zeros);
+    const end = Buffer.alloc(5);
     end.writeUInt32BE(pass, 0);
-    await send(encodeFrame(MessageType.PassEnd, end));
+    end[4] = blackout ? 1 : 0;
+    for (let c = 0; c < links.length; c++) await sendOn(c, encodeFrame(MessageType.PassEnd, end));
+    if (blackout) channelsDone = true;
+    await flushed();
+    // The destination applied every channel's pages: the next pass cannot overtake this one.
+    const ack = await expect(MessageType.PassAck);
+    if (ack.payload.readUInt32BE(0) !== pass) throw new WireError(`memory stream: PassAck for another pass`);
   };
 
   try {
@@ -186,7 +247,6 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     setup.writeUInt32BE(memory.pageSize, 0);
     setup.writeUInt32BE(memory.pageCount, 4);
     setup[8] = params.checksums ? 1 : 0;
-    setup.writeUInt32BE(1 << 20, 9);
     await send(encodeFrame(MessageType.Setup, setup));
     await expect(MessageType.Ready);
     observe({ type: "connected", side: "source" });
@@ -195,6 +255,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
 
     // Brownout.
     memory.markAllDirty();
+    vm.workload.hold(true);
     let throttle = 100;
     let sentBytes = 0;
     let sendMs = 0;
@@ -290,7 +351,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await sendAbort(link, AbortReason.Error, err instanceof Error ? err.message : String(err));
     return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
   } finally {
-    link.socket.destroy();
+    vm.workload.hold(false);
+    for (const l of links) l.socket.destroy();
   }
 
   function fail(state: PhaseState, message: string, cause?: unknown): TransferResult {

@@ -13,8 +13,10 @@ export interface TransferStats {
   readonly brownoutPasses: number;
   /** Pages sent (source) or received (destination), all passes. */
   readonly pages: number;
-  /** Page bytes moved, all passes. */
+  /** Page bytes moved, all passes (zero pages included: they travel as markers). */
   readonly pageBytes: number;
+  /** Pages sent (or received) as zero-page markers, all passes. */
+  readonly zeroPages: number;
   /** Bytes on the wire, framing included. */
   readonly wireBytes: number;
   /** Pages moved while the guest was paused. */
@@ -76,6 +78,7 @@ export function emptyStats(side: Side, checksums: boolean): { -readonly [K in ke
     brownoutPasses: 0,
     pages: 0,
     pageBytes: 0,
+    zeroPages: 0,
     wireBytes: 0,
     blackoutPages: 0,
     blackoutMs: 0,

@@ -17,23 +17,23 @@
  */
 import type { Socket } from "node:net";
 
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const FRAME_HEADER = 6;
 
 export enum MessageType {
-  /** connector → listener: token[16], session number u32, sender origin u8 (1 source, 2 destination). */
+  /** connector → listener: token[16], session number u32, sender u8 (1 source, 2 destination), channel u8, channels u8 (0 when the sender does not know). */
   Hello = 1,
-  /** listener → connector: sender origin u8. */
+  /** listener → connector: sender u8, channels u8 (0 when the sender does not know). */
   HelloAck = 2,
-  /** source → destination: page size u32, page count u32, flags u8 (bit 0 checksums), device-state max u32. */
+  /** source → destination: page size u32, page count u32, flags u8 (bit 0 checksums, bit 1 compression), reserved u32. */
   Setup = 3,
   /** destination → source: empty. */
   Ready = 4,
   /** source → destination: pass u32, pages u32, blackout u8. */
   PassBegin = 5,
-  /** source → destination: count u32, count × page index u32, [count × 20-byte SHA-1], count × page bytes. */
+  /** source → destination, any channel: a run of pages: first u32, count u32, [count × CRC-32 u32], count × page bytes. */
   Pages = 6,
-  /** source → destination: pass u32. */
+  /** source → destination, on every channel: pass u32; nothing of the pass follows on that channel. */
   PassEnd = 7,
   /** source → destination: device state, UTF-8 JSON. */
   DeviceState = 8,
@@ -41,12 +41,18 @@ export enum MessageType {
   BlackoutEnd = 9,
   /** destination → source: empty; everything is applied (the source measures the blackout here). */
   OfflineAck = 10,
-  /** source → destination: image SHA-256[32], blackout ms f64, blackout stop time ms since epoch f64. */
+  /** source → destination: image digest[32], blackout ms f64, blackout stop time ms since epoch f64. */
   Verify = 11,
-  /** destination → source: ok u8, image SHA-256[32], message UTF-8. */
+  /** destination → source: ok u8, image digest[32], message UTF-8. */
   Result = 12,
   /** either way: reason u8 ({@link AbortReason}), message UTF-8; the sender closes after it. */
   Abort = 13,
+  /** source → destination, any channel: zero pages as markers: n × (first u32, count u32). */
+  ZeroPages = 14,
+  /** source → destination, any channel: first u32, count u32, [count × CRC-32 u32], raw deflate of count × page bytes. */
+  CompressedPages = 15,
+  /** destination → source: pass u32; every channel's pages of the pass are applied. */
+  PassAck = 16,
 }
 
 export enum AbortReason {
@@ -55,9 +61,40 @@ export enum AbortReason {
   ChecksumMismatch = 3,
 }
 
-export interface Frame {
-  readonly type: MessageType;
-  readonly payload: Buffer;
+/** A frame as it came off the socket: its payload is the socket's own chunks, not a copy. */
+export class Frame {
+  constructor(
+    readonly type: MessageType,
+    readonly parts: readonly Buffer[],
+    readonly length: number,
+  ) {}
+
+  /** The payload as one buffer (copied only when it spans chunks). */
+  get payload(): Buffer {
+    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length);
+  }
+
+  /** The first `n` payload bytes as one buffer. */
+  head(n: number): Buffer {
+    const first = this.parts[0];
+    if (first !== undefined && first.length >= n) return first.subarray(0, n);
+    return this.payload.subarray(0, n);
+  }
+
+  /** Copies payload bytes from `start` into `target` (filling it). */
+  copyTo(target: Buffer, start: number): void {
+    let skip = start;
+    let at = 0;
+    for (const part of this.parts) {
+      if (at === target.length) return;
+      if (skip >= part.length) {
+        skip -= part.length;
+        continue;
+      }
+      at += part.copy(target, at, skip);
+      skip = 0;
+    }
+  }
 }
 
 export class WireError extends Error {
@@ -82,12 +119,19 @@ export function writeFrameHeader(out: Buffer, type: MessageType, payloadLength: 
 }
 
 /**
- * Writes a buffer; resolves at once or after 'drain'; rejects when the
- * socket closes first. `flushed` runs once the socket no longer needs `data`.
+ * Writes the buffers as one frame (corked: one writev, no copy); resolves at
+ * once or after 'drain'; rejects when the socket closes first.
  */
-export function write(socket: Socket, data: Buffer, flushed?: () => void): Promise<void> | undefined {
+export function write(socket: Socket, ...data: Buffer[]): Promise<void> | undefined {
   if (socket.destroyed) return Promise.reject(new WireError("memory-transfer connection closed"));
-  if (socket.write(data, flushed === undefined ? undefined : () => flushed())) return undefined;
+  let ok = true;
+  if (data.length === 1) ok = socket.write(data[0]!);
+  else {
+    socket.cork();
+    for (const d of data) ok = socket.write(d);
+    socket.uncork();
+  }
+  if (ok) return undefined;
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
       socket.off("drain", onDrain);
@@ -151,9 +195,9 @@ export class FrameReader {
           throw new WireError(`memory stream: frame of ${length} bytes is over the ${this.#maxPayload}-byte limit`);
         if (this.#length >= FRAME_HEADER + length) {
           this.#take(FRAME_HEADER);
-          const payload = this.#take(length);
+          const parts = this.#take(length);
           if (this.#length < HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
-          return { type, payload };
+          return new Frame(type, parts, length);
         }
       }
       if (this.#error !== undefined) throw this.#error;
@@ -168,53 +212,21 @@ export class FrameReader {
     return Buffer.concat(this.#chunks, Math.min(this.#length, Math.max(n, 64))).subarray(0, n);
   }
 
-  #take(n: number): Buffer {
+  // The next n bytes as slices of the received chunks (no copy).
+  #take(n: number): Buffer[] {
     this.#length -= n;
-    const first = this.#chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first!.length > n) {
-      this.#chunks[0] = first!.subarray(n);
-      return first!.subarray(0, n);
-    }
-    if (first!.length === n) {
-      this.#chunks.shift();
-      return first!;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
+    const out: Buffer[] = [];
+    for (let left = n; left > 0; ) {
       const c = this.#chunks[0]!;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(k);
+      if (c.length > left) {
+        out.push(c.subarray(0, left));
+        this.#chunks[0] = c.subarray(left);
+        break;
+      }
+      out.push(c);
+      this.#chunks.shift();
+      left -= c.length;
     }
     return out;
-  }
-}
-
-/**
- * Reusable frame buffers: large allocations are fresh mmaps (page faults on
- * every frame), so Pages frames come from here and go back once flushed.
- */
-export class FramePool {
-  readonly #free: Buffer[] = [];
-  readonly #size: number;
-
-  constructor(size: number) {
-    this.#size = size;
-  }
-
-  /** A buffer of at least `size` bytes (the pool's size), or an exact one when bigger. */
-  get(size: number): Buffer {
-    if (size > this.#size) return Buffer.allocUnsafe(size);
-    return (this.#free.pop() ?? Buffer.allocUnsafe(this.#size)).subarray(0, size);
-  }
-
-  release(buffer: Buffer): void {
-    if (buffer.buffer.byteLength === this.#size && this.#free.length < 64) {
-      this.#free.push(Buffer.from(buffer.buffer, buffer.byteOffset, this.#size));
-    }
   }
 }
