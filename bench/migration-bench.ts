@@ -1,41 +1,75 @@
-// Memory-transfer benchmark of the simulated live migration (issue 6): a
-// 1 GiB pre-copy migration between two in-process reference shims, next to
-// the raw throughput of the same socket type measured in the same run, and
-// the blackout time. Not a timed test.
+// Memory-transfer benchmark of the simulated live migration: pre-copy
+// migrations between two in-process reference shims, each next to the raw
+// node:net throughput of the same socket (and the same link emulation)
+// measured just before it, in the same run. Not a timed test.
 //
-//   node dist/bench/migration-bench.js [--memory 1GiB] [--transport unix|tcp] [--dirty-rate N] [--checksum] [--json]
+//   node dist/bench/migration-bench.js [--memory 1GiB,4GiB] [--guest dense,zero-heavy]
+//     [--channels 1,2,4] [--compression-workers N] [--link-mbps N]
+//     [--transport unix|tcp] [--dirty-rate N] [--checksum] [--json]
+//
+// --guest: "dense" (every page holds data) and/or "zero-heavy" (75 % of the
+// pages never written: zero pages travel as markers).
+// --channels: transfer connections, striped (like QEMU's multifd).
+// --compression-workers N: every row is run without and with
+// compression_settings { throttle_worker_count: N }.
+// --link-mbps N: the memory connections go through a relay in this process
+// that forwards at most N MB/s (10^6 bytes) in total, source to destination
+// (a token bucket: it pauses reading when ahead of the rate, so the sender
+// feels the back-pressure of a slower link, as over TCP between hosts).
+// The raw figure of such a row goes through the same relay.
 //
 // From the bench harness: `import { runMigrationBench } from "./migration-bench.js"`.
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, Socket } from "node:net";
+import { createServer, type Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { MemoryTransport, createMigrationServer, createSimulatedBackend, migrate } from "../src/migration/index.js";
+import { MemoryTransport, createMigrationServer, migrate, sessionNumber } from "../src/migration/index.js";
+import { createSimulatedBackend } from "../src/migration/simulated/simulated-backend.js";
+import { encodeEndpointDescriptor } from "../src/migration/simulated/endpoint-descriptor.js";
+
+export type BenchGuest = "dense" | "zero-heavy";
+const ZERO_HEAVY_FRACTION = 0.75;
 
 export interface MigrationBenchOptions {
   /** Guest memory. Default 1 GiB. */
   readonly memoryBytes?: number;
+  /** Default "dense". */
+  readonly guest?: BenchGuest;
   /** Memory-transfer socket. Default "unix". */
   readonly transport?: "unix" | "tcp";
   /** Guest page writes per second. Default 2000. */
   readonly dirtyPagesPerSecond?: number;
   /** Per-page checksums. Default false. */
   readonly checksum?: boolean;
+  /** Transfer channels. Default 1. */
+  readonly channels?: number;
+  /** compression_settings.throttle_worker_count; undefined: no compression. */
+  readonly compressionWorkers?: number;
+  /** Emulated link speed in MB/s; undefined: the socket as it is. */
+  readonly linkMBps?: number;
 }
 
 export interface MigrationBenchResult {
   readonly memoryBytes: number;
+  readonly guest: BenchGuest;
   readonly transport: "unix" | "tcp";
   readonly checksum: boolean;
-  /** node:net, same socket type, 256 KiB writes, same process: MB/s (10^6 bytes). */
+  readonly channels: number;
+  readonly compressionWorkers: number | undefined;
+  readonly linkMBps: number | undefined;
+  /** node:net, same socket (and relay), 256 KiB writes of one buffer, same process, just before: MB/s (10^6 bytes). */
   readonly rawMBps: number;
-  /** The first brownout pass (the whole image): MB/s. */
+  /** The first brownout pass (the whole image, zero pages included): image MB/s. */
   readonly firstPassMBps: number;
-  /** All page bytes over the whole transfer (connection to verified end): MB/s. */
+  /** All page bytes over the whole transfer (connection to verified end, both digests included): MB/s. */
   readonly transferMBps: number;
+  /** Bytes on the memory connections, framing included. */
+  readonly wireBytes: number;
   readonly pageBytes: number;
+  readonly zeroPages: number;
   readonly brownoutPasses: number;
   readonly blackoutMs: number;
   readonly blackoutPages: number;
@@ -43,12 +77,83 @@ export interface MigrationBenchResult {
   readonly verified: boolean;
 }
 
-async function rawThroughput(transport: "unix" | "tcp", dir: string, bytes: number): Promise<number> {
-  const server = createServer();
-  const target = transport === "unix" ? { path: join(dir, "raw.sock") } : { host: "127.0.0.1", port: 0 };
-  await new Promise<void>((resolve) => server.listen(target, resolve));
+/** A relay that forwards every connection to `target`, source to destination at most `mbps` in total. */
+async function startRelay(
+  listenAt: { path: string } | { host: string; port: number },
+  target: { path: string } | { host: string; port: number },
+  mbps: number,
+): Promise<{ server: Server; address: { path: string } | { host: string; port: number }; close(): void }> {
+  const bytesPerMs = (mbps * 1e6) / 1000;
+  let start = -1;
+  let passed = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = new Socket();
+    sockets.add(inbound).add(outbound);
+    inbound.pause();
+    outbound.connect(target as never, () => inbound.resume());
+    outbound.pipe(inbound);
+    inbound.on("data", (chunk: Buffer) => {
+      if (start < 0) start = performance.now();
+      passed += chunk.length;
+      if (!outbound.write(chunk)) {
+        inbound.pause();
+        outbound.once("drain", () => ahead(inbound));
+        return;
+      }
+      ahead(inbound);
+    });
+    const end = () => {
+      inbound.destroy();
+      outbound.destroy();
+    };
+    for (const s of [inbound, outbound]) s.on("error", end).on("close", end);
+  });
+  // Over the rate: stop reading until the bucket has caught up.
+  const ahead = (inbound: Socket) => {
+    const owedMs = passed / bytesPerMs - (performance.now() - start);
+    if (owedMs <= 1) {
+      inbound.resume();
+      return;
+    }
+    inbound.pause();
+    setTimeout(() => ahead(inbound), owedMs).unref();
+  };
+  await new Promise<void>((resolve) => server.listen(listenAt, resolve));
   const address =
+    "path" in listenAt ? listenAt : { host: "127.0.0.1", port: (server.address() as { port: number }).port };
+  return {
+    server,
+    address,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+type NetTarget = { path: string } | { host: string; port: number };
+
+async function rawThroughput(
+  transport: "unix" | "tcp",
+  dir: string,
+  bytes: number,
+  linkMBps: number | undefined,
+): Promise<number> {
+  const server = createServer();
+  const target: NetTarget = transport === "unix" ? { path: join(dir, "raw.sock") } : { host: "127.0.0.1", port: 0 };
+  await new Promise<void>((resolve) => server.listen(target, resolve));
+  let address: NetTarget =
     transport === "unix" ? target : { host: "127.0.0.1", port: (server.address() as { port: number }).port };
+  const relay =
+    linkMBps === undefined
+      ? undefined
+      : await startRelay(
+          transport === "unix" ? { path: join(dir, "raw-relay.sock") } : { host: "127.0.0.1", port: 0 },
+          address,
+          linkMBps,
+        );
+  if (relay !== undefined) address = relay.address;
   const received = new Promise<number>((resolve) => {
     server.once("connection", (s) => {
       let n = 0;
@@ -67,19 +172,31 @@ async function rawThroughput(transport: "unix" | "tcp", dir: string, bytes: numb
   }
   const ms = await received;
   socket.destroy();
+  relay?.close();
   server.close();
   return bytes / 1e6 / (ms / 1000);
 }
 
 export async function runMigrationBench(options: MigrationBenchOptions = {}): Promise<MigrationBenchResult> {
   const memoryBytes = options.memoryBytes ?? 1024 ** 3;
+  const guest = options.guest ?? "dense";
   const transport = options.transport ?? "unix";
   const checksum = options.checksum ?? false;
+  const channels = options.channels ?? 1;
+  const { compressionWorkers, linkMBps } = options;
   const dir = mkdtempSync(join(tmpdir(), "ttrpc-es-migbench-"));
   try {
-    const rawMBps = await rawThroughput(transport, dir, memoryBytes);
+    // A slow link moves less in the same time: the raw figure of such a row uses a smaller sample.
+    const rawBytes = linkMBps === undefined ? Math.min(memoryBytes, 1024 ** 3) : Math.min(memoryBytes, 256 * 1024 ** 2);
+    const rawMBps = await rawThroughput(transport, dir, rawBytes, linkMBps);
     const source = createSimulatedBackend({
-      sandbox: { sandboxId: "bench", memoryBytes, dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? 2000 },
+      sandbox: {
+        sandboxId: "bench",
+        memoryBytes,
+        dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? 2000,
+        ...(guest === "zero-heavy" ? { zeroFraction: ZERO_HEAVY_FRACTION } : {}),
+      },
+      channels,
     });
     const destination = createSimulatedBackend();
     let firstPassMs = 0;
@@ -88,32 +205,55 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
     });
     const shims = [createMigrationServer({ backend: source }), createMigrationServer({ backend: destination })];
     const [a, b] = await Promise.all(shims.map((s, i) => s.server.listen(`unix:${join(dir, `shim${i}.sock`)}`)));
-    let transferAddress = join(dir, "memory.sock");
-    if (transport === "tcp") {
-      const probe = createServer();
-      await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-      transferAddress = `127.0.0.1:${(probe.address() as { port: number }).port}`;
-      await new Promise((r) => probe.close(r));
+    // The destination listens here; the source dials `dialAt` (the relay's address when the link is emulated).
+    let listenAt = join(dir, "memory.sock");
+    if (transport === "tcp") listenAt = `127.0.0.1:${await freePort()}`;
+    let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+    let dialAt = listenAt;
+    if (linkMBps !== undefined) {
+      relay = await startRelay(
+        transport === "unix" ? { path: join(dir, "relay.sock") } : { host: "127.0.0.1", port: 0 },
+        netTarget(listenAt, transport),
+        linkMBps,
+      );
+      dialAt = "path" in relay.address ? relay.address.path : `127.0.0.1:${relay.address.port}`;
     }
+    const sessionId = randomUUID();
+    const token = new Uint8Array(16).map(() => Math.floor(Math.random() * 255) + 1);
+    const descriptor = (role: "listen" | "connect", address: string) =>
+      encodeEndpointDescriptor({ transport, address, role, token, sessionNumber: sessionNumber(sessionId) });
     const result = await migrate({
       source: a!,
       destination: b!,
-      transport,
-      transferAddress,
-      initOptions: { memoryTransport: MemoryTransport.TCP, checksumVerification: checksum },
+      sessionId,
+      protocolInfo: { source: descriptor("connect", dialAt), destination: descriptor("listen", listenAt) },
+      initOptions: {
+        memoryTransport: MemoryTransport.TCP,
+        checksumVerification: checksum,
+        ...(compressionWorkers === undefined
+          ? {}
+          : { compressionSettings: { throttleWorkerCount: compressionWorkers } }),
+      },
     });
+    relay?.close();
     for (const s of shims) await s.server.close();
     destination.vm?.stop();
     const stats = source.lastStats;
     if (!result.ok || stats === undefined) throw new Error(`the benchmark migration failed: ${result.error}`);
     return {
       memoryBytes,
+      guest,
       transport,
       checksum,
+      channels,
+      compressionWorkers,
+      linkMBps,
       rawMBps,
       firstPassMBps: memoryBytes / 1e6 / (firstPassMs / 1000),
       transferMBps: stats.pageBytes / 1e6 / (stats.durationMs / 1000),
+      wireBytes: stats.wireBytes,
       pageBytes: stats.pageBytes,
+      zeroPages: stats.zeroPages,
       brownoutPasses: stats.brownoutPasses,
       blackoutMs: stats.blackoutMs,
       blackoutPages: stats.blackoutPages,
@@ -125,37 +265,102 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
   }
 }
 
-/** The result as text lines. */
-export function formatMigrationBench(r: MigrationBenchResult): string {
-  const gib = (r.memoryBytes / 1024 ** 3).toFixed(2);
+function netTarget(address: string, transport: "unix" | "tcp"): NetTarget {
+  if (transport === "unix") return { path: address };
+  const i = address.lastIndexOf(":");
+  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+const HEADER =
+  "| guest | memory | link | channels | compression | raw MB/s | first pass MB/s (% raw) | whole transfer MB/s (% raw) | wire MiB | zero pages | passes | blackout ms (pages) | digests |";
+
+/** One result as a markdown table row (see {@link HEADER}). */
+export function formatMigrationRow(r: MigrationBenchResult): string {
+  const pct = (x: number) => `${((x / r.rawMBps) * 100).toFixed(0)} %`;
   return [
-    `migration bench: ${gib} GiB guest over ${r.transport} sockets, checksums ${r.checksum ? "on" : "off"}`,
-    `  raw ${r.transport} socket (node:net, same run)   ${r.rawMBps.toFixed(0)} MB/s`,
-    `  migration, first pass (whole image)    ${r.firstPassMBps.toFixed(0)} MB/s  (${((r.firstPassMBps / r.rawMBps) * 100).toFixed(0)} % of raw)`,
-    `  migration, whole transfer              ${r.transferMBps.toFixed(0)} MB/s  (${(r.pageBytes / 1024 ** 3).toFixed(2)} GiB of pages, ${r.brownoutPasses} brownout passes)`,
-    `  blackout                               ${r.blackoutMs.toFixed(1)} ms (${r.blackoutPages} pages)`,
-    `  migration wall time                    ${(r.migrationMs / 1000).toFixed(2)} s, image digests ${r.verified ? "equal" : "DIFFER"}`,
-  ].join("\n");
+    "",
+    r.guest,
+    `${(r.memoryBytes / 1024 ** 3).toFixed(2)} GiB`,
+    `${r.transport}${r.linkMBps === undefined ? "" : ` @ ${r.linkMBps} MB/s`}`,
+    r.channels,
+    r.compressionWorkers === undefined ? "off" : `${r.compressionWorkers} workers`,
+    r.rawMBps.toFixed(0),
+    `${r.firstPassMBps.toFixed(0)} (${pct(r.firstPassMBps)})`,
+    `${r.transferMBps.toFixed(0)} (${pct(r.transferMBps)})`,
+    (r.wireBytes / 1024 ** 2).toFixed(0),
+    r.zeroPages,
+    r.brownoutPasses,
+    `${r.blackoutMs.toFixed(1)} (${r.blackoutPages})`,
+    r.verified ? "equal" : "DIFFER",
+    "",
+  ]
+    .join(" | ")
+    .trim();
+}
+
+/** Results as a markdown table. */
+export function formatMigrationBench(results: readonly MigrationBenchResult[]): string {
+  const sep = HEADER.replace(/[^|]+/g, "---");
+  return [HEADER, sep, ...results.map(formatMigrationRow)].join("\n");
+}
+
+function parseSize(s: string): number {
+  const units: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+  const m = /^([0-9.]+)\s*([kmg]?)i?b?$/i.exec(s.trim());
+  if (m === null) throw new Error(`not a size: ${s}`);
+  return Math.round(Number(m[1]) * (units[m[2]!.toLowerCase()] ?? 1));
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({
     options: {
       memory: { type: "string" },
+      guest: { type: "string" },
+      channels: { type: "string" },
+      "compression-workers": { type: "string" },
+      "link-mbps": { type: "string" },
       transport: { type: "string" },
       "dirty-rate": { type: "string" },
       checksum: { type: "boolean" },
       json: { type: "boolean" },
     },
   });
-  const units: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-  const m = /^([0-9.]+)\s*([kmg]?)i?b?$/i.exec(values.memory ?? "1g");
-  const memoryBytes = m === null ? 1024 ** 3 : Math.round(Number(m[1]) * (units[m[2]!.toLowerCase()] ?? 1));
-  const r = await runMigrationBench({
-    memoryBytes,
-    transport: values.transport === "tcp" ? "tcp" : "unix",
-    checksum: values.checksum === true,
-    ...(values["dirty-rate"] === undefined ? {} : { dirtyPagesPerSecond: Number(values["dirty-rate"]) }),
+  const list = (s: string | undefined, d: string) => (s ?? d).split(",").map((x) => x.trim());
+  const sizes = list(values.memory, "1GiB").map(parseSize);
+  const guests = list(values.guest, "dense,zero-heavy").map((g) => {
+    if (g !== "dense" && g !== "zero-heavy") throw new Error(`--guest: dense or zero-heavy, not ${g}`);
+    return g;
   });
-  process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatMigrationBench(r)}\n`);
+  const channelCounts = list(values.channels, "1").map(Number);
+  const workers = values["compression-workers"] === undefined ? undefined : Number(values["compression-workers"]);
+  const compressions = workers === undefined ? [undefined] : [undefined, workers];
+  const linkMBps = values["link-mbps"] === undefined ? undefined : Number(values["link-mbps"]);
+  const results: MigrationBenchResult[] = [];
+  if (!values.json) process.stdout.write(`${HEADER}\n${HEADER.replace(/[^|]+/g, "---")}\n`);
+  for (const memoryBytes of sizes)
+    for (const guest of guests)
+      for (const channels of channelCounts)
+        for (const compressionWorkers of compressions) {
+          const r = await runMigrationBench({
+            memoryBytes,
+            guest,
+            channels,
+            transport: values.transport === "tcp" ? "tcp" : "unix",
+            checksum: values.checksum === true,
+            ...(compressionWorkers === undefined ? {} : { compressionWorkers }),
+            ...(linkMBps === undefined ? {} : { linkMBps }),
+            ...(values["dirty-rate"] === undefined ? {} : { dirtyPagesPerSecond: Number(values["dirty-rate"]) }),
+          });
+          results.push(r);
+          if (!values.json) process.stdout.write(`${formatMigrationRow(r)}\n`);
+        }
+  if (values.json) process.stdout.write(`${JSON.stringify(results)}\n`);
 }

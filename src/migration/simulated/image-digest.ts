@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import type { MemoryImage } from "./memory-image.js";
+import type { PageWorkers } from "./page-workers.js";
 
 export const DIGEST_BLOCK_BYTES = 16 * 1024 * 1024;
 
@@ -69,4 +70,14 @@ export function imageDigest(memory: MemoryImage): string {
             .digest(),
     ),
   );
+}
+
+/** The image digest, its blocks hashed by the workers in parallel. */
+export async function imageDigestOn(memory: MemoryImage, workers: PageWorkers): Promise<string> {
+  const hashes = await Promise.all(
+    digestBlocks(memory).map((b) =>
+      b.zero ? zeroBlockHash(b.end - b.start) : workers.run({ op: "hash", chunk: b.chunk, start: b.start, end: b.end }),
+    ),
+  );
+  return combineBlockHashes(hashes);
 }

@@ -14,10 +14,12 @@
 import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
-import { sendAbort } from "./pre-copy-source.js";
+import { availableParallelism } from "node:os";
+import { digestOf, sendAbort, startWorkers } from "./pre-copy-source.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
+import { PageMismatch, type PageWorkers } from "./page-workers.js";
 import { AbortReason, encodeFrame, type Frame, MessageType, WireError } from "./wire-protocol.js";
 
 export interface DestinationTransfer {
@@ -27,6 +29,8 @@ export interface DestinationTransfer {
   readonly report: TransferReporter;
   readonly signal: AbortSignal;
   readonly observe: TransferObserver;
+  /** Decompression workers, when the source compresses. Default one per core. */
+  readonly compressionWorkers?: number;
 }
 
 class Mismatch extends Error {}
@@ -59,6 +63,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     return frame;
   };
 
+  const digestWorkers = startWorkers(memory, availableParallelism());
+  let digest: Promise<string> | undefined;
   let pass = 0;
   let blackout = false;
   let passPages = 0;
@@ -83,28 +89,94 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     if (count < 1 || first + count > memory.pageCount)
       throw new WireError(`memory stream: pages ${first} … ${first + count - 1} out of range`);
   };
-  const applyPages = (frame: Frame) => {
-    const head = frame.head(8);
-    const first = head.readUInt32BE(0);
-    const count = head.readUInt32BE(4);
-    checkRange(first, count);
-    const sumBytes = stats.checksums ? 4 * count : 0;
-    if (frame.length !== 8 + sumBytes + count * pageSize)
-      throw new WireError(`memory stream: Pages frame of ${frame.length} bytes does not hold ${count} pages`);
-    let at = 8 + sumBytes;
-    for (const view of memory.views(first, count)) {
-      frame.copyTo(view, at);
-      at += view.length;
+  // The run list at the start of a Pages or CompressedPages frame.
+  const parseRuns = (frame: Frame) => {
+    const n = frame.length >= 4 ? frame.head(4).readUInt32BE(0) : 0;
+    const listBytes = 4 + 8 * n;
+    if (n < 1 || frame.length < listBytes)
+      throw new WireError(`memory stream: ${MessageType[frame.type]} frame of ${frame.length} bytes with ${n} runs`);
+    const list = frame.head(listBytes);
+    const runs: number[] = [];
+    let pages = 0;
+    for (let at = 4; at < listBytes; at += 8) {
+      const first = list.readUInt32BE(at);
+      const count = list.readUInt32BE(at + 4);
+      checkRange(first, count);
+      runs.push(first, count);
+      pages += count;
     }
-    memory.markWritten(first, count);
+    const sumBytes = stats.checksums ? 4 * pages : 0;
+    if (frame.length < listBytes + sumBytes)
+      throw new WireError(`memory stream: ${MessageType[frame.type]} frame too short for its checksums`);
+    return { runs, pages, listBytes, sumBytes };
+  };
+  const applyPages = (frame: Frame) => {
+    const { runs, pages, listBytes, sumBytes } = parseRuns(frame);
+    if (frame.length !== listBytes + sumBytes + pages * pageSize)
+      throw new WireError(`memory stream: Pages frame of ${frame.length} bytes does not hold ${pages} pages`);
+    let at = listBytes + sumBytes;
+    for (let r = 0; r < runs.length; r += 2) {
+      for (const view of memory.views(runs[r]!, runs[r + 1]!)) {
+        frame.copyTo(view, at);
+        at += view.length;
+      }
+      memory.markWritten(runs[r]!, runs[r + 1]!);
+    }
     if (sumBytes > 0) {
-      const sums = frame.head(8 + sumBytes);
-      for (let k = 0; k < count; k++) {
-        if (crc32(memory.page(first + k)) !== sums.readUInt32BE(8 + 4 * k))
-          throw new Mismatch(`checksum mismatch on page ${first + k} in pass ${pass}`);
+      const sums = frame.head(listBytes + sumBytes);
+      let k = listBytes;
+      for (let r = 0; r < runs.length; r += 2) {
+        for (let i = runs[r]!, end = i + runs[r + 1]!; i < end; i++, k += 4) {
+          if (crc32(memory.page(i)) !== sums.readUInt32BE(k))
+            throw new Mismatch(`checksum mismatch on page ${i} in pass ${pass}`);
+        }
       }
     }
-    progress(count);
+    progress(pages);
+  };
+  // Compressed runs are inflated (and checked) by the workers straight into
+  // the image; a pass is acknowledged only once its runs are all in.
+  let inflaters: Promise<PageWorkers | undefined> | undefined;
+  const inflight = new Set<Promise<void>>();
+  const applyCompressed = (frame: Frame) => {
+    const { runs, pages, listBytes, sumBytes } = parseRuns(frame);
+    if (frame.length === listBytes + sumBytes)
+      throw new WireError(`memory stream: CompressedPages frame of ${frame.length} bytes holds no data`);
+    const sums = new Uint8Array(sumBytes);
+    frame.copyTo(Buffer.from(sums.buffer), listBytes);
+    const data = new Uint8Array(frame.length - listBytes - sumBytes);
+    frame.copyTo(Buffer.from(data.buffer), listBytes + sumBytes);
+    const at = pass;
+    const targets: [number, number, number][] = [];
+    for (let r = 0; r < runs.length; r += 2) targets.push(...memory.byteRanges(runs[r]!, runs[r + 1]!));
+    // The page a mismatch names: the k-th page of the frame's runs.
+    const pageAt = (k: number) => {
+      for (let r = 0; r < runs.length; r += 2) {
+        if (k < runs[r + 1]!) return runs[r]! + k;
+        k -= runs[r + 1]!;
+      }
+      return -1;
+    };
+    inflaters ??= startWorkers(memory, t.compressionWorkers ?? availableParallelism());
+    const job = inflaters
+      .then((pool) => {
+        if (pool === undefined) throw new Mismatch("no worker threads to decompress pages");
+        return pool.run({ op: "inflate", targets, pageSize, data, sums }, [data.buffer, sums.buffer]);
+      })
+      .then(
+        () => {
+          for (let r = 0; r < runs.length; r += 2) memory.markWritten(runs[r]!, runs[r + 1]!);
+          progress(pages);
+        },
+        (err: Error) => {
+          throw err instanceof PageMismatch
+            ? new Mismatch(`checksum mismatch on page ${pageAt(err.pageOffset)} in pass ${at}`)
+            : new WireError(`memory stream: ${err.message}`);
+        },
+      )
+      .catch(failChannel)
+      .finally(() => inflight.delete(job));
+    inflight.add(job);
   };
   const applyZeroPages = (frame: Frame) => {
     if (frame.length % 8 !== 0) throw new WireError(`memory stream: ZeroPages frame of ${frame.length} bytes`);
@@ -141,6 +213,9 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
       case MessageType.ZeroPages:
         applyZeroPages(frame);
         return false;
+      case MessageType.CompressedPages:
+        applyCompressed(frame);
+        return false;
       case MessageType.PassEnd: {
         const p = frame.head(5);
         const n = p.readUInt32BE(0);
@@ -150,8 +225,11 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           ended.delete(n);
           const end = Buffer.alloc(4);
           end.writeUInt32BE(n, 0);
-          link.socket.write(encodeFrame(MessageType.PassAck, end));
-          completion(n).resolve();
+          void Promise.all(inflight).then(() => {
+            if (link.socket.destroyed) return;
+            link.socket.write(encodeFrame(MessageType.PassAck, end));
+            completion(n).resolve();
+          });
         }
         return p[4] === 1;
       }
@@ -188,6 +266,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
       if (
         frame.type === MessageType.Pages ||
         frame.type === MessageType.ZeroPages ||
+        frame.type === MessageType.CompressedPages ||
         frame.type === MessageType.PassEnd
       ) {
         onData(frame);
@@ -221,13 +300,16 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           await Promise.race([completion(pass).done, channelFailed]);
           link.socket.write(encodeFrame(MessageType.OfflineAck));
           report.phase(Phase.OFFLINE_DONE);
+          // The image is final: digest it while the source digests its own.
+          digest = digestOf(memory, digestWorkers);
+          digest.catch(() => {});
           break;
         }
         case MessageType.Verify: {
           stats.blackoutMs = p.readDoubleBE(32);
           report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs: p.readDoubleBE(40) });
           const theirs = p.subarray(0, 32).toString("hex");
-          stats.digest = memory.digest();
+          stats.digest = await (digest ?? digestOf(memory, digestWorkers));
           const ok = theirs === stats.digest;
           const message = ok ? "" : `image digest mismatch: destination ${stats.digest}, source ${theirs}`;
           const result = Buffer.concat([
@@ -255,6 +337,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     else await sendAbort(link, AbortReason.Error, message);
     return fail(PhaseState.DESTINATION_FAILED, message, err);
   } finally {
+    void digestWorkers.then((w) => w?.close());
+    void inflaters?.then((w) => w?.close());
     signal.removeEventListener("abort", onAbort);
     for (const l of links) l.socket.destroy();
   }

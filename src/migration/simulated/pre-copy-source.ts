@@ -7,10 +7,14 @@
  * @module
  */
 import { crc32 } from "node:zlib";
+import { availableParallelism } from "node:os";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
+import { imageDigestOn } from "./image-digest.js";
+import { PageWorkers } from "./page-workers.js";
 import type { PreCopyParams } from "./pre-copy-params.js";
+import type { MemoryImage } from "./memory-image.js";
 import type { SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
@@ -33,8 +37,10 @@ export interface SourceFaults {
   readonly dropConnectionAfterBytes?: number;
 }
 
-/** Pages per Pages frame at most (1 MiB of 4 KiB pages): big writes, few frames. */
-const RUN_BYTES = 1024 * 1024;
+/** Page bytes per Pages frame at most: big writes, few frames. */
+const FRAME_BYTES = 1024 * 1024;
+/** Runs per Pages frame at most (scattered dirty pages make many short runs). */
+const MAX_RUNS_PER_FRAME = 256;
 /** Zero-page ranges per ZeroPages frame at most. */
 const ZERO_RANGES_PER_FRAME = 8192;
 
@@ -93,9 +99,11 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       wake?.();
     });
   }
+  let jobError: Error | undefined;
   const check = () => {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("cancelled");
     if (peerError !== undefined) throw peerError;
+    if (jobError !== undefined) throw jobError;
   };
   const expect = async (type: MessageType): Promise<Frame> => {
     for (;;) {
@@ -134,27 +142,75 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
   let corrupted = false;
   let nextChannel = 0;
   const pageSize = memory.pageSize;
-  const runPages = Math.max(1, Math.floor(RUN_BYTES / pageSize));
+  const framePages = Math.max(1, Math.floor(FRAME_BYTES / pageSize));
 
-  // One run of consecutive pages, straight from guest memory (no copy).
-  const sendRun = async (first: number, count: number) => {
-    const data = memory.views(first, count)[0]!;
-    const sumBytes = params.checksums ? 4 * count : 0;
-    const head = Buffer.allocUnsafe(FRAME_HEADER + 8 + sumBytes);
-    writeFrameHeader(head, MessageType.Pages, 8 + sumBytes + data.length);
-    head.writeUInt32BE(first, FRAME_HEADER);
-    head.writeUInt32BE(count, FRAME_HEADER + 4);
-    for (let k = 0; k < sumBytes / 4; k++)
-      head.writeUInt32BE(crc32(data.subarray(k * pageSize, (k + 1) * pageSize)), FRAME_HEADER + 8 + 4 * k);
-    let body = data;
+  // The runs (first, count pairs) of a Pages frame: its header, and the
+  // pages straight from guest memory (no copy), all in one writev.
+  const sendRuns = async (runs: readonly number[], pages: number) => {
+    const sumBytes = params.checksums ? 4 * pages : 0;
+    const listBytes = 4 + 4 * runs.length;
+    const head = Buffer.allocUnsafe(FRAME_HEADER + listBytes + sumBytes);
+    writeFrameHeader(head, MessageType.Pages, listBytes + sumBytes + pages * pageSize);
+    head.writeUInt32BE(runs.length / 2, FRAME_HEADER);
+    const body: Buffer[] = [head];
+    let sumAt = FRAME_HEADER + listBytes;
     const bad = t.faults?.corruptPageOnWire;
-    if (!corrupted && bad !== undefined && bad >= first && bad < first + count) {
-      body = Buffer.from(data);
-      body[(bad - first + 1) * pageSize - 1]! ^= 0xff;
-      corrupted = true;
+    for (let r = 0; r < runs.length; r += 2) {
+      const first = runs[r]!;
+      const count = runs[r + 1]!;
+      head.writeUInt32BE(first, FRAME_HEADER + 4 + 4 * r);
+      head.writeUInt32BE(count, FRAME_HEADER + 8 + 4 * r);
+      for (let view of memory.views(first, count)) {
+        for (let at = 0; sumBytes > 0 && at < view.length; at += pageSize, sumAt += 4)
+          head.writeUInt32BE(crc32(view.subarray(at, at + pageSize)), sumAt);
+        if (!corrupted && bad !== undefined && bad >= first && bad < first + count) {
+          view = Buffer.from(view);
+          view[(bad - first + 1) * pageSize - 1]! ^= 0xff;
+          corrupted = true;
+        }
+        body.push(view);
+      }
     }
-    await sendOn(nextChannel, head, body);
+    await sendOn(nextChannel, ...body);
     nextChannel = (nextChannel + 1) % links.length;
+  };
+
+  // Compression: frames are deflated by the workers, a few per worker in
+  // flight, and sent (on the next channel) as each is done; order within a
+  // pass does not matter.
+  const compressors =
+    params.compressionWorkers === undefined ? undefined : startWorkers(memory, params.compressionWorkers);
+  const inflight = new Set<Promise<void>>();
+  const sendCompressed = async (pool: PageWorkers, runs: readonly number[], pages: number) => {
+    while (inflight.size >= 2 * pool.size) await Promise.race(inflight);
+    check();
+    const sources: [number, number, number][] = [];
+    for (let r = 0; r < runs.length; r += 2) sources.push(...memory.byteRanges(runs[r]!, runs[r + 1]!));
+    const job = pool
+      .run({ op: "deflate", sources, pageSize, checksums: params.checksums })
+      .then(async (r) => {
+        const sums = Buffer.from(r.sums.buffer, r.sums.byteOffset, r.sums.byteLength);
+        const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+        const listBytes = 4 + 4 * runs.length;
+        const head = Buffer.allocUnsafe(FRAME_HEADER + listBytes);
+        const type = r.compressed ? MessageType.CompressedPages : MessageType.Pages;
+        writeFrameHeader(head, type, listBytes + sums.length + data.length);
+        head.writeUInt32BE(runs.length / 2, FRAME_HEADER);
+        for (let k = 0; k < runs.length; k++) head.writeUInt32BE(runs[k]!, FRAME_HEADER + 4 + 4 * k);
+        const channel = nextChannel;
+        nextChannel = (nextChannel + 1) % links.length;
+        await sendOn(channel, head, sums, data);
+      })
+      .catch((err: Error) => {
+        jobError ??= err;
+      })
+      .finally(() => inflight.delete(job));
+    inflight.add(job);
+    void pages;
+  };
+  const settle = async () => {
+    while (inflight.size > 0) await Promise.race(inflight);
+    check();
   };
 
   const sendZeroRanges = async (ranges: number[]) => {
@@ -182,6 +238,18 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     });
     await send(encodeFrame(MessageType.PassBegin, head));
     const zeros: number[] = [];
+    let runs: number[] = [];
+    let runPagesTotal = 0;
+    const pool = compressors === undefined ? undefined : await compressors;
+    const flushRuns = async () => {
+      if (runs.length === 0) return;
+      const bad = t.faults?.corruptPageOnWire;
+      const hasBad = bad !== undefined && runs.some((v, k) => k % 2 === 0 && bad >= v && bad < v + runs[k + 1]!);
+      if (pool === undefined || hasBad) await sendRuns(runs, runPagesTotal);
+      else await sendCompressed(pool, runs, runPagesTotal);
+      runs = [];
+      runPagesTotal = 0;
+    };
     let frames = 0;
     for (let i = 0; i < pages.length; ) {
       const first = pages[i]!;
@@ -193,22 +261,23 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         stats.zeroPages += count;
         if (zeros.length >= 2 * ZERO_RANGES_PER_FRAME) await sendZeroRanges(zeros);
       } else {
-        // A run: consecutive non-zero pages inside one chunk of the image.
-        const chunkEnd = (Math.floor(first / memory.pagesPerChunk) + 1) * memory.pagesPerChunk;
+        // A run of consecutive non-zero pages; a frame holds runs up to 1 MiB of pages.
         while (
-          count < runPages &&
+          runPagesTotal + count < framePages &&
           i + count < pages.length &&
           pages[i + count] === first + count &&
-          first + count < chunkEnd &&
           !memory.isZero(first + count)
         )
           count++;
-        await sendRun(first, count);
+        runs.push(first, count);
+        runPagesTotal += count;
       }
       i += count;
       stats.pages += count;
       stats.pageBytes += count * pageSize;
       if (blackout) stats.blackoutPages += count;
+      if (runPagesTotal < framePages && runs.length < 2 * MAX_RUNS_PER_FRAME && i < pages.length) continue;
+      await flushRuns();
       const drop = t.faults?.dropConnectionAfterBytes;
       if (drop !== undefined && stats.pageBytes >= drop) {
         for (const l of links) l.socket.destroy();
@@ -230,6 +299,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       if (++frames % 16 === 0) await yieldToLoop();
     }
     await sendZeroRanges(zeros);
+    await settle();
     const end = Buffer.alloc(5);
     end.writeUInt32BE(pass, 0);
     end[4] = blackout ? 1 : 0;
@@ -241,12 +311,14 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     if (ack.payload.readUInt32BE(0) !== pass) throw new WireError(`memory stream: PassAck for another pass`);
   };
 
+  // The digest's workers start now, so they are up when the blackout is over.
+  const digestWorkers = startWorkers(memory, availableParallelism());
   try {
     // Setup: agree on the memory layout.
     const setup = Buffer.alloc(13);
     setup.writeUInt32BE(memory.pageSize, 0);
     setup.writeUInt32BE(memory.pageCount, 4);
-    setup[8] = params.checksums ? 1 : 0;
+    setup[8] = (params.checksums ? 1 : 0) | (params.compressionWorkers === undefined ? 0 : 2);
     await send(encodeFrame(MessageType.Setup, setup));
     await expect(MessageType.Ready);
     observe({ type: "connected", side: "source" });
@@ -319,7 +391,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
 
     // Verification: the destination's image must equal ours (the guest stays paused).
-    stats.digest = memory.digest();
+    stats.digest = await digestOf(memory, digestWorkers);
     const verify = Buffer.alloc(48);
     Buffer.from(stats.digest, "hex").copy(verify, 0);
     verify.writeDoubleBE(stats.blackoutMs, 32);
@@ -351,6 +423,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await sendAbort(link, AbortReason.Error, err instanceof Error ? err.message : String(err));
     return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
   } finally {
+    void digestWorkers.then((w) => w?.close());
+    void compressors?.then((w) => w?.close());
     vm.workload.hold(false);
     for (const l of links) l.socket.destroy();
   }
@@ -359,6 +433,16 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     observe({ type: "failed", side: "source", message, stats: snapshot() });
     return { ok: false, state, message, ...(cause === undefined ? {} : { cause }) };
   }
+}
+
+/** A pool of page workers, or undefined when they cannot start (the work is then done on this thread). */
+export function startWorkers(memory: MemoryImage, size: number): Promise<PageWorkers | undefined> {
+  return PageWorkers.start(memory, size).catch(() => undefined);
+}
+
+/** The image digest, on the workers when there are some. */
+export function digestOf(memory: MemoryImage, workers: Promise<PageWorkers | undefined>): Promise<string> {
+  return workers.then((w) => (w === undefined ? memory.digest() : imageDigestOn(memory, w)));
 }
 
 /** Best effort: tell the peer why we stop, then close. */

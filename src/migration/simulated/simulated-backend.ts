@@ -25,7 +25,7 @@ import { PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migrat
 import type { StatedState } from "../stated-state.js";
 import { parseEndpointDescriptor, type EndpointDescriptor } from "./endpoint-descriptor.js";
 import { runDestination } from "./pre-copy-destination.js";
-import { preCopyParams } from "./pre-copy-params.js";
+import { compressionWorkers, preCopyParams } from "./pre-copy-params.js";
 import { runSource, type SourceFaults } from "./pre-copy-source.js";
 import { SimulatedVm, type SimulatedVmOptions } from "./simulated-vm.js";
 import type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
@@ -205,7 +205,15 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
         ...(this.#faults === undefined ? {} : { faults: this.#faults }),
       });
     }
-    return runDestination({ vm, links, report: request.report, signal: request.signal, observe: this.#emit });
+    const workers = compressionWorkers(request.options);
+    return runDestination({
+      vm,
+      links,
+      report: request.report,
+      signal: request.signal,
+      observe: this.#emit,
+      ...(workers === undefined ? {} : { compressionWorkers: workers }),
+    });
   }
 
   async cancel(request: SessionRequest): Promise<void> {
