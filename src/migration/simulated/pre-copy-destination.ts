@@ -42,6 +42,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
   const pageSize = memory.pageSize;
   const started = performance.now();
   const stats = emptyStats("destination", false);
+  stats.channels = links.length;
   const snapshot = (): TransferStats => ({ ...stats, durationMs: performance.now() - started });
   const onAbort = () => {
     for (const l of links) l.socket.destroy();

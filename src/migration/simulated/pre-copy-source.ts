@@ -70,6 +70,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
   const memory = vm.memory;
   const started = performance.now();
   const stats = emptyStats("source", params.checksums);
+  stats.channels = links.length;
   const snapshot = (): TransferStats => ({ ...stats, durationMs: performance.now() - started });
 
   // Frames from the destination arrive while we send: an Abort must stop us.
