@@ -30,6 +30,8 @@ import { MemoryTransport, createMigrationServer, migrate, sessionNumber } from "
 import { createSimulatedBackend } from "../src/migration/simulated/simulated-backend.js";
 import { encodeEndpointDescriptor } from "../src/migration/simulated/endpoint-descriptor.js";
 
+type NetTarget = { path: string } | { host: string; port: number };
+
 export type BenchGuest = "dense" | "zero-heavy";
 const ZERO_HEAVY_FRACTION = 0.75;
 
@@ -77,53 +79,49 @@ export interface MigrationBenchResult {
   readonly verified: boolean;
 }
 
-/** A relay that forwards every connection to `target`, source to destination at most `mbps` in total. */
+/** A relay that forwards every connection to `target`, at most `mbps` in total (both ways, one bucket). */
 async function startRelay(
-  listenAt: { path: string } | { host: string; port: number },
-  target: { path: string } | { host: string; port: number },
+  listenAt: NetTarget,
+  target: NetTarget,
   mbps: number,
-): Promise<{ server: Server; address: { path: string } | { host: string; port: number }; close(): void }> {
+): Promise<{ address: NetTarget; close(): void }> {
   const bytesPerMs = (mbps * 1e6) / 1000;
   let start = -1;
   let passed = 0;
   const sockets = new Set<Socket>();
-  const server = createServer((inbound) => {
-    const outbound = new Socket();
-    sockets.add(inbound).add(outbound);
-    inbound.pause();
-    outbound.connect(target as never, () => inbound.resume());
-    outbound.pipe(inbound);
-    inbound.on("data", (chunk: Buffer) => {
+  // Forwards from → to; over the rate it stops reading until the bucket has caught up.
+  const pace = (from: Socket, to: Socket) => {
+    const resumeLater = () => {
+      const owedMs = passed / bytesPerMs - (performance.now() - start);
+      if (owedMs <= 1) from.resume();
+      else setTimeout(resumeLater, owedMs).unref();
+    };
+    from.on("data", (chunk: Buffer) => {
       if (start < 0) start = performance.now();
       passed += chunk.length;
-      if (!outbound.write(chunk)) {
-        inbound.pause();
-        outbound.once("drain", () => ahead(inbound));
-        return;
-      }
-      ahead(inbound);
+      from.pause();
+      if (to.write(chunk)) resumeLater();
+      else to.once("drain", resumeLater);
     });
+  };
+  const server = createServer({ pauseOnConnect: true }, (inbound) => {
+    const outbound = new Socket();
+    sockets.add(inbound).add(outbound);
     const end = () => {
       inbound.destroy();
       outbound.destroy();
     };
     for (const s of [inbound, outbound]) s.on("error", end).on("close", end);
-  });
-  // Over the rate: stop reading until the bucket has caught up.
-  const ahead = (inbound: Socket) => {
-    const owedMs = passed / bytesPerMs - (performance.now() - start);
-    if (owedMs <= 1) {
+    outbound.connect(target as never, () => {
+      pace(inbound, outbound);
+      pace(outbound, inbound);
       inbound.resume();
-      return;
-    }
-    inbound.pause();
-    setTimeout(() => ahead(inbound), owedMs).unref();
-  };
+    });
+  });
   await new Promise<void>((resolve) => server.listen(listenAt, resolve));
   const address =
     "path" in listenAt ? listenAt : { host: "127.0.0.1", port: (server.address() as { port: number }).port };
   return {
-    server,
     address,
     close: () => {
       for (const s of sockets) s.destroy();
@@ -131,8 +129,6 @@ async function startRelay(
     },
   };
 }
-
-type NetTarget = { path: string } | { host: string; port: number };
 
 async function rawThroughput(
   transport: "unix" | "tcp",
@@ -205,7 +201,8 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
     });
     const shims = [createMigrationServer({ backend: source }), createMigrationServer({ backend: destination })];
     const [a, b] = await Promise.all(shims.map((s, i) => s.server.listen(`unix:${join(dir, `shim${i}.sock`)}`)));
-    // The destination listens here; the source dials `dialAt` (the relay's address when the link is emulated).
+    // The source listens here; the destination dials `dialAt` (the relay's address when the link is
+    // emulated). A dialed socket lets the destination read pages straight into guest memory.
     let listenAt = join(dir, "memory.sock");
     if (transport === "tcp") listenAt = `127.0.0.1:${await freePort()}`;
     let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
@@ -226,7 +223,7 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
       source: a!,
       destination: b!,
       sessionId,
-      protocolInfo: { source: descriptor("connect", dialAt), destination: descriptor("listen", listenAt) },
+      protocolInfo: { source: descriptor("listen", listenAt), destination: descriptor("connect", dialAt) },
       initOptions: {
         memoryTransport: MemoryTransport.TCP,
         checksumVerification: checksum,

@@ -113,13 +113,17 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
   };
   const applyPages = (frame: Frame) => {
     const { runs, pages, listBytes, sumBytes } = parseRuns(frame);
-    if (frame.length !== listBytes + sumBytes + pages * pageSize)
+    // A reader with our sink has put the pages in memory already (and checked the length).
+    const placed = frame.placed;
+    if (!placed && frame.length !== listBytes + sumBytes + pages * pageSize)
       throw new WireError(`memory stream: Pages frame of ${frame.length} bytes does not hold ${pages} pages`);
     let at = listBytes + sumBytes;
     for (let r = 0; r < runs.length; r += 2) {
-      for (const view of memory.views(runs[r]!, runs[r + 1]!)) {
-        frame.copyTo(view, at);
-        at += view.length;
+      if (!placed) {
+        for (const view of memory.views(runs[r]!, runs[r + 1]!)) {
+          frame.copyTo(view, at);
+          at += view.length;
+        }
       }
       memory.markWritten(runs[r]!, runs[r + 1]!);
     }
@@ -258,6 +262,13 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
         `memory layout mismatch: source has ${pageCount} pages of ${sourcePageSize} bytes, destination ${memory.pageCount} of ${pageSize}`,
       );
     }
+    // Readers that can put pages in memory themselves get to from now on.
+    const sink = {
+      pageSize,
+      sumBytes: (pages: number) => (stats.checksums ? 4 * pages : 0),
+      views: (first: number, count: number) => memory.views(first, count),
+    };
+    for (const l of links) l.reader.sink = sink;
     link.socket.write(encodeFrame(MessageType.Ready));
     observe({ type: "connected", side: "destination" });
     report.phase(Phase.SETUP_DONE);

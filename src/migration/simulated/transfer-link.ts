@@ -12,18 +12,25 @@
  * @module
  */
 import { timingSafeEqual } from "node:crypto";
-import { createServer, Socket, type Server } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "../../code.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 import { parseHostPort, type EndpointDescriptor } from "./endpoint-descriptor.js";
-import { encodeFrame, FrameReader, MessageType, WireError } from "./wire-protocol.js";
+import {
+  DirectFrameReader,
+  encodeFrame,
+  type FrameSource,
+  FrameReader,
+  MessageType,
+  WireError,
+} from "./wire-protocol.js";
 
 export type Side = "source" | "destination";
 const SIDE_CODE: Record<Side, number> = { source: 1, destination: 2 };
 
 export interface Link {
   readonly socket: Socket;
-  readonly reader: FrameReader;
+  readonly reader: FrameSource;
 }
 
 /** The most channels a transfer may use. */
@@ -198,12 +205,13 @@ async function connectChannel(
   let delay = 5;
   for (;;) {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new WireError("aborted");
-    const socket = await dialOnce(d, signal).catch((err: NodeJS.ErrnoException) => {
+    const reader = new DirectFrameReader({ maxPayload });
+    const socket = await dialOnce(d, signal, reader).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ECONNREFUSED" || err.code === "ENOENT") return undefined;
       throw new WireError(`cannot connect to ${d.transport} ${d.address}: ${err.code ?? err.message}`);
     });
     if (socket !== undefined) {
-      const reader = new FrameReader(socket, { maxPayload });
+      reader.attach(socket);
       const hello = Buffer.alloc(HELLO_BYTES);
       hello.set(d.token, 0);
       hello.writeUInt32BE(d.sessionNumber, 16);
@@ -245,9 +253,22 @@ async function connectChannel(
   }
 }
 
-function dialOnce(d: EndpointDescriptor, signal: AbortSignal): Promise<Socket> {
+function dialOnce(d: EndpointDescriptor, signal: AbortSignal, reader: DirectFrameReader): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = new Socket();
+    // The reader names where each read lands (only a socket made with onread allows it).
+    const target = netTarget(d);
+    const socket = connect(
+      "path" in target
+        ? { path: target.path, onread: reader.onread }
+        : { host: target.host, port: target.port, onread: reader.onread },
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        socket.removeAllListeners("error");
+        socket.on("error", () => {});
+        socket.setNoDelay(true);
+        resolve(socket);
+      },
+    );
     const onAbort = () => {
       socket.destroy();
       reject(new WireError("aborted"));
@@ -257,13 +278,6 @@ function dialOnce(d: EndpointDescriptor, signal: AbortSignal): Promise<Socket> {
       signal.removeEventListener("abort", onAbort);
       socket.destroy();
       reject(err);
-    });
-    socket.connect(netTarget(d), () => {
-      signal.removeEventListener("abort", onAbort);
-      socket.removeAllListeners("error");
-      socket.on("error", () => {});
-      socket.setNoDelay(true);
-      resolve(socket);
     });
   });
 }

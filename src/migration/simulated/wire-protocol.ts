@@ -67,6 +67,8 @@ export class Frame {
     readonly type: MessageType,
     readonly parts: readonly Buffer[],
     readonly length: number,
+    /** A Pages frame whose pages the reader already placed in memory: the payload holds the run list and checksums only. */
+    readonly placed = false,
   ) {}
 
   /** The payload as one buffer (copied only when it spans chunks). */
@@ -148,8 +150,25 @@ export function write(socket: Socket, ...data: Buffer[]): Promise<void> | undefi
 
 const HIGH_WATER = 16 * 1024 * 1024;
 
+/** Where a reader may put the pages of Pages frames itself (the destination's memory). */
+export interface PageSink {
+  readonly pageSize: number;
+  /** Checksum bytes a frame of this many pages carries. */
+  sumBytes(pages: number): number;
+  /** The memory of pages `first … first+count-1`; throws RangeError when out of range. */
+  views(first: number, count: number): Buffer[];
+}
+
+/** Frames off one connection. */
+export interface FrameSource {
+  next(): Promise<Frame>;
+  /** Set by the destination once the layout is agreed; a reader that can uses it. */
+  sink?: PageSink | undefined;
+}
+
 /** Reads frames from a socket, with backpressure (pauses the socket when far ahead). */
-export class FrameReader {
+export class FrameReader implements FrameSource {
+  sink?: PageSink | undefined;
   readonly #socket: Socket;
   readonly #maxPayload: number;
   #chunks: Buffer[] = [];
@@ -228,5 +247,170 @@ export class FrameReader {
       left -= c.length;
     }
     return out;
+  }
+}
+
+type ReadState = "head" | "payload" | "runs" | "list" | "sums" | "data" | "scatter";
+
+/** Pages in views smaller than this on average are read in one go and copied: a read per small view costs more than a copy. */
+const DIRECT_VIEW_BYTES = 64 * 1024;
+
+/**
+ * Reads frames from a socket made with its `onread`: the kernel copies each
+ * read straight into the buffer this reader names, so the pages of a Pages
+ * frame land in the destination's memory with no copy and no garbage (Node
+ * offers this only on sockets it dials, not on accepted ones).
+ */
+export class DirectFrameReader implements FrameSource {
+  sink?: PageSink | undefined;
+  readonly #maxPayload: number;
+  readonly #frames: Frame[] = [];
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+  #socket: Socket | undefined;
+  readonly #head = Buffer.alloc(FRAME_HEADER);
+  #target: Buffer = this.#head;
+  #filled = 0;
+  #state: ReadState = "head";
+  #type: MessageType = MessageType.Hello;
+  #length = 0;
+  /** Run list (and checksums) of the Pages frame being read. */
+  #list: Buffer = this.#head;
+  #views: Buffer[] = [];
+  #view = 0;
+  #scratch = Buffer.alloc(0);
+
+  /** Pass as the socket's `onread` option. */
+  readonly onread = {
+    buffer: (): Buffer => (this.#error === undefined ? this.#target.subarray(this.#filled) : this.#head),
+    callback: (n: number): boolean => {
+      if (this.#error !== undefined) return false;
+      this.#filled += n;
+      try {
+        while (this.#filled === this.#target.length && this.#error === undefined) this.#complete();
+      } catch (err) {
+        this.#fail(err instanceof WireError ? err : new WireError(`memory stream: ${(err as Error).message}`));
+        this.#socket?.destroy();
+      }
+      return true;
+    },
+  };
+
+  constructor(options: { maxPayload: number }) {
+    this.#maxPayload = options.maxPayload;
+  }
+
+  /** Watches the socket made with {@link onread} for its end. */
+  attach(socket: Socket): void {
+    this.#socket = socket;
+    socket.on("error", (err) => this.#fail(new WireError(`memory-transfer connection failed: ${err.message}`)));
+    socket.on("close", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
+    socket.on("end", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
+  }
+
+  #expect(state: ReadState, target: Buffer, filled = 0): void {
+    this.#state = state;
+    this.#target = target;
+    this.#filled = filled;
+  }
+
+  #push(frame: Frame): void {
+    this.#frames.push(frame);
+    this.#expect("head", this.#head);
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #complete(): void {
+    switch (this.#state) {
+      case "head": {
+        const h = this.#head;
+        if (h[0] !== WIRE_VERSION) throw new WireError(`memory stream: unsupported protocol version ${h[0]}`);
+        if (MessageType[h[1]!] === undefined) throw new WireError(`memory stream: unknown message type ${h[1]}`);
+        this.#type = h[1]!;
+        this.#length = h.readUInt32BE(2);
+        if (this.#length > this.#maxPayload)
+          throw new WireError(
+            `memory stream: frame of ${this.#length} bytes is over the ${this.#maxPayload}-byte limit`,
+          );
+        if (this.#type === MessageType.Pages && this.sink !== undefined && this.#length >= 4)
+          this.#expect("runs", Buffer.allocUnsafe(4));
+        else this.#expect("payload", Buffer.allocUnsafe(this.#length));
+        return;
+      }
+      case "payload":
+        return this.#push(new Frame(this.#type, [this.#target], this.#length));
+      case "runs": {
+        const listBytes = 4 + 8 * this.#target.readUInt32BE(0);
+        if (listBytes > this.#length) throw new WireError(`memory stream: Pages frame of ${this.#length} bytes`);
+        const list = Buffer.allocUnsafe(listBytes);
+        this.#target.copy(list);
+        return this.#expect("list", list, 4);
+      }
+      case "list": {
+        const sink = this.sink!;
+        const list = this.#target;
+        let pages = 0;
+        this.#views = [];
+        for (let at = 4; at < list.length; at += 8) {
+          const count = list.readUInt32BE(at + 4);
+          pages += count;
+          this.#views.push(...sink.views(list.readUInt32BE(at), count));
+        }
+        const sumBytes = sink.sumBytes(pages);
+        if (this.#length !== list.length + sumBytes + pages * sink.pageSize)
+          throw new WireError(`memory stream: Pages frame of ${this.#length} bytes does not hold ${pages} pages`);
+        this.#list = list;
+        if (sumBytes === 0) return this.#data();
+        const withSums = Buffer.allocUnsafe(list.length + sumBytes);
+        list.copy(withSums);
+        this.#list = withSums;
+        return this.#expect("sums", withSums, list.length);
+      }
+      case "sums":
+        return this.#data();
+      case "data":
+        this.#view++;
+        return this.#dataView();
+      case "scatter": {
+        let at = 0;
+        for (const view of this.#views) at += this.#target.copy(view, 0, at, at + view.length);
+        this.#views = [];
+        return this.#dataView();
+      }
+    }
+  }
+
+  #data(): void {
+    this.#view = 0;
+    const bytes = this.#views.reduce((n, v) => n + v.length, 0);
+    if (this.#views.length > 1 && bytes / this.#views.length < DIRECT_VIEW_BYTES) {
+      if (this.#scratch.length < bytes) this.#scratch = Buffer.allocUnsafeSlow(bytes);
+      return this.#expect("scatter", this.#scratch.subarray(0, bytes));
+    }
+    this.#dataView();
+  }
+
+  #dataView(): void {
+    const view = this.#views[this.#view];
+    if (view !== undefined) return this.#expect("data", view);
+    this.#push(new Frame(MessageType.Pages, [this.#list], this.#list.length, true));
+  }
+
+  #fail(err: Error): void {
+    this.#error ??= err;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async next(): Promise<Frame> {
+    for (;;) {
+      const frame = this.#frames.shift();
+      if (frame !== undefined) return frame;
+      if (this.#error !== undefined) throw this.#error;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
   }
 }
