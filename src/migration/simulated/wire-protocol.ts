@@ -340,13 +340,15 @@ export class DirectFrameReader implements FrameSource {
         return;
       }
       case "payload":
-        return this.#push(new Frame(this.#type, [this.#target], this.#length));
+        this.#push(new Frame(this.#type, [this.#target], this.#length));
+        return;
       case "runs": {
         const listBytes = 4 + 8 * this.#target.readUInt32BE(0);
         if (listBytes > this.#length) throw new WireError(`memory stream: Pages frame of ${this.#length} bytes`);
         const list = Buffer.allocUnsafe(listBytes);
         this.#target.copy(list);
-        return this.#expect("list", list, 4);
+        this.#expect("list", list, 4);
+        return;
       }
       case "list": {
         const sink = this.sink!;
@@ -362,22 +364,29 @@ export class DirectFrameReader implements FrameSource {
         if (this.#length !== list.length + sumBytes + pages * sink.pageSize)
           throw new WireError(`memory stream: Pages frame of ${this.#length} bytes does not hold ${pages} pages`);
         this.#list = list;
-        if (sumBytes === 0) return this.#data();
+        if (sumBytes === 0) {
+          this.#data();
+          return;
+        }
         const withSums = Buffer.allocUnsafe(list.length + sumBytes);
         list.copy(withSums);
         this.#list = withSums;
-        return this.#expect("sums", withSums, list.length);
+        this.#expect("sums", withSums, list.length);
+        return;
       }
       case "sums":
-        return this.#data();
+        this.#data();
+        return;
       case "data":
         this.#view++;
-        return this.#dataView();
+        this.#dataView();
+        return;
       case "scatter": {
         let at = 0;
         for (const view of this.#views) at += this.#target.copy(view, 0, at, at + view.length);
         this.#views = [];
-        return this.#dataView();
+        this.#dataView();
+        return;
       }
     }
   }
@@ -387,14 +396,18 @@ export class DirectFrameReader implements FrameSource {
     const bytes = this.#views.reduce((n, v) => n + v.length, 0);
     if (this.#views.length > 1 && bytes / this.#views.length < DIRECT_VIEW_BYTES) {
       if (this.#scratch.length < bytes) this.#scratch = Buffer.allocUnsafeSlow(bytes);
-      return this.#expect("scatter", this.#scratch.subarray(0, bytes));
+      this.#expect("scatter", this.#scratch.subarray(0, bytes));
+      return;
     }
     this.#dataView();
   }
 
   #dataView(): void {
     const view = this.#views[this.#view];
-    if (view !== undefined) return this.#expect("data", view);
+    if (view !== undefined) {
+      this.#expect("data", view);
+      return;
+    }
     this.#push(new Frame(MessageType.Pages, [this.#list], this.#list.length, true));
   }
 
