@@ -330,8 +330,6 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     memory.markAllDirty();
     vm.workload.hold(true);
     let throttle = 100;
-    let sentBytes = 0;
-    let sendMs = 0;
     let previousRemaining = Number.POSITIVE_INFINITY;
     let projected = 0;
     for (let pass = 1; ; pass++) {
@@ -344,12 +342,12 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       const t0 = performance.now();
       await sendPass(pass, false, pages);
       const ms = performance.now() - t0;
-      sentBytes += pages.length * memory.pageSize;
-      sendMs += ms;
       stats.brownoutPasses = pass;
       vm.workload.advance();
       const remaining = memory.dirtyCount;
-      const bytesPerMs = sentBytes / Math.max(sendMs, 0.001);
+      // The blackout sends scattered pages, far slower than pass 1's whole
+      // image: project from the last pass's rate, and from pass 1 never end.
+      const bytesPerMs = (pages.length * memory.pageSize) / Math.max(ms, 0.001);
       projected = (remaining * memory.pageSize) / bytesPerMs;
       stats.projectedBlackoutMs = projected;
       observe({
@@ -361,7 +359,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         remainingDirty: remaining,
         projectedBlackoutMs: projected,
       });
-      if (projected <= params.targetBlackoutMs) break;
+      if (projected <= params.targetBlackoutMs && (pass > 1 || remaining === 0)) break;
       if (pass >= params.maxPasses) break;
       if (pass >= params.targetPasses && remaining >= previousRemaining) break;
       previousRemaining = remaining;
