@@ -64,7 +64,8 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     return frame;
   };
 
-  const digestWorkers = startWorkers(memory, availableParallelism());
+  // Started once the blackout is over, as on the source.
+  let digestWorkers: Promise<PageWorkers | undefined> | undefined;
   let digest: Promise<string> | undefined;
   let pass = 0;
   let blackout = false;
@@ -313,6 +314,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           link.socket.write(encodeFrame(MessageType.OfflineAck));
           report.phase(Phase.OFFLINE_DONE);
           // The image is final: digest it while the source digests its own.
+          digestWorkers = startWorkers(memory, availableParallelism());
           digest = digestOf(memory, digestWorkers);
           digest.catch(() => {});
           break;
@@ -321,7 +323,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           stats.blackoutMs = p.readDoubleBE(32);
           report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs: p.readDoubleBE(40) });
           const theirs = p.subarray(0, 32).toString("hex");
-          stats.digest = await (digest ?? digestOf(memory, digestWorkers));
+          stats.digest = await (digest ?? Promise.resolve(memory.digest()));
           const ok = theirs === stats.digest;
           const message = ok ? "" : `image digest mismatch: destination ${stats.digest}, source ${theirs}`;
           const result = Buffer.concat([
@@ -349,7 +351,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     else await sendAbort(link, AbortReason.Error, message);
     return fail(PhaseState.DESTINATION_FAILED, message, err);
   } finally {
-    void digestWorkers.then((w) => w?.close());
+    void digestWorkers?.then((w) => w?.close());
     void inflaters?.then((w) => w?.close());
     signal.removeEventListener("abort", onAbort);
     for (const l of links) l.socket.destroy();

@@ -312,8 +312,9 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     if (ack.payload.readUInt32BE(0) !== pass) throw new WireError(`memory stream: PassAck for another pass`);
   };
 
-  // The digest's workers start now, so they are up when the blackout is over.
-  const digestWorkers = startWorkers(memory, availableParallelism());
+  // The digest's workers start once the blackout is over (starting them
+  // costs CPU the passes and the blackout need).
+  let digestWorkers: Promise<PageWorkers | undefined> | undefined;
   try {
     // Setup: agree on the memory layout.
     const setup = Buffer.alloc(13);
@@ -390,6 +391,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
 
     // Verification: the destination's image must equal ours (the guest stays paused).
+    digestWorkers = startWorkers(memory, availableParallelism());
     stats.digest = await digestOf(memory, digestWorkers);
     const verify = Buffer.alloc(48);
     Buffer.from(stats.digest, "hex").copy(verify, 0);
@@ -422,7 +424,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await sendAbort(link, AbortReason.Error, err instanceof Error ? err.message : String(err));
     return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
   } finally {
-    void digestWorkers.then((w) => w?.close());
+    void digestWorkers?.then((w) => w?.close());
     void compressors?.then((w) => w?.close());
     vm.workload.hold(false);
     for (const l of links) l.socket.destroy();
