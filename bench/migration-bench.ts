@@ -189,7 +189,17 @@ async function rawThroughput(
   const into = Buffer.allocUnsafeSlow(1024 * 1024);
   const socket = connect({
     ...(address as { path: string }),
-    ...(direct ? { onread: { buffer: into, callback: (k: number) => (count(k), true) } } : {}),
+    ...(direct
+      ? {
+          onread: {
+            buffer: into,
+            callback: (k: number) => {
+              count(k);
+              return true;
+            },
+          },
+        }
+      : {}),
   });
   if (!direct) socket.on("data", (c: Buffer) => count(c.length));
   await new Promise<void>((resolve) => socket.once("connect", resolve));
