@@ -231,9 +231,11 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           ended.delete(n);
           const end = Buffer.alloc(4);
           end.writeUInt32BE(n, 0);
+          const last = p[4] === 1;
           void Promise.all(inflight).then(() => {
             if (link.socket.destroyed) return;
-            link.socket.write(encodeFrame(MessageType.PassAck, end));
+            // The blackout pass is answered by OfflineAck instead.
+            if (!last) link.socket.write(encodeFrame(MessageType.PassAck, end));
             completion(n).resolve();
           });
         }

@@ -305,7 +305,11 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     end.writeUInt32BE(pass, 0);
     end[4] = blackout ? 1 : 0;
     for (let c = 0; c < links.length; c++) await sendOn(c, encodeFrame(MessageType.PassEnd, end));
-    if (blackout) channelsDone = true;
+    // The blackout pass is not acknowledged: OfflineAck follows once it is applied (one round trip less).
+    if (blackout) {
+      channelsDone = true;
+      return;
+    }
     await flushed();
     // The destination applied every channel's pages: the next pass cannot overtake this one.
     const ack = await expect(MessageType.PassAck);
