@@ -124,6 +124,9 @@ async function startRelay(
     };
     for (const s of [inbound, outbound]) s.on("error", end).on("close", end);
     outbound.connect(target as never, () => {
+      // As the shims' own sockets: no Nagle delay on small frames (acks, device state).
+      inbound.setNoDelay(true);
+      outbound.setNoDelay(true);
       pace(inbound, outbound);
       pace(outbound, inbound);
       inbound.resume();
