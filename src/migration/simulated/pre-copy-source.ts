@@ -182,7 +182,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
   const compressors =
     params.compressionWorkers === undefined ? undefined : startWorkers(memory, params.compressionWorkers);
   const inflight = new Set<Promise<void>>();
-  const sendCompressed = async (pool: PageWorkers, runs: readonly number[], pages: number) => {
+  const sendCompressed = async (pool: PageWorkers, runs: readonly number[]) => {
     while (inflight.size >= 2 * pool.size) await Promise.race(inflight);
     check();
     const sources: [number, number, number][] = [];
@@ -207,7 +207,6 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       })
       .finally(() => inflight.delete(job));
     inflight.add(job);
-    void pages;
   };
   const settle = async () => {
     while (inflight.size > 0) await Promise.race(inflight);
@@ -247,7 +246,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       const bad = t.faults?.corruptPageOnWire;
       const hasBad = bad !== undefined && runs.some((v, k) => k % 2 === 0 && bad >= v && bad < v + runs[k + 1]!);
       if (pool === undefined || hasBad) await sendRuns(runs, runPagesTotal);
-      else await sendCompressed(pool, runs, runPagesTotal);
+      else await sendCompressed(pool, runs);
       runs = [];
       runPagesTotal = 0;
     };
