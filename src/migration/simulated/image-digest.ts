@@ -81,3 +81,8 @@ export async function imageDigestOn(memory: MemoryImage, workers: PageWorkers): 
   );
   return combineBlockHashes(hashes);
 }
+
+/** The image digest, on the workers when there are some. */
+export function digestOf(memory: MemoryImage, workers: Promise<PageWorkers | undefined>): Promise<string> {
+  return workers.then((w) => (w === undefined ? memory.digest() : imageDigestOn(memory, w)));
+}

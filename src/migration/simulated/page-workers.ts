@@ -171,3 +171,8 @@ export class PageWorkers {
     await Promise.all(this.#workers.map((w) => w.terminate()));
   }
 }
+
+/** A pool of page workers, or undefined when they cannot start (the work is then done on this thread). */
+export function startWorkers(memory: MemoryImage, size: number): Promise<PageWorkers | undefined> {
+  return PageWorkers.start(memory, size).catch(() => undefined);
+}

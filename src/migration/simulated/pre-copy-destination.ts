@@ -15,11 +15,12 @@ import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
 import { availableParallelism } from "node:os";
-import { digestOf, sendAbort, startWorkers } from "./pre-copy-source.js";
+import { digestOf } from "./image-digest.js";
+import { sendAbort } from "./pre-copy-source.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
-import { PageMismatch, type PageWorkers } from "./page-workers.js";
+import { PageMismatch, type PageWorkers, startWorkers } from "./page-workers.js";
 import { AbortReason, encodeFrame, type Frame, MessageType, WireError } from "./wire-protocol.js";
 
 export interface DestinationTransfer {

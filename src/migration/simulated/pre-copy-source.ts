@@ -11,10 +11,9 @@ import { availableParallelism } from "node:os";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
-import { imageDigestOn } from "./image-digest.js";
-import { PageWorkers } from "./page-workers.js";
+import { digestOf } from "./image-digest.js";
+import { type PageWorkers, startWorkers } from "./page-workers.js";
 import type { PreCopyParams } from "./pre-copy-params.js";
-import type { MemoryImage } from "./memory-image.js";
 import type { SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
 import type { Link } from "./transfer-link.js";
@@ -437,16 +436,6 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     observe({ type: "failed", side: "source", message, stats: snapshot() });
     return { ok: false, state, message, ...(cause === undefined ? {} : { cause }) };
   }
-}
-
-/** A pool of page workers, or undefined when they cannot start (the work is then done on this thread). */
-export function startWorkers(memory: MemoryImage, size: number): Promise<PageWorkers | undefined> {
-  return PageWorkers.start(memory, size).catch(() => undefined);
-}
-
-/** The image digest, on the workers when there are some. */
-export function digestOf(memory: MemoryImage, workers: Promise<PageWorkers | undefined>): Promise<string> {
-  return workers.then((w) => (w === undefined ? memory.digest() : imageDigestOn(memory, w)));
 }
 
 /** Best effort: tell the peer why we stop, then close. */
