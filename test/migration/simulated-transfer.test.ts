@@ -110,9 +110,10 @@ describe("simulated transfer", () => {
     expect(result.error).toBeUndefined();
     expect(identical).toBe(true);
     const stats = src.backend.lastStats!;
-    // The guest's data pages compress about 2:1: far fewer bytes than the data pages hold.
-    const dataBytes = stats.pageBytes - stats.zeroPages * 4096;
-    expect(stats.wireBytes).toBeLessThan(dataBytes * 0.75);
+    // Each pass's first frames are always compressed (the workers are free);
+    // later ones only while the socket is backed up (where it pays).
+    expect(stats.compressedPages).toBeGreaterThan(0);
+    expect(dst.backend.lastStats!.compressedPages).toBe(stats.compressedPages);
     expect(dst.backend.lastStats!.digest).toBe(stats.digest);
   });
 

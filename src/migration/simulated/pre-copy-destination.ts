@@ -173,6 +173,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
       .then(
         () => {
           for (let r = 0; r < runs.length; r += 2) memory.markWritten(runs[r]!, runs[r + 1]!);
+          stats.compressedPages += pages;
           progress(pages);
         },
         (err: Error) => {

@@ -194,6 +194,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         const listBytes = 4 + 4 * runs.length;
         const head = Buffer.allocUnsafe(FRAME_HEADER + listBytes);
         const type = r.compressed ? MessageType.CompressedPages : MessageType.Pages;
+        if (r.compressed) for (let k = 1; k < runs.length; k += 2) stats.compressedPages += runs[k]!;
         writeFrameHeader(head, type, listBytes + sums.length + data.length);
         head.writeUInt32BE(runs.length / 2, FRAME_HEADER);
         for (let k = 0; k < runs.length; k++) head.writeUInt32BE(runs[k]!, FRAME_HEADER + 4 + 4 * k);
@@ -244,8 +245,12 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       if (runs.length === 0) return;
       const bad = t.faults?.corruptPageOnWire;
       const hasBad = bad !== undefined && runs.some((v, k) => k % 2 === 0 && bad >= v && bad < v + runs[k + 1]!);
-      if (pool === undefined || hasBad) await sendRuns(runs, runPagesTotal);
-      else await sendCompressed(pool, runs);
+      // Compression is used where it pays: while the link is the bottleneck.
+      // When every worker is busy and the sockets have nothing to send, the
+      // link would wait for the workers: this frame goes uncompressed.
+      const compress = pool !== undefined && !hasBad && (inflight.size < 2 * pool.size || !idle());
+      if (compress) await sendCompressed(pool, runs);
+      else await sendRuns(runs, runPagesTotal);
       runs = [];
       runPagesTotal = 0;
     };

@@ -17,6 +17,8 @@ export interface TransferStats {
   readonly pageBytes: number;
   /** Pages sent (or received) as zero-page markers, all passes. */
   readonly zeroPages: number;
+  /** Pages sent (or received) in compressed frames, all passes. */
+  readonly compressedPages: number;
   /** Connections the transfer used (its channels). */
   readonly channels: number;
   /** Bytes on the wire, framing included. */
@@ -81,6 +83,7 @@ export function emptyStats(side: Side, checksums: boolean): { -readonly [K in ke
     pages: 0,
     pageBytes: 0,
     zeroPages: 0,
+    compressedPages: 0,
     channels: 1,
     wireBytes: 0,
     blackoutPages: 0,
