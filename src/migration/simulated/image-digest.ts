@@ -1,9 +1,11 @@
 /**
  * The digest both sides compare at the end of a transfer: SHA-256 over the
- * SHA-256 of every 16 MiB block of the image, in order (the last block may
- * be shorter). Blocks are independent, so several cores can hash them
- * (see page-workers.ts); a block the image knows to be all zero is not
- * read, its hash is that of zero bytes.
+ * SHA-256 of every 256 KiB block of the image (one page when pages are
+ * bigger), in order (the last block may be shorter). Blocks are
+ * independent, so several cores hash them (see page-workers.ts, up to 64
+ * blocks a job); a block the image knows to be all zero is not read, its
+ * hash is that of zero bytes (small blocks: a guest's untouched regions are
+ * skipped).
  *
  * @module
  */
@@ -11,7 +13,9 @@ import { createHash } from "node:crypto";
 import type { MemoryImage } from "./memory-image.js";
 import type { PageWorkers } from "./page-workers.js";
 
-export const DIGEST_BLOCK_BYTES = 16 * 1024 * 1024;
+export const DIGEST_BLOCK_BYTES = 256 * 1024;
+/** Blocks a worker hashes per job at most (16 MiB). */
+const BLOCKS_PER_JOB = 64;
 
 export interface DigestBlock {
   /** Index into the image's chunks. */
@@ -74,12 +78,29 @@ export function imageDigest(memory: MemoryImage): string {
 
 /** The image digest, its blocks hashed by the workers in parallel. */
 export async function imageDigestOn(memory: MemoryImage, workers: PageWorkers): Promise<string> {
-  const hashes = await Promise.all(
-    digestBlocks(memory).map((b) =>
-      b.zero ? zeroBlockHash(b.end - b.start) : workers.run({ op: "hash", chunk: b.chunk, start: b.start, end: b.end }),
-    ),
-  );
-  return combineBlockHashes(hashes);
+  const blocks = digestBlocks(memory);
+  const hashes: (Uint8Array | Promise<Uint8Array>)[] = [];
+  // Consecutive blocks of one chunk that need reading make one job; its answer is their hashes, in order.
+  for (let i = 0; i < blocks.length; ) {
+    const b = blocks[i]!;
+    if (b.zero) {
+      hashes.push(zeroBlockHash(b.end - b.start));
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < blocks.length && j - i < BLOCKS_PER_JOB && !blocks[j]!.zero && blocks[j]!.chunk === b.chunk) j++;
+    const job = workers.run({
+      op: "hash",
+      chunk: b.chunk,
+      start: b.start,
+      end: blocks[j - 1]!.end,
+      block: b.end - b.start,
+    });
+    for (let k = 0; k < j - i; k++) hashes.push(job.then((all) => all.subarray(32 * k, 32 * (k + 1))));
+    i = j;
+  }
+  return combineBlockHashes(await Promise.all(hashes));
 }
 
 /** The image digest, on the workers when there are some. */

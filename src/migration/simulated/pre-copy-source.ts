@@ -38,6 +38,8 @@ export interface SourceFaults {
 
 /** Page bytes per Pages frame at most: big writes, few frames. */
 const FRAME_BYTES = 1024 * 1024;
+/** Data page bytes sent each way (uncompressed, compressed) to find whether compression pays. */
+const PROBE_BYTES = 16 * 1024 * 1024;
 /** Runs per Pages frame at most (scattered dirty pages make many short runs). */
 const MAX_RUNS_PER_FRAME = 256;
 /** Zero-page ranges per ZeroPages frame at most. */
@@ -131,7 +133,12 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     for (const b of buffers) stats.wireBytes += b.length;
     const pending = write(links[channel]!.socket, ...buffers);
     // Awaited at the channel's next turn; a failure meanwhile is not unhandled.
-    pending?.catch(() => {});
+    pending?.then(
+      () => {
+        if (backlog[channel] === pending) backlog[channel] = undefined;
+      },
+      () => {},
+    );
     backlog[channel] = pending;
   };
   const send = (frame: Buffer) => sendOn(0, frame);
@@ -213,6 +220,36 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     check();
   };
 
+  // Compression is used where it pays: the first PROBE_BYTES of data pages
+  // go uncompressed and then as many compressed, each timed to the link's
+  // drain; the faster way sends the rest (and the blackout, which is never
+  // a probe). A link slower than the workers (TCP between hosts) compresses,
+  // a local socket does not.
+  const compression = {
+    mode: "probe-raw" as "probe-raw" | "probe-compressed" | "raw" | "compressed",
+    bytes: 0,
+    since: 0,
+    rawRate: 0,
+    async send(pool: PageWorkers, runs: readonly number[], pages: number, blackout: boolean) {
+      const probing = this.mode === "probe-raw" || this.mode === "probe-compressed";
+      if (probing && blackout) return sendRuns(runs, pages);
+      if (this.bytes === 0) this.since = performance.now();
+      if (this.mode === "raw" || this.mode === "probe-raw") await sendRuns(runs, pages);
+      else await sendCompressed(pool, runs);
+      if (!probing) return;
+      this.bytes += pages * pageSize;
+      if (this.bytes < PROBE_BYTES) return;
+      await settle();
+      await flushed();
+      const rate = this.bytes / Math.max(performance.now() - this.since, 0.001);
+      this.bytes = 0;
+      if (this.mode === "probe-raw") {
+        this.rawRate = rate;
+        this.mode = "probe-compressed";
+      } else this.mode = rate > this.rawRate ? "compressed" : "raw";
+    },
+  };
+
   const sendZeroRanges = async (ranges: number[]) => {
     if (ranges.length === 0) return;
     const frame = Buffer.allocUnsafe(FRAME_HEADER + ranges.length * 4);
@@ -245,12 +282,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       if (runs.length === 0) return;
       const bad = t.faults?.corruptPageOnWire;
       const hasBad = bad !== undefined && runs.some((v, k) => k % 2 === 0 && bad >= v && bad < v + runs[k + 1]!);
-      // Compression is used where it pays: while the link is the bottleneck.
-      // When every worker is busy and the sockets have nothing to send, the
-      // link would wait for the workers: this frame goes uncompressed.
-      const compress = pool !== undefined && !hasBad && (inflight.size < 2 * pool.size || !idle());
-      if (compress) await sendCompressed(pool, runs);
-      else await sendRuns(runs, runPagesTotal);
+      if (pool === undefined || hasBad) await sendRuns(runs, runPagesTotal);
+      else await compression.send(pool, runs, runPagesTotal, blackout);
       runs = [];
       runPagesTotal = 0;
     };
