@@ -99,8 +99,8 @@ describe("simulated transfer", () => {
 
   it("compression_settings: pages are compressed on worker threads and decompress to the same image", async () => {
     const src = await simulatedShim("src", {
-      // Past the probe: 16 MiB of data pages uncompressed, then 16 MiB compressed.
-      sandbox: { sandboxId: "sb", memoryBytes: 48 * MiB, dirtyPagesPerSecond: 5000, zeroFraction: 0.25 },
+      // Past the probe: 32 MiB of data pages uncompressed, then 32 MiB compressed.
+      sandbox: { sandboxId: "sb", memoryBytes: 96 * MiB, dirtyPagesPerSecond: 5000, zeroFraction: 0.25 },
       channels: 2,
     });
     const dst = await simulatedShim("dst");

@@ -39,7 +39,7 @@ export interface SourceFaults {
 /** Page bytes per Pages frame at most: big writes, few frames. */
 const FRAME_BYTES = 1024 * 1024;
 /** Data page bytes sent each way (uncompressed, compressed) to find whether compression pays. */
-const PROBE_BYTES = 16 * 1024 * 1024;
+const PROBE_BYTES = 32 * 1024 * 1024;
 /** Runs per Pages frame at most (scattered dirty pages make many short runs). */
 const MAX_RUNS_PER_FRAME = 256;
 /** Zero-page ranges per ZeroPages frame at most. */
@@ -400,7 +400,9 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         remainingDirty: remaining,
         projectedBlackoutMs: projected,
       });
-      if (projected <= params.targetBlackoutMs && (pass > 1 || remaining === 0)) break;
+      // Half the target for the pages: the rest is for what else the blackout
+      // holds (device state, acknowledgements, a busy machine's scheduling).
+      if (projected <= params.targetBlackoutMs / 2 && (pass > 1 || remaining === 0)) break;
       if (pass >= params.maxPasses) break;
       if (pass >= params.targetPasses && remaining >= previousRemaining) break;
       previousRemaining = remaining;
