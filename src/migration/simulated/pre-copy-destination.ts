@@ -318,8 +318,12 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           link.socket.write(encodeFrame(MessageType.OfflineAck));
           report.phase(Phase.OFFLINE_DONE);
           // The image is final: digest it while the source digests its own.
-          digestWorkers = startWorkers(memory, availableParallelism());
-          digest = digestOf(memory, digestWorkers);
+          // Starting workers blocks this thread for a while: not before the
+          // OfflineAck is on its way (a source in this process reads it first).
+          digest = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+            digestWorkers = startWorkers(memory, availableParallelism());
+            return digestOf(memory, digestWorkers);
+          });
           digest.catch(() => {});
           break;
         }
