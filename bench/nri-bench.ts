@@ -5,7 +5,7 @@
 // both answering with the same adjustment (one env variable, one annotation).
 // Repetitions are interleaved; the peers come from test/interop/nri/setup.sh.
 //
-//   node dist/bench/nri-bench.js [--reps N] [--seconds S] [--warmup S]
+//   node dist-bench/bench/nri-bench.js [--reps N] [--seconds S] [--warmup S]
 //
 // From the bench harness: `import { runNriBench } from "./nri-bench.js"`.
 import { execFileSync, spawn } from "node:child_process";

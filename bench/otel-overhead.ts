@@ -1,4 +1,4 @@
-// `node dist/bench/otel-overhead.js --mode plain|passthrough|noop|sdk [--seconds S] [--concurrency C]`
+// `node dist-bench/bench/otel-overhead.js --mode plain|passthrough|noop|sdk [--seconds S] [--concurrency C]`
 //
 // What the tracing interceptors cost per unary call: one process, a server
 // and a client on a unix socket, 16-byte Echo calls for S seconds, printing

@@ -53,8 +53,8 @@ export const INIT_OPTIONS_HELP = `InitializeOptions (memory_transport is always 
   --target-blackout-ms MS        target_blackout_transfer_time
   --blackout-threshold-ms MS     blackout_time_threshold_for_cancelling_migration
   --cancel-if-blackout-exceeds   cancel_if_blackout_threshold_exceeds
-  --compression-workers N        compression_settings.throttle_worker_count (accepted; the simulated
-                                 backend does not compress)
+  --compression-workers N        compression_settings.throttle_worker_count (the simulated backend
+                                 compresses pages on N worker threads; 0: one per core)
   --perf-tracing                 perf_tracing_enabled
   --prepare-memory-transfer-mode prepare_memory_transfer_mode`;
 

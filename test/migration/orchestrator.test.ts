@@ -3,57 +3,15 @@
 // the source's, and the faults it survives (every failure ends with the source
 // running again, RECOVERY_DONE, and both shims back to Idle). No sleeps: faults
 // fire from transfer events.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { describe, expect, it, onTestFinished } from "vitest";
-import {
-  MemoryTransport,
-  Phase,
-  PhaseState,
-  createMigrationServer,
-  migrate,
-  type MigrationEvent,
-  type MigrationResult,
-} from "ttrpc-es/migration";
-import { createSimulatedBackend, type SimulatedBackendOptions } from "ttrpc-es/migration/simulated";
-import { tempDir } from "../common.js";
-
-const MiB = 1024 * 1024;
-
-async function simulatedShim(name: string, options: SimulatedBackendOptions = {}) {
-  const backend = createSimulatedBackend(options);
-  const { server, service } = createMigrationServer({ backend });
-  const address = await server.listen(`unix:${join(tempDir(), `${name}.sock`)}`);
-  onTestFinished(async () => {
-    await service.close();
-    await server.close();
-    backend.vm?.stop();
-  });
-  return { backend, server, service, address };
-}
-
-function phases(
-  events: readonly MigrationEvent[] | MigrationResult["notifications"],
-  side: "source" | "destination",
-): string[] {
-  return events.flatMap((e) =>
-    e.type === "notification" && e.side === side
-      ? [`${Phase[e.phase]}${e.state === PhaseState.SUCCESS ? "" : `/${PhaseState[e.state]}`}`]
-      : [],
-  );
-}
-
-/** A fresh path for the memory-transfer socket; `leftOver` says whether a listener left its file behind. */
-function transferSocket(): { path: string; leftOver: () => boolean } {
-  const path = join(tempDir(), "memory.sock");
-  return { path, leftOver: () => existsSync(path) };
-}
+import { describe, expect, it } from "vitest";
+import { MemoryTransport, type MigrationEvent, migrate } from "ttrpc-es/migration";
+import { MiB, phases, type SimulatedShim, simulatedShim, transferSocket } from "./simulated-shim.js";
 
 const INIT = { memoryTransport: MemoryTransport.TCP };
 
 async function expectWoundDown(
-  src: Awaited<ReturnType<typeof simulatedShim>>,
-  dst: Awaited<ReturnType<typeof simulatedShim>> | undefined,
+  src: SimulatedShim,
+  dst: SimulatedShim | undefined,
   result: Awaited<ReturnType<typeof migrate>>,
 ) {
   expect(result.ok).toBe(false);

@@ -29,6 +29,7 @@ export class GuestWorkload {
   #seed: number;
   #writes = 0;
   #timer: NodeJS.Timeout | undefined;
+  #held = false;
   readonly #now: () => number;
 
   constructor(
@@ -64,7 +65,9 @@ export class GuestWorkload {
     if (this.#running) return;
     this.#running = true;
     this.#last = this.#now();
-    this.#timer = setInterval(() => this.advance(), tickMs);
+    this.#timer = setInterval(() => {
+      if (!this.#held) this.advance();
+    }, tickMs);
     this.#timer.unref();
   }
 
@@ -75,6 +78,16 @@ export class GuestWorkload {
     this.#running = false;
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * While held, the idle timer writes nothing; the pages owed pile up and
+   * are written at the next {@link advance}. The transfer holds the guest so
+   * it writes only when no page bytes wait in a socket (they are sent from
+   * the guest's memory without a copy, and must not change on the way).
+   */
+  hold(held: boolean): void {
+    this.#held = held;
   }
 
   /** Throttles the guest to `percent` of its speed (0 … 100). */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { availableParallelism } from "node:os";
 import type { HcsMigrationOptions } from "../stated-state.js";
 
 /** The knobs of the pre-copy memory transfer. */
@@ -26,6 +27,12 @@ export interface PreCopyParams {
   readonly cancelIfThresholdExceeded: boolean;
   /** Per-page checksums, verified by the destination. */
   readonly checksums: boolean;
+  /**
+   * Page runs are compressed (raw deflate) by this many worker threads;
+   * undefined: no compression. Set by `compression_settings`:
+   * `throttle_worker_count`, or one worker per core when it is 0 or absent.
+   */
+  readonly compressionWorkers: number | undefined;
 }
 
 /** The values {@link preCopyParams} uses for what the options leave out. */
@@ -59,5 +66,14 @@ export function preCopyParams(options: HcsMigrationOptions | undefined): PreCopy
     blackoutThresholdMs: t.BlackoutTimeThresholdForCancellingMigration || undefined,
     cancelIfThresholdExceeded: options?.CancelIfBlackoutThresholdExceeds === true,
     checksums: options?.ChecksumVerification === true,
+    compressionWorkers: compressionWorkers(options),
   };
+}
+
+/** The compression workers `compression_settings` asks for (undefined: no compression). */
+export function compressionWorkers(options: HcsMigrationOptions | undefined): number | undefined {
+  const settings = options?.CompressionSettings;
+  if (settings === undefined) return undefined;
+  const n = settings.ThrottleWorkerCount ?? 0;
+  return n > 0 ? Math.min(n, 64) : availableParallelism();
 }

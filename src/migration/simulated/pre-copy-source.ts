@@ -6,10 +6,13 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { crc32 } from "node:zlib";
+import { availableParallelism } from "node:os";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
+import { digestOf } from "./image-digest.js";
+import { type PageWorkers, startWorkers } from "./page-workers.js";
 import type { PreCopyParams } from "./pre-copy-params.js";
 import type { SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
@@ -18,7 +21,6 @@ import {
   AbortReason,
   encodeFrame,
   FRAME_HEADER,
-  FramePool,
   MessageType,
   WireError,
   write,
@@ -34,12 +36,19 @@ export interface SourceFaults {
   readonly dropConnectionAfterBytes?: number;
 }
 
-const BATCH_BYTES = 256 * 1024;
-const CHECKSUM_BYTES = 20;
+/** Page bytes per Pages frame at most: big writes, few frames. */
+const FRAME_BYTES = 1024 * 1024;
+/** Data page bytes sent each way (uncompressed, compressed) to find whether compression pays. */
+const PROBE_BYTES = 32 * 1024 * 1024;
+/** Runs per Pages frame at most (scattered dirty pages make many short runs). */
+const MAX_RUNS_PER_FRAME = 256;
+/** Zero-page ranges per ZeroPages frame at most. */
+const ZERO_RANGES_PER_FRAME = 8192;
 
 export interface SourceTransfer {
   readonly vm: SimulatedVm;
-  readonly link: Link;
+  /** The connections, one per channel; the first also carries the control messages. */
+  readonly links: readonly Link[];
   readonly params: PreCopyParams;
   readonly report: TransferReporter;
   readonly signal: AbortSignal;
@@ -57,10 +66,12 @@ class PeerAbort extends Error {
 }
 
 export async function runSource(t: SourceTransfer): Promise<TransferResult> {
-  const { vm, link, params, report, signal, observe } = t;
+  const { vm, links, params, report, signal, observe } = t;
+  const link = links[0]!;
   const memory = vm.memory;
   const started = performance.now();
   const stats = emptyStats("source", params.checksums);
+  stats.channels = links.length;
   const snapshot = (): TransferStats => ({ ...stats, durationMs: performance.now() - started });
 
   // Frames from the destination arrive while we send: an Abort must stop us.
@@ -71,7 +82,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     for (;;) {
       const frame = await link.reader.next();
       if (frame.type === MessageType.Abort) {
-        throw new PeerAbort(frame.payload[0] as AbortReason, frame.payload.subarray(1).toString("utf8"));
+        const p = frame.payload;
+        throw new PeerAbort(p[0] as AbortReason, p.subarray(1).toString("utf8"));
       }
       inbox.push(frame);
       wake?.();
@@ -80,9 +92,20 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     peerError ??= err;
     wake?.();
   });
+  // A data channel that closes before its last PassEnd is a broken transfer.
+  let channelsDone = false;
+  for (const l of links.slice(1)) {
+    l.socket.on("close", () => {
+      if (channelsDone) return;
+      peerError ??= new WireError("a memory-transfer channel closed");
+      wake?.();
+    });
+  }
+  let jobError: Error | undefined;
   const check = () => {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("cancelled");
     if (peerError !== undefined) throw peerError;
+    if (jobError !== undefined) throw jobError;
   };
   const expect = async (type: MessageType): Promise<Frame> => {
     for (;;) {
@@ -100,13 +123,142 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       wake = undefined;
     }
   };
-  const send = async (frame: Buffer, flushed?: () => void) => {
+  // One pending drain per channel: a channel that pushes back is waited for
+  // only when it is its turn again, so the others keep flowing.
+  const backlog: (Promise<void> | undefined)[] = links.map(() => undefined);
+  const sendOn = async (channel: number, ...buffers: Buffer[]) => {
     check();
-    stats.wireBytes += frame.length;
-    await write(link.socket, frame, flushed);
+    await backlog[channel];
+    check();
+    for (const b of buffers) stats.wireBytes += b.length;
+    const pending = write(links[channel]!.socket, ...buffers);
+    // Awaited at the channel's next turn; a failure meanwhile is not unhandled.
+    pending?.then(
+      () => {
+        if (backlog[channel] === pending) backlog[channel] = undefined;
+      },
+      () => {},
+    );
+    backlog[channel] = pending;
   };
+  const send = (frame: Buffer) => sendOn(0, frame);
+  const flushed = async () => {
+    for (let c = 0; c < links.length; c++) await backlog[c];
+  };
+  const idle = () => links.every((l) => l.socket.writableLength === 0);
   let corrupted = false;
-  let pool: FramePool | undefined;
+  let nextChannel = 0;
+  const pageSize = memory.pageSize;
+  const framePages = Math.max(1, Math.floor(FRAME_BYTES / pageSize));
+
+  // The runs (first, count pairs) of a Pages frame: its header, and the
+  // pages straight from guest memory (no copy), all in one writev.
+  const sendRuns = async (runs: readonly number[], pages: number) => {
+    const sumBytes = params.checksums ? 4 * pages : 0;
+    const listBytes = 4 + 4 * runs.length;
+    const head = Buffer.allocUnsafe(FRAME_HEADER + listBytes + sumBytes);
+    writeFrameHeader(head, MessageType.Pages, listBytes + sumBytes + pages * pageSize);
+    head.writeUInt32BE(runs.length / 2, FRAME_HEADER);
+    const body: Buffer[] = [head];
+    let sumAt = FRAME_HEADER + listBytes;
+    const bad = t.faults?.corruptPageOnWire;
+    for (let r = 0; r < runs.length; r += 2) {
+      const first = runs[r]!;
+      const count = runs[r + 1]!;
+      head.writeUInt32BE(first, FRAME_HEADER + 4 + 4 * r);
+      head.writeUInt32BE(count, FRAME_HEADER + 8 + 4 * r);
+      for (let view of memory.views(first, count)) {
+        for (let at = 0; sumBytes > 0 && at < view.length; at += pageSize, sumAt += 4)
+          head.writeUInt32BE(crc32(view.subarray(at, at + pageSize)), sumAt);
+        if (!corrupted && bad !== undefined && bad >= first && bad < first + count) {
+          view = Buffer.from(view);
+          view[(bad - first + 1) * pageSize - 1]! ^= 0xff;
+          corrupted = true;
+        }
+        body.push(view);
+      }
+    }
+    await sendOn(nextChannel, ...body);
+    nextChannel = (nextChannel + 1) % links.length;
+  };
+
+  // Compression: frames are deflated by the workers, a few per worker in
+  // flight, and sent (on the next channel) as each is done; order within a
+  // pass does not matter.
+  const compressors =
+    params.compressionWorkers === undefined ? undefined : startWorkers(memory, params.compressionWorkers);
+  const inflight = new Set<Promise<void>>();
+  const sendCompressed = async (pool: PageWorkers, runs: readonly number[]) => {
+    while (inflight.size >= 2 * pool.size) await Promise.race(inflight);
+    check();
+    const sources: [number, number, number][] = [];
+    for (let r = 0; r < runs.length; r += 2) sources.push(...memory.byteRanges(runs[r]!, runs[r + 1]!));
+    const job = pool
+      .run({ op: "deflate", sources, pageSize, checksums: params.checksums })
+      .then(async (r) => {
+        const sums = Buffer.from(r.sums.buffer, r.sums.byteOffset, r.sums.byteLength);
+        const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+        const listBytes = 4 + 4 * runs.length;
+        const head = Buffer.allocUnsafe(FRAME_HEADER + listBytes);
+        const type = r.compressed ? MessageType.CompressedPages : MessageType.Pages;
+        if (r.compressed) for (let k = 1; k < runs.length; k += 2) stats.compressedPages += runs[k]!;
+        writeFrameHeader(head, type, listBytes + sums.length + data.length);
+        head.writeUInt32BE(runs.length / 2, FRAME_HEADER);
+        for (let k = 0; k < runs.length; k++) head.writeUInt32BE(runs[k]!, FRAME_HEADER + 4 + 4 * k);
+        const channel = nextChannel;
+        nextChannel = (nextChannel + 1) % links.length;
+        await sendOn(channel, head, sums, data);
+      })
+      .catch((err: Error) => {
+        jobError ??= err;
+      })
+      .finally(() => inflight.delete(job));
+    inflight.add(job);
+  };
+  const settle = async () => {
+    while (inflight.size > 0) await Promise.race(inflight);
+    check();
+  };
+
+  // Compression is used where it pays: the first PROBE_BYTES of data pages
+  // go uncompressed and then as many compressed, each timed to the link's
+  // drain; the faster way sends the rest (and the blackout, which is never
+  // a probe). A link slower than the workers (TCP between hosts) compresses,
+  // a local socket does not.
+  const compression = {
+    mode: "probe-raw" as "probe-raw" | "probe-compressed" | "raw" | "compressed",
+    bytes: 0,
+    since: 0,
+    rawRate: 0,
+    async send(pool: PageWorkers, runs: readonly number[], pages: number, blackout: boolean) {
+      const probing = this.mode === "probe-raw" || this.mode === "probe-compressed";
+      if (probing && blackout) return sendRuns(runs, pages);
+      if (this.bytes === 0) this.since = performance.now();
+      if (this.mode === "raw" || this.mode === "probe-raw") await sendRuns(runs, pages);
+      else await sendCompressed(pool, runs);
+      if (!probing) return;
+      this.bytes += pages * pageSize;
+      if (this.bytes < PROBE_BYTES) return;
+      await settle();
+      await flushed();
+      const rate = this.bytes / Math.max(performance.now() - this.since, 0.001);
+      this.bytes = 0;
+      if (this.mode === "probe-raw") {
+        this.rawRate = rate;
+        this.mode = "probe-compressed";
+      } else this.mode = rate > this.rawRate ? "compressed" : "raw";
+    },
+  };
+
+  const sendZeroRanges = async (ranges: number[]) => {
+    if (ranges.length === 0) return;
+    const frame = Buffer.allocUnsafe(FRAME_HEADER + ranges.length * 4);
+    writeFrameHeader(frame, MessageType.ZeroPages, ranges.length * 4);
+    for (let k = 0; k < ranges.length; k++) frame.writeUInt32BE(ranges[k]!, FRAME_HEADER + 4 * k);
+    ranges.length = 0;
+    await sendOn(nextChannel, frame);
+    nextChannel = (nextChannel + 1) % links.length;
+  };
 
   const sendPass = async (pass: number, blackout: boolean, pages: Uint32Array) => {
     const head = Buffer.alloc(9);
@@ -122,71 +274,93 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       throttlePercent: vm.workload.throttlePercent,
     });
     await send(encodeFrame(MessageType.PassBegin, head));
-    const pageSize = memory.pageSize;
-    const perBatch = Math.max(1, Math.floor(BATCH_BYTES / pageSize));
-    const sumBytes = params.checksums ? CHECKSUM_BYTES : 0;
-    pool ??= new FramePool(FRAME_HEADER + 4 + perBatch * (4 + CHECKSUM_BYTES + pageSize));
-    let batches = 0;
-    for (let i = 0; i < pages.length; i += perBatch) {
-      const count = Math.min(perBatch, pages.length - i);
-      const payloadLength = 4 + count * (4 + sumBytes + pageSize);
-      const frame = pool.get(FRAME_HEADER + payloadLength);
-      writeFrameHeader(frame, MessageType.Pages, payloadLength);
-      frame.writeUInt32BE(count, FRAME_HEADER);
-      const indexAt = FRAME_HEADER + 4;
-      const sumAt = indexAt + count * 4;
-      const dataAt = sumAt + count * sumBytes;
-      for (let k = 0; k < count; k++) {
-        const index = pages[i + k]!;
-        frame.writeUInt32BE(index, indexAt + k * 4);
-        const at = dataAt + k * pageSize;
-        memory.page(index).copy(frame, at);
-        if (sumBytes > 0)
-          createHash("sha1")
-            .update(frame.subarray(at, at + pageSize))
-            .digest()
-            .copy(frame, sumAt + k * sumBytes);
-        if (!corrupted && index === t.faults?.corruptPageOnWire) {
-          frame[at + pageSize - 1]! ^= 0xff;
-          corrupted = true;
-        }
+    const zeros: number[] = [];
+    let runs: number[] = [];
+    let runPagesTotal = 0;
+    const pool = compressors === undefined ? undefined : await compressors;
+    const flushRuns = async () => {
+      if (runs.length === 0) return;
+      const bad = t.faults?.corruptPageOnWire;
+      const hasBad = bad !== undefined && runs.some((v, k) => k % 2 === 0 && bad >= v && bad < v + runs[k + 1]!);
+      if (pool === undefined || hasBad) await sendRuns(runs, runPagesTotal);
+      else await compression.send(pool, runs, runPagesTotal, blackout);
+      runs = [];
+      runPagesTotal = 0;
+    };
+    let frames = 0;
+    for (let i = 0; i < pages.length; ) {
+      const first = pages[i]!;
+      let count = 1;
+      if (memory.isZero(first)) {
+        // Zero pages travel as (first, count) markers, as hypervisors send them.
+        while (i + count < pages.length && pages[i + count] === first + count && memory.isZero(first + count)) count++;
+        zeros.push(first, count);
+        stats.zeroPages += count;
+        if (zeros.length >= 2 * ZERO_RANGES_PER_FRAME) await sendZeroRanges(zeros);
+      } else {
+        // A run of consecutive non-zero pages; a frame holds runs up to 1 MiB of pages.
+        while (
+          runPagesTotal + count < framePages &&
+          i + count < pages.length &&
+          pages[i + count] === first + count &&
+          !memory.isZero(first + count)
+        )
+          count++;
+        runs.push(first, count);
+        runPagesTotal += count;
       }
+      i += count;
       stats.pages += count;
       stats.pageBytes += count * pageSize;
       if (blackout) stats.blackoutPages += count;
+      if (runPagesTotal < framePages && runs.length < 2 * MAX_RUNS_PER_FRAME && i < pages.length) continue;
+      await flushRuns();
       const drop = t.faults?.dropConnectionAfterBytes;
       if (drop !== undefined && stats.pageBytes >= drop) {
-        link.socket.destroy();
+        for (const l of links) l.socket.destroy();
         throw new WireError(`memory-transfer connection dropped after ${stats.pageBytes} bytes (injected fault)`);
       }
-      const p = pool;
-      await send(frame, () => p.release(frame));
       observe({
         type: "progress",
         side: "source",
         pass,
         blackout,
-        passDone: i + count,
+        passDone: i,
         passPages: pages.length,
         pageBytes: stats.pageBytes,
         imageBytes: memory.sizeBytes,
       });
-      if (!blackout) vm.workload.advance();
-      // Let the event loop breathe (RPCs, timers) even when the socket never pushes back.
-      if (++batches % 16 === 0) await yieldToLoop();
+      // The guest writes only while no page bytes wait in a socket (they are its memory).
+      if (!blackout && idle()) vm.workload.advance();
+      // Let the event loop breathe (RPCs, timers) even when the sockets never push back.
+      if (++frames % 16 === 0) await yieldToLoop();
     }
-    const end = Buffer.alloc(4);
+    await sendZeroRanges(zeros);
+    await settle();
+    const end = Buffer.alloc(5);
     end.writeUInt32BE(pass, 0);
-    await send(encodeFrame(MessageType.PassEnd, end));
+    end[4] = blackout ? 1 : 0;
+    for (let c = 0; c < links.length; c++) await sendOn(c, encodeFrame(MessageType.PassEnd, end));
+    // The blackout pass is not acknowledged: OfflineAck follows once it is applied (one round trip less).
+    if (blackout) {
+      channelsDone = true;
+      return;
+    }
+    await flushed();
+    // The destination applied every channel's pages: the next pass cannot overtake this one.
+    const ack = await expect(MessageType.PassAck);
+    if (ack.payload.readUInt32BE(0) !== pass) throw new WireError(`memory stream: PassAck for another pass`);
   };
 
+  // The digest's workers start once the blackout is over (starting them
+  // costs CPU the passes and the blackout need).
+  let digestWorkers: Promise<PageWorkers | undefined> | undefined;
   try {
     // Setup: agree on the memory layout.
     const setup = Buffer.alloc(13);
     setup.writeUInt32BE(memory.pageSize, 0);
     setup.writeUInt32BE(memory.pageCount, 4);
-    setup[8] = params.checksums ? 1 : 0;
-    setup.writeUInt32BE(1 << 20, 9);
+    setup[8] = (params.checksums ? 1 : 0) | (params.compressionWorkers === undefined ? 0 : 2);
     await send(encodeFrame(MessageType.Setup, setup));
     await expect(MessageType.Ready);
     observe({ type: "connected", side: "source" });
@@ -195,9 +369,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
 
     // Brownout.
     memory.markAllDirty();
+    vm.workload.hold(true);
     let throttle = 100;
-    let sentBytes = 0;
-    let sendMs = 0;
     let previousRemaining = Number.POSITIVE_INFINITY;
     let projected = 0;
     for (let pass = 1; ; pass++) {
@@ -210,12 +383,12 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       const t0 = performance.now();
       await sendPass(pass, false, pages);
       const ms = performance.now() - t0;
-      sentBytes += pages.length * memory.pageSize;
-      sendMs += ms;
       stats.brownoutPasses = pass;
       vm.workload.advance();
       const remaining = memory.dirtyCount;
-      const bytesPerMs = sentBytes / Math.max(sendMs, 0.001);
+      // The blackout sends scattered pages, far slower than pass 1's whole
+      // image: project from the last pass's rate, and from pass 1 never end.
+      const bytesPerMs = (pages.length * memory.pageSize) / Math.max(ms, 0.001);
       projected = (remaining * memory.pageSize) / bytesPerMs;
       stats.projectedBlackoutMs = projected;
       observe({
@@ -227,7 +400,9 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
         remainingDirty: remaining,
         projectedBlackoutMs: projected,
       });
-      if (projected <= params.targetBlackoutMs) break;
+      // Half the target for the pages: the rest is for what else the blackout
+      // holds (device state, acknowledgements, a busy machine's scheduling).
+      if (projected <= params.targetBlackoutMs / 2 && (pass > 1 || remaining === 0)) break;
       if (pass >= params.maxPasses) break;
       if (pass >= params.targetPasses && remaining >= previousRemaining) break;
       previousRemaining = remaining;
@@ -260,7 +435,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
 
     // Verification: the destination's image must equal ours (the guest stays paused).
-    stats.digest = memory.digest();
+    digestWorkers = startWorkers(memory, availableParallelism());
+    stats.digest = await digestOf(memory, digestWorkers);
     const verify = Buffer.alloc(48);
     Buffer.from(stats.digest, "hex").copy(verify, 0);
     verify.writeDoubleBE(stats.blackoutMs, 32);
@@ -292,7 +468,10 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await sendAbort(link, AbortReason.Error, err instanceof Error ? err.message : String(err));
     return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
   } finally {
-    link.socket.destroy();
+    void digestWorkers?.then((w) => w?.close());
+    void compressors?.then((w) => w?.close());
+    vm.workload.hold(false);
+    for (const l of links) l.socket.destroy();
   }
 
   function fail(state: PhaseState, message: string, cause?: unknown): TransferResult {

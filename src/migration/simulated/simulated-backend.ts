@@ -25,11 +25,11 @@ import { PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migrat
 import type { StatedState } from "../stated-state.js";
 import { parseEndpointDescriptor, type EndpointDescriptor } from "./endpoint-descriptor.js";
 import { runDestination } from "./pre-copy-destination.js";
-import { preCopyParams } from "./pre-copy-params.js";
+import { compressionWorkers, preCopyParams } from "./pre-copy-params.js";
 import { runSource, type SourceFaults } from "./pre-copy-source.js";
 import { SimulatedVm, type SimulatedVmOptions } from "./simulated-vm.js";
 import type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
-import { acceptPeer, bindListener, closeListener, connectPeer, type Link } from "./transfer-link.js";
+import { acceptPeer, bindListener, closeListener, connectPeer, type Link, MAX_CHANNELS } from "./transfer-link.js";
 
 /** The annotation a source writes so the destination's guest dirties at the same rate. */
 export const DIRTY_RATE_ANNOTATION = "ttrpc-es.simulated/dirty-pages-per-second";
@@ -42,13 +42,19 @@ export interface SimulatedBackendOptions {
   readonly observe?: TransferObserver;
   /** Faults to inject on purpose, for tests. */
   readonly faults?: SourceFaults;
+  /**
+   * Connections a transfer from this shim (the source) uses, like QEMU's
+   * multifd channels: pages are striped over them. 1 … 16, default 1. The
+   * destination follows the source's choice.
+   */
+  readonly channels?: number;
 }
 
 interface SessionResources {
   readonly sessionId: string;
   endpoint?: EndpointDescriptor;
   listener?: NetServer;
-  link?: Link;
+  links?: Link[];
   /** The destination's import, until PrepareSandbox creates the VM. */
   imported?: { sandboxId: string; state: StatedState };
 }
@@ -61,6 +67,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
   #session: SessionResources | undefined;
   readonly #observers = new Set<TransferObserver>();
   readonly #faults: SourceFaults | undefined;
+  readonly #channels: number;
 
   constructor(options: SimulatedBackendOptions = {}) {
     if (options.sandbox !== undefined) {
@@ -69,6 +76,10 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
     }
     if (options.observe !== undefined) this.#observers.add(options.observe);
     this.#faults = options.faults;
+    const channels = options.channels ?? 1;
+    if (!Number.isInteger(channels) || channels < 1 || channels > MAX_CHANNELS)
+      throw new RangeError(`channels ${channels} is not an integer from 1 to ${MAX_CHANNELS}`);
+    this.#channels = channels;
   }
 
   /** Adds a transfer observer; returns a function that removes it. */
@@ -166,27 +177,28 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
         message: "no VM on this shim",
       };
     const d = request.endpoint;
-    const maxPayload = Math.max(64 * 1024 * 1024, 4 + vm.memory.pageSize * 2);
-    let link: Link;
+    const maxPayload = Math.max(64 * 1024 * 1024, 8 + vm.memory.pageSize * 5);
+    const channels = side === "source" ? this.#channels : undefined;
+    let links: Link[];
     try {
       if (d.role === "listen") {
         const listener = r.listener;
         if (listener === undefined) throw new Error("no listener: CreateDuplicateSocket did not bind");
         delete r.listener;
-        link = await acceptPeer(listener, d, side, request.signal, maxPayload);
+        links = await acceptPeer(listener, d, side, request.signal, maxPayload, channels);
       } else {
-        link = await connectPeer(d, side, request.signal, maxPayload);
+        links = await connectPeer(d, side, request.signal, maxPayload, channels);
       }
     } catch (e) {
       if (request.signal.aborted)
         return { ok: false, state: PhaseState.CANCELLED, message: "cancelled while connecting" };
       throw e;
     }
-    r.link = link;
+    r.links = links;
     if (side === "source") {
       return runSource({
         vm,
-        link,
+        links,
         params: preCopyParams(request.options),
         report: request.report,
         signal: request.signal,
@@ -194,12 +206,20 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
         ...(this.#faults === undefined ? {} : { faults: this.#faults }),
       });
     }
-    return runDestination({ vm, link, report: request.report, signal: request.signal, observe: this.#emit });
+    const workers = compressionWorkers(request.options);
+    return runDestination({
+      vm,
+      links,
+      report: request.report,
+      signal: request.signal,
+      observe: this.#emit,
+      ...(workers === undefined ? {} : { compressionWorkers: workers }),
+    });
   }
 
   async cancel(request: SessionRequest): Promise<void> {
     // The server aborted the transfer's signal; make sure the connection goes too.
-    this.#session?.link?.socket.destroy();
+    for (const l of this.#session?.links ?? []) l.socket.destroy();
     void request;
   }
 
@@ -229,7 +249,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
     const r = this.#session;
     this.#session = undefined;
     if (r === undefined || r.sessionId !== request.sessionId) return;
-    r.link?.socket.destroy();
+    for (const l of r.links ?? []) l.socket.destroy();
     if (r.listener !== undefined) await closeListener(r.listener);
     // A destination cleaned up without a RESUME never runs its VM.
     if (request.origin === "Destination" && this.vm !== undefined && this.vm.status === "created") this.vm = undefined;
@@ -238,7 +258,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
   /** Simulates the shim's process dying: every socket of the session goes at once, nothing is said. */
   crash(): void {
     const r = this.#session;
-    r?.link?.socket.destroy();
+    for (const l of r?.links ?? []) l.socket.destroy();
     if (r?.listener !== undefined) void closeListener(r.listener);
     this.vm?.stop();
   }

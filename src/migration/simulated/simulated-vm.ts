@@ -23,6 +23,8 @@ export interface SimulatedVmOptions {
   readonly containers?: readonly StatedContainer[];
   /** "pattern" for a guest that has been running, "zero" for a fresh destination VM. Default "pattern". */
   readonly fill?: "zero" | "pattern";
+  /** With "pattern": the fraction (0 … 1) of pages the guest has left zero. Default 0. */
+  readonly zeroFraction?: number;
 }
 
 /** What travels in the blackout besides memory: vCPU and device state. */
@@ -61,6 +63,7 @@ export class SimulatedVm {
       sizeBytes: options.memoryBytes ?? DEFAULT_MEMORY_BYTES,
       ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
       fill: options.fill ?? "pattern",
+      ...(options.zeroFraction === undefined ? {} : { zeroFraction: options.zeroFraction }),
     });
     this.workload = new GuestWorkload(this.memory, {
       dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? DEFAULT_DIRTY_PAGES_PER_SECOND,

@@ -14,8 +14,14 @@ export interface TransferStats {
   readonly brownoutPasses: number;
   /** Pages sent (source) or received (destination), all passes. */
   readonly pages: number;
-  /** Page bytes moved, all passes. */
+  /** Page bytes moved, all passes (zero pages included: they travel as markers). */
   readonly pageBytes: number;
+  /** Pages sent (or received) as zero-page markers, all passes. */
+  readonly zeroPages: number;
+  /** Pages sent (or received) in compressed frames, all passes. */
+  readonly compressedPages: number;
+  /** Connections the transfer used (its channels). */
+  readonly channels: number;
   /** Bytes on the wire, framing included. */
   readonly wireBytes: number;
   /** Pages moved while the guest was paused. */
@@ -79,6 +85,9 @@ export function emptyStats(side: Side, checksums: boolean): { -readonly [K in ke
     brownoutPasses: 0,
     pages: 0,
     pageBytes: 0,
+    zeroPages: 0,
+    compressedPages: 0,
+    channels: 1,
     wireBytes: 0,
     blackoutPages: 0,
     blackoutMs: 0,

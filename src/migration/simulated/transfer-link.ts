@@ -4,21 +4,41 @@
  * that proves the token; the connecting side dials during TransferSandbox
  * (retrying until the listener is there) and introduces itself.
  *
+ * A transfer may use several connections ("channels", like QEMU's multifd):
+ * the source decides how many. Every connection proves the token and names
+ * its channel; the side that does not know the count learns it from the
+ * source's first hello or acknowledgement.
+ *
  * @module
  */
 import { timingSafeEqual } from "node:crypto";
-import { createServer, Socket, type Server } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "../../code.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 import { parseHostPort, type EndpointDescriptor } from "./endpoint-descriptor.js";
-import { encodeFrame, FrameReader, MessageType, WireError } from "./wire-protocol.js";
+import {
+  DirectFrameReader,
+  encodeFrame,
+  type FrameSource,
+  FrameReader,
+  MessageType,
+  WireError,
+} from "./wire-protocol.js";
 
 export type Side = "source" | "destination";
 const SIDE_CODE: Record<Side, number> = { source: 1, destination: 2 };
 
 export interface Link {
   readonly socket: Socket;
-  readonly reader: FrameReader;
+  readonly reader: FrameSource;
+}
+
+/** The most channels a transfer may use. */
+export const MAX_CHANNELS = 16;
+const HELLO_BYTES = 23;
+
+function helloAck(side: Side, channels: number): Buffer {
+  return encodeFrame(MessageType.HelloAck, Buffer.from([SIDE_CODE[side], channels]));
 }
 
 function netTarget(d: EndpointDescriptor): { path: string } | { host: string; port: number } {
@@ -58,9 +78,10 @@ export function bindListener(d: EndpointDescriptor): Promise<Server> {
 }
 
 /**
- * Accepts the one connection whose HELLO carries the descriptor's token
- * and session number; others are dropped. Closes the listener once done
- * (successfully or not).
+ * Accepts the connections whose HELLO carries the descriptor's token and
+ * session number, one per channel (`channels` on the source; the
+ * destination learns the count from the source's hello); others are
+ * dropped. Closes the listener once done (successfully or not).
  */
 export async function acceptPeer(
   server: Server,
@@ -68,10 +89,14 @@ export async function acceptPeer(
   side: Side,
   signal: AbortSignal,
   maxPayload: number,
-): Promise<Link> {
+  channels?: number,
+): Promise<Link[]> {
   const pending = new Set<Socket>();
+  const links: Link[] = [];
   try {
-    return await new Promise<Link>((resolve, reject) => {
+    return await new Promise<Link[]>((resolve, reject) => {
+      let expected = channels ?? 0;
+      let accepted = 0;
       const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new WireError("aborted"));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
@@ -81,31 +106,45 @@ export async function acceptPeer(
         socket.on("error", () => {});
         const reader = new FrameReader(socket, { maxPayload });
         const hello = setTimeout(() => socket.destroy(), 10_000);
+        const drop = () => {
+          socket.destroy();
+          pending.delete(socket);
+        };
         reader.next().then(
           (frame) => {
             clearTimeout(hello);
             const p = frame.payload;
             const ok =
               frame.type === MessageType.Hello &&
-              p.length === 21 &&
+              p.length === HELLO_BYTES &&
               timingSafeEqual(p.subarray(0, 16), d.token) &&
               p.readUInt32BE(16) === d.sessionNumber &&
               p[20] !== SIDE_CODE[side];
-            if (!ok) {
-              socket.destroy();
-              pending.delete(socket);
-              return;
-            }
+            if (!ok) return drop();
+            const channel = p[21]!;
+            const theirs = p[22]!;
+            if (expected === 0 && theirs >= 1 && theirs <= MAX_CHANNELS) expected = theirs;
+            const valid =
+              (theirs === 0 || theirs === expected) &&
+              (expected === 0 ? channel === 0 : channel < expected) &&
+              links[channel] === undefined;
+            if (!valid) return drop();
             pending.delete(socket);
-            signal.removeEventListener("abort", onAbort);
             socket.setNoDelay(true);
-            socket.write(encodeFrame(MessageType.HelloAck, Buffer.from([SIDE_CODE[side]])));
-            resolve({ socket, reader });
+            socket.write(helloAck(side, expected));
+            links[channel] = { socket, reader };
+            accepted++;
+            // Without a count yet (a destination connector dials channel 0
+            // first and learns it from our ack), only the source knows.
+            if (expected === 0 && side === "destination") expected = 1;
+            if (accepted === expected) {
+              signal.removeEventListener("abort", onAbort);
+              resolve(links);
+            }
           },
           () => {
             clearTimeout(hello);
-            socket.destroy();
-            pending.delete(socket);
+            drop();
           },
         );
       };
@@ -113,10 +152,13 @@ export async function acceptPeer(
       for (const socket of early.get(server)?.splice(0) ?? []) take(socket);
       server.on("connection", take);
     });
+  } catch (err) {
+    for (const l of links) l?.socket.destroy();
+    throw err;
   } finally {
     for (const s of pending) s.destroy();
     for (const s of early.get(server)?.splice(0) ?? []) s.destroy();
-    // Stop listening; the accepted connection stays (close's callback would wait for it).
+    // Stop listening; the accepted connections stay (close's callback would wait for them).
     server.close();
   }
 }
@@ -131,35 +173,71 @@ export function closeListener(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** Dials the listener (retrying while it is not there yet), proves the token, waits for the answer. */
+/**
+ * Dials the listener (retrying while it is not there yet) once per channel,
+ * proves the token on each, waits for the answers. `channels` on the source;
+ * the destination learns the count from the first acknowledgement.
+ */
 export async function connectPeer(
   d: EndpointDescriptor,
   side: Side,
   signal: AbortSignal,
   maxPayload: number,
-): Promise<Link> {
+  channels?: number,
+): Promise<Link[]> {
+  const first = await connectChannel(d, side, signal, maxPayload, 0, channels ?? 0);
+  const count = channels ?? first.channels;
+  if (count < 1 || count > MAX_CHANNELS) {
+    first.link.socket.destroy();
+    throw new WireError(`memory stream: the source asked for ${count} channels (1 … ${MAX_CHANNELS})`);
+  }
+  const rest = await Promise.allSettled(
+    Array.from({ length: count - 1 }, (_, i) => connectChannel(d, side, signal, maxPayload, i + 1, count)),
+  );
+  const links = [first.link, ...rest.flatMap((r) => (r.status === "fulfilled" ? [r.value.link] : []))];
+  const failed = rest.find((r) => r.status === "rejected");
+  if (failed !== undefined) {
+    for (const l of links) l.socket.destroy();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return links;
+}
+
+/** Dials one channel (retrying while the listener is not there yet), proves the token, waits for the answer. */
+async function connectChannel(
+  d: EndpointDescriptor,
+  side: Side,
+  signal: AbortSignal,
+  maxPayload: number,
+  channel: number,
+  channels: number,
+): Promise<{ link: Link; channels: number }> {
   let delay = 5;
   for (;;) {
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new WireError("aborted");
-    const socket = await dialOnce(d, signal).catch((err: NodeJS.ErrnoException) => {
+    const reader = new DirectFrameReader({ maxPayload });
+    const socket = await dialOnce(d, signal, reader).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ECONNREFUSED" || err.code === "ENOENT") return undefined;
       throw new WireError(`cannot connect to ${d.transport} ${d.address}: ${err.code ?? err.message}`);
     });
     if (socket !== undefined) {
-      const reader = new FrameReader(socket, { maxPayload });
-      const hello = Buffer.alloc(21);
+      reader.attach(socket);
+      const hello = Buffer.alloc(HELLO_BYTES);
       hello.set(d.token, 0);
       hello.writeUInt32BE(d.sessionNumber, 16);
       hello[20] = SIDE_CODE[side];
+      hello[21] = channel;
+      hello[22] = channels;
       socket.write(encodeFrame(MessageType.Hello, hello));
       const onAbort = () => socket.destroy();
       signal.addEventListener("abort", onAbort, { once: true });
       try {
         const frame = await reader.next();
-        if (frame.type !== MessageType.HelloAck || frame.payload[0] === SIDE_CODE[side]) {
+        const ack = frame.payload;
+        if (frame.type !== MessageType.HelloAck || ack.length !== 2 || ack[0] === SIDE_CODE[side]) {
           throw new WireError("memory stream: the peer did not acknowledge the hello");
         }
-        return { socket, reader };
+        return { link: { socket, reader }, channels: ack[1]! };
       } catch (err) {
         socket.destroy();
         if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
@@ -185,9 +263,22 @@ export async function connectPeer(
   }
 }
 
-function dialOnce(d: EndpointDescriptor, signal: AbortSignal): Promise<Socket> {
+function dialOnce(d: EndpointDescriptor, signal: AbortSignal, reader: DirectFrameReader): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = new Socket();
+    // The reader names where each read lands (only a socket made with onread allows it).
+    const target = netTarget(d);
+    const socket = connect(
+      "path" in target
+        ? { path: target.path, onread: reader.onread }
+        : { host: target.host, port: target.port, onread: reader.onread },
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        socket.removeAllListeners("error");
+        socket.on("error", () => {});
+        socket.setNoDelay(true);
+        resolve(socket);
+      },
+    );
     const onAbort = () => {
       socket.destroy();
       reject(new WireError("aborted"));
@@ -197,13 +288,6 @@ function dialOnce(d: EndpointDescriptor, signal: AbortSignal): Promise<Socket> {
       signal.removeEventListener("abort", onAbort);
       socket.destroy();
       reject(err);
-    });
-    socket.connect(netTarget(d), () => {
-      signal.removeEventListener("abort", onAbort);
-      socket.removeAllListeners("error");
-      socket.on("error", () => {});
-      socket.setNoDelay(true);
-      resolve(socket);
     });
   });
 }

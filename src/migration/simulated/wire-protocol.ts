@@ -17,23 +17,30 @@
  */
 import type { Socket } from "node:net";
 
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const FRAME_HEADER = 6;
 
 export enum MessageType {
-  /** connector → listener: token[16], session number u32, sender origin u8 (1 source, 2 destination). */
+  /**
+   * connector → listener: token[16], session number u32, sender u8 (1 source, 2 destination), channel u8, channels u8
+   * (0 when the sender does not know).
+   */
   Hello = 1,
-  /** listener → connector: sender origin u8. */
+  /** listener → connector: sender u8, channels u8 (0 when the sender does not know). */
   HelloAck = 2,
-  /** source → destination: page size u32, page count u32, flags u8 (bit 0 checksums), device-state max u32. */
+  /**
+   * source → destination: page size u32, page count u32, flags u8 (bit 0 checksums, bit 1 compression), reserved u32.
+   */
   Setup = 3,
   /** destination → source: empty. */
   Ready = 4,
   /** source → destination: pass u32, pages u32, blackout u8. */
   PassBegin = 5,
-  /** source → destination: count u32, count × page index u32, [count × 20-byte SHA-1], count × page bytes. */
+  /**
+   * source → destination, any channel: a run of pages: first u32, count u32, [count × CRC-32 u32], count × page bytes.
+   */
   Pages = 6,
-  /** source → destination: pass u32. */
+  /** source → destination, on every channel: pass u32; nothing of the pass follows on that channel. */
   PassEnd = 7,
   /** source → destination: device state, UTF-8 JSON. */
   DeviceState = 8,
@@ -41,12 +48,20 @@ export enum MessageType {
   BlackoutEnd = 9,
   /** destination → source: empty; everything is applied (the source measures the blackout here). */
   OfflineAck = 10,
-  /** source → destination: image SHA-256[32], blackout ms f64, blackout stop time ms since epoch f64. */
+  /** source → destination: image digest[32], blackout ms f64, blackout stop time ms since epoch f64. */
   Verify = 11,
-  /** destination → source: ok u8, image SHA-256[32], message UTF-8. */
+  /** destination → source: ok u8, image digest[32], message UTF-8. */
   Result = 12,
   /** either way: reason u8 ({@link AbortReason}), message UTF-8; the sender closes after it. */
   Abort = 13,
+  /** source → destination, any channel: zero pages as markers: n × (first u32, count u32). */
+  ZeroPages = 14,
+  /**
+   * source → destination, any channel: first u32, count u32, [count × CRC-32 u32], raw deflate of count × page bytes.
+   */
+  CompressedPages = 15,
+  /** destination → source: pass u32; every channel's pages of the pass are applied. */
+  PassAck = 16,
 }
 
 export enum AbortReason {
@@ -55,9 +70,45 @@ export enum AbortReason {
   ChecksumMismatch = 3,
 }
 
-export interface Frame {
-  readonly type: MessageType;
-  readonly payload: Buffer;
+/** A frame as it came off the socket: its payload is the socket's own chunks, not a copy. */
+export class Frame {
+  constructor(
+    readonly type: MessageType,
+    readonly parts: readonly Buffer[],
+    readonly length: number,
+    /**
+     * A Pages frame whose pages the reader already placed in memory: the payload holds the run list and checksums
+     * only.
+     */
+    readonly placed = false,
+  ) {}
+
+  /** The payload as one buffer (copied only when it spans chunks). */
+  get payload(): Buffer {
+    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length);
+  }
+
+  /** The first `n` payload bytes as one buffer. */
+  head(n: number): Buffer {
+    const first = this.parts[0];
+    if (first !== undefined && first.length >= n) return first.subarray(0, n);
+    return this.payload.subarray(0, n);
+  }
+
+  /** Copies payload bytes from `start` into `target` (filling it). */
+  copyTo(target: Buffer, start: number): void {
+    let skip = start;
+    let at = 0;
+    for (const part of this.parts) {
+      if (at === target.length) return;
+      if (skip >= part.length) {
+        skip -= part.length;
+        continue;
+      }
+      at += part.copy(target, at, skip);
+      skip = 0;
+    }
+  }
 }
 
 export class WireError extends Error {
@@ -82,12 +133,19 @@ export function writeFrameHeader(out: Buffer, type: MessageType, payloadLength: 
 }
 
 /**
- * Writes a buffer; resolves at once or after 'drain'; rejects when the
- * socket closes first. `flushed` runs once the socket no longer needs `data`.
+ * Writes the buffers as one frame (corked: one writev, no copy); resolves at
+ * once or after 'drain'; rejects when the socket closes first.
  */
-export function write(socket: Socket, data: Buffer, flushed?: () => void): Promise<void> | undefined {
+export function write(socket: Socket, ...data: Buffer[]): Promise<void> | undefined {
   if (socket.destroyed) return Promise.reject(new WireError("memory-transfer connection closed"));
-  if (socket.write(data, flushed === undefined ? undefined : () => flushed())) return undefined;
+  let ok = true;
+  if (data.length === 1) ok = socket.write(data[0]!);
+  else {
+    socket.cork();
+    for (const d of data) ok = socket.write(d);
+    socket.uncork();
+  }
+  if (ok) return undefined;
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
       socket.off("drain", onDrain);
@@ -104,8 +162,25 @@ export function write(socket: Socket, data: Buffer, flushed?: () => void): Promi
 
 const HIGH_WATER = 16 * 1024 * 1024;
 
+/** Where a reader may put the pages of Pages frames itself (the destination's memory). */
+export interface PageSink {
+  readonly pageSize: number;
+  /** Checksum bytes a frame of this many pages carries. */
+  sumBytes(pages: number): number;
+  /** The memory of pages `first … first+count-1`; throws RangeError when out of range. */
+  views(first: number, count: number): Buffer[];
+}
+
+/** Frames off one connection. */
+export interface FrameSource {
+  next(): Promise<Frame>;
+  /** Set by the destination once the layout is agreed; a reader that can uses it. */
+  sink?: PageSink | undefined;
+}
+
 /** Reads frames from a socket, with backpressure (pauses the socket when far ahead). */
-export class FrameReader {
+export class FrameReader implements FrameSource {
+  sink?: PageSink | undefined;
   readonly #socket: Socket;
   readonly #maxPayload: number;
   #chunks: Buffer[] = [];
@@ -151,9 +226,9 @@ export class FrameReader {
           throw new WireError(`memory stream: frame of ${length} bytes is over the ${this.#maxPayload}-byte limit`);
         if (this.#length >= FRAME_HEADER + length) {
           this.#take(FRAME_HEADER);
-          const payload = this.#take(length);
+          const parts = this.#take(length);
           if (this.#length < HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
-          return { type, payload };
+          return new Frame(type, parts, length);
         }
       }
       if (this.#error !== undefined) throw this.#error;
@@ -168,53 +243,202 @@ export class FrameReader {
     return Buffer.concat(this.#chunks, Math.min(this.#length, Math.max(n, 64))).subarray(0, n);
   }
 
-  #take(n: number): Buffer {
+  // The next n bytes as slices of the received chunks (no copy).
+  #take(n: number): Buffer[] {
     this.#length -= n;
-    const first = this.#chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first!.length > n) {
-      this.#chunks[0] = first!.subarray(n);
-      return first!.subarray(0, n);
-    }
-    if (first!.length === n) {
-      this.#chunks.shift();
-      return first!;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
+    const out: Buffer[] = [];
+    for (let left = n; left > 0; ) {
       const c = this.#chunks[0]!;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(k);
+      if (c.length > left) {
+        out.push(c.subarray(0, left));
+        this.#chunks[0] = c.subarray(left);
+        break;
+      }
+      out.push(c);
+      this.#chunks.shift();
+      left -= c.length;
     }
     return out;
   }
 }
 
+type ReadState = "head" | "payload" | "runs" | "list" | "sums" | "data" | "scatter";
+
 /**
- * Reusable frame buffers: large allocations are fresh mmaps (page faults on
- * every frame), so Pages frames come from here and go back once flushed.
+ * Pages in views smaller than this on average are read in one go and copied: a read per small view costs more than a
+ * copy.
  */
-export class FramePool {
-  readonly #free: Buffer[] = [];
-  readonly #size: number;
+const DIRECT_VIEW_BYTES = 64 * 1024;
 
-  constructor(size: number) {
-    this.#size = size;
+/**
+ * Reads frames from a socket made with its `onread`: the kernel copies each
+ * read straight into the buffer this reader names, so the pages of a Pages
+ * frame land in the destination's memory with no copy and no garbage (Node
+ * offers this only on sockets it dials, not on accepted ones).
+ */
+export class DirectFrameReader implements FrameSource {
+  sink?: PageSink | undefined;
+  readonly #maxPayload: number;
+  readonly #frames: Frame[] = [];
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+  #socket: Socket | undefined;
+  readonly #head = Buffer.alloc(FRAME_HEADER);
+  #target: Buffer = this.#head;
+  #filled = 0;
+  #state: ReadState = "head";
+  #type: MessageType = MessageType.Hello;
+  #length = 0;
+  /** Run list (and checksums) of the Pages frame being read. */
+  #list: Buffer = this.#head;
+  #views: Buffer[] = [];
+  #view = 0;
+  #scratch = Buffer.alloc(0);
+
+  /** Pass as the socket's `onread` option. */
+  readonly onread = {
+    buffer: (): Buffer => (this.#error === undefined ? this.#target.subarray(this.#filled) : this.#head),
+    callback: (n: number): boolean => {
+      if (this.#error !== undefined) return false;
+      this.#filled += n;
+      try {
+        while (this.#filled === this.#target.length && this.#error === undefined) this.#complete();
+      } catch (err) {
+        this.#fail(err instanceof WireError ? err : new WireError(`memory stream: ${(err as Error).message}`));
+        this.#socket?.destroy();
+      }
+      return true;
+    },
+  };
+
+  constructor(options: { maxPayload: number }) {
+    this.#maxPayload = options.maxPayload;
   }
 
-  /** A buffer of at least `size` bytes (the pool's size), or an exact one when bigger. */
-  get(size: number): Buffer {
-    if (size > this.#size) return Buffer.allocUnsafe(size);
-    return (this.#free.pop() ?? Buffer.allocUnsafe(this.#size)).subarray(0, size);
+  /** Watches the socket made with {@link onread} for its end. */
+  attach(socket: Socket): void {
+    this.#socket = socket;
+    socket.on("error", (err) => this.#fail(new WireError(`memory-transfer connection failed: ${err.message}`)));
+    socket.on("close", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
+    socket.on("end", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
   }
 
-  release(buffer: Buffer): void {
-    if (buffer.buffer.byteLength === this.#size && this.#free.length < 64) {
-      this.#free.push(Buffer.from(buffer.buffer, buffer.byteOffset, this.#size));
+  #expect(state: ReadState, target: Buffer, filled = 0): void {
+    this.#state = state;
+    this.#target = target;
+    this.#filled = filled;
+  }
+
+  #push(frame: Frame): void {
+    this.#frames.push(frame);
+    this.#expect("head", this.#head);
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #complete(): void {
+    switch (this.#state) {
+      case "head": {
+        const h = this.#head;
+        if (h[0] !== WIRE_VERSION) throw new WireError(`memory stream: unsupported protocol version ${h[0]}`);
+        if (MessageType[h[1]!] === undefined) throw new WireError(`memory stream: unknown message type ${h[1]}`);
+        this.#type = h[1]!;
+        this.#length = h.readUInt32BE(2);
+        if (this.#length > this.#maxPayload)
+          throw new WireError(
+            `memory stream: frame of ${this.#length} bytes is over the ${this.#maxPayload}-byte limit`,
+          );
+        if (this.#type === MessageType.Pages && this.sink !== undefined && this.#length >= 4)
+          this.#expect("runs", Buffer.allocUnsafe(4));
+        else this.#expect("payload", Buffer.allocUnsafe(this.#length));
+        return;
+      }
+      case "payload":
+        this.#push(new Frame(this.#type, [this.#target], this.#length));
+        return;
+      case "runs": {
+        const listBytes = 4 + 8 * this.#target.readUInt32BE(0);
+        if (listBytes > this.#length) throw new WireError(`memory stream: Pages frame of ${this.#length} bytes`);
+        const list = Buffer.allocUnsafe(listBytes);
+        this.#target.copy(list);
+        this.#expect("list", list, 4);
+        return;
+      }
+      case "list": {
+        const sink = this.sink!;
+        const list = this.#target;
+        let pages = 0;
+        this.#views = [];
+        for (let at = 4; at < list.length; at += 8) {
+          const count = list.readUInt32BE(at + 4);
+          pages += count;
+          this.#views.push(...sink.views(list.readUInt32BE(at), count));
+        }
+        const sumBytes = sink.sumBytes(pages);
+        if (this.#length !== list.length + sumBytes + pages * sink.pageSize)
+          throw new WireError(`memory stream: Pages frame of ${this.#length} bytes does not hold ${pages} pages`);
+        this.#list = list;
+        if (sumBytes === 0) {
+          this.#data();
+          return;
+        }
+        const withSums = Buffer.allocUnsafe(list.length + sumBytes);
+        list.copy(withSums);
+        this.#list = withSums;
+        this.#expect("sums", withSums, list.length);
+        return;
+      }
+      case "sums":
+        this.#data();
+        return;
+      case "data":
+        this.#view++;
+        this.#dataView();
+        return;
+      case "scatter": {
+        let at = 0;
+        for (const view of this.#views) at += this.#target.copy(view, 0, at, at + view.length);
+        this.#views = [];
+        this.#dataView();
+        return;
+      }
+    }
+  }
+
+  #data(): void {
+    this.#view = 0;
+    const bytes = this.#views.reduce((n, v) => n + v.length, 0);
+    if (this.#views.length > 1 && bytes / this.#views.length < DIRECT_VIEW_BYTES) {
+      if (this.#scratch.length < bytes) this.#scratch = Buffer.allocUnsafeSlow(bytes);
+      this.#expect("scatter", this.#scratch.subarray(0, bytes));
+      return;
+    }
+    this.#dataView();
+  }
+
+  #dataView(): void {
+    const view = this.#views[this.#view];
+    if (view !== undefined) {
+      this.#expect("data", view);
+      return;
+    }
+    this.#push(new Frame(MessageType.Pages, [this.#list], this.#list.length, true));
+  }
+
+  #fail(err: Error): void {
+    this.#error ??= err;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async next(): Promise<Frame> {
+    for (;;) {
+      const frame = this.#frames.shift();
+      if (frame !== undefined) return frame;
+      if (this.#error !== undefined) throw this.#error;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
     }
   }
 }
