@@ -12,9 +12,8 @@ import type {
 import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
 import { callSignal, NEVER, timeoutNano } from "./deadline.js";
-import { protocolError, streamFullError } from "./error-reason.js";
-import { decodeResponse, encodeRequestFrame } from "./envelope.js";
-import { Flags, MessageType, type Frame } from "./frame.js";
+import { encodeRequestFrame } from "./envelope.js";
+import { Flags } from "./frame.js";
 import {
   applyInterceptors,
   type CallFn,
@@ -26,7 +25,7 @@ import {
 } from "./interceptor.js";
 import type { EncodedMessage } from "./message-codec.js";
 import { Metadata, type MetadataInit } from "./metadata.js";
-import { Stream } from "./stream.js";
+import { ClientStream } from "./client-stream.js";
 import { StreamIds } from "./stream-ids.js";
 import { StreamTable } from "./stream-table.js";
 import { TtrpcError } from "./ttrpc-error.js";
@@ -100,77 +99,6 @@ const NO_METADATA = new Metadata();
 const NO_ENTRIES: readonly [string, string][] = [];
 // A call without options allocates none.
 const NO_OPTIONS: CallOptions = Object.freeze({});
-
-// One call of this client: a stream with the call's method and signal.
-class ClientStream extends Stream {
-  readonly #signal: AbortSignal;
-
-  constructor(
-    id: number,
-    table: StreamTable<ClientStream>,
-    readonly method: DescMethod,
-    signal: AbortSignal,
-  ) {
-    super(id, table);
-    this.decodeAs = method.output;
-    this.#signal = signal;
-    if (signal !== NEVER) signal.addEventListener("abort", this, { once: true });
-  }
-
-  get streamingServer(): boolean {
-    return this.method.methodKind === "server_streaming" || this.method.methodKind === "bidi_streaming";
-  }
-
-  // The call's signal fired: the caller gave up, what is queued is dropped.
-  handleEvent(): void {
-    this.cancel(TtrpcError.from(this.#signal.reason, Code.Canceled));
-  }
-
-  protected override onFinish(): void {
-    if (this.#signal !== NEVER) this.#signal.removeEventListener("abort", this);
-  }
-
-  protected override full(): void {
-    this.close(streamFullError());
-  }
-
-  protected override returned(): void {
-    this.finish();
-  }
-
-  // Response handling is the client's own; Data goes through the stream layer.
-  frame(f: Frame): void {
-    if (f.type === MessageType.Response) {
-      let res;
-      try {
-        res = decodeResponse(f.payload);
-      } catch (e) {
-        this.cancel(protocolError(`ttrpc: malformed response: ${(e as Error).message}`));
-        return;
-      }
-      const st = res.status;
-      if (st !== undefined && st.code !== Code.Ok) {
-        this.close(new TtrpcError(st.message, st.code, { details: st.details }));
-        return;
-      }
-      // An OK Response ends a stream too (the Swift port ends streams so);
-      // an empty one carries no message.
-      if (!this.streamingServer || res.payload.length > 0) this.push(res.payload);
-      this.close();
-      return;
-    }
-    if (f.type === MessageType.Data) {
-      if (!this.streamingServer) {
-        this.cancel(protocolError("ttrpc: received data from non-streaming server"));
-        return;
-      }
-      this.receiveData(f.flags, f.payload);
-      if (this.remoteClosed) this.finish();
-      return;
-    }
-    this.cancel(protocolError(`ttrpc: unexpected message type ${f.type} received: protocol error`));
-  }
-}
 
 class ClientImpl implements Client {
   readonly #table: StreamTable<ClientStream>;

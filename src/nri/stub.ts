@@ -1,17 +1,9 @@
 import { basename } from "node:path";
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { create } from "@bufbuild/protobuf";
-import {
-  type Container,
-  type ContainerUpdate,
-  Event,
-  type PodSandbox,
-  SynchronizeResponseSchema,
-} from "../../gen/nri/pkg/api/v1alpha1/api_pb.js";
+import type { ContainerUpdate } from "../../gen/nri/pkg/api/v1alpha1/api_pb.js";
 import {
   createRuntimeClient,
-  type PluginServer,
   registerPluginServer,
   type RuntimeClient,
 } from "../../gen/nri/pkg/api/v1alpha1/api_ttrpc.js";
@@ -20,10 +12,11 @@ import { createClient, type Client } from "../client.js";
 import { Code } from "../code.js";
 import { createServer, type Server } from "../server.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { eventsOf, handledEvents, NRI_0_6_EVENTS } from "./event-mask.js";
+import { handledEvents } from "./event-mask.js";
 import { createMultiplexer, type Multiplexer } from "./multiplexer.js";
 import { PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux-frame.js";
 import type { ContainerEvictionInit, ContainerUpdateInit, NriContext, PluginHandlers } from "./plugin-handlers.js";
+import { pluginService } from "./plugin-service.js";
 
 /** Where the runtime listens by default (containerd, CRI-O). */
 export const DEFAULT_SOCKET_PATH = "/var/run/nri/nri.sock";
@@ -150,10 +143,6 @@ class NriStub implements Stub {
   #stopped = false;
   #stopWaiters: (() => void)[] = [];
   #reconnectTimer: NodeJS.Timeout | undefined;
-  // Chunks of a Synchronize still arriving (more = true).
-  #syncPods: PodSandbox[] = [];
-  #syncContainers: Container[] = [];
-  #configured: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
   constructor(handlers: PluginHandlers, options: StubOptions) {
     this.#handlers = handlers;
@@ -256,7 +245,25 @@ class NriStub implements Stub {
     const socket = await this.#open();
     const mux = createMultiplexer(socket);
     const server = createServer();
-    registerPluginServer(server, this.#pluginService());
+    let configuredNow: { resolve: () => void; reject: (e: Error) => void } | undefined;
+    const configured = new Promise<void>((resolve, reject) => {
+      configuredNow = { resolve, reject };
+    });
+    configured.catch(() => {}); // awaited below, after RegisterPlugin
+    registerPluginServer(
+      server,
+      pluginService(this.#handlers, {
+        events: this.events,
+        call: (what, signal, fn) => this.#call(what, signal, fn),
+        useRequestTimeout: (ms) => {
+          if (this.#options.requestTimeoutMs === undefined) this.#requestTimeoutMs = ms;
+        },
+        configured: (error) => (error === undefined ? configuredNow?.resolve() : configuredNow?.reject(error)),
+        shuttingDown: () => {
+          session.shutdown = true;
+        },
+      }),
+    );
     server.serveConnection(mux.open(PLUGIN_SERVICE_CONN));
     const client = createClient(mux.open(RUNTIME_SERVICE_CONN));
     const session: Session = {
@@ -273,32 +280,27 @@ class NriStub implements Stub {
       }),
     };
     this.#session = session;
-    this.#syncPods = [];
-    this.#syncContainers = [];
-    const configured = new Promise<void>((resolve, reject) => {
-      this.#configured = { resolve, reject };
-    });
-    configured.catch(() => {}); // awaited below, after RegisterPlugin
     const gone = mux.done.then((e) => {
       throw new TtrpcError("nri: the runtime closed the connection before configuring the plugin", Code.Unavailable, {
         cause: e,
       });
     });
     try {
-      await session.runtime.registerPlugin(
-        { pluginName: this.name, pluginIdx: this.idx },
-        { timeoutMs: registrationMs },
-      );
+      await session.runtime
+        .registerPlugin({ pluginName: this.name, pluginIdx: this.idx }, { timeoutMs: registrationMs })
+        .catch((e: unknown) => {
+          // The call's own deadline: say which step timed out.
+          const err = TtrpcError.from(e);
+          throw err.code === Code.DeadlineExceeded
+            ? timeoutError("the runtime did not answer RegisterPlugin", registrationMs)
+            : err;
+        });
       await within(Promise.race([configured, gone]), registrationMs, () =>
         timeoutError("the runtime did not send Configure", registrationMs),
       );
     } catch (e) {
       await this.#close(session);
-      const err = TtrpcError.from(e);
-      if (err.code === Code.DeadlineExceeded && !err.rawMessage.startsWith("nri:")) {
-        throw timeoutError("the runtime did not answer RegisterPlugin", registrationMs);
-      }
-      throw err;
+      throw TtrpcError.from(e);
     } finally {
       gone.catch(() => {});
     }
@@ -331,166 +333,4 @@ class NriStub implements Stub {
       outer.removeEventListener("abort", onAbort);
     }
   }
-
-  #pluginService(): Partial<PluginServer> {
-    const h = this.#handlers;
-    type PodEvent = (pod: PodSandbox, ctx: NriContext) => unknown;
-    type ContainerEvent = (pod: PodSandbox, container: Container, ctx: NriContext) => unknown;
-    // Events whose reply carries nothing: pod events take (pod, ctx), container events (pod, container, ctx).
-    const lifecycle = async (
-      what: keyof PluginHandlers,
-      signal: AbortSignal,
-      pod: PodSandbox | undefined,
-      container: Container | undefined,
-    ): Promise<void> => {
-      const fn = h[what];
-      if (fn === undefined) return;
-      await this.#call(what, signal, (ctx) =>
-        what.endsWith("PodSandbox")
-          ? (fn as PodEvent).call(h, pod as PodSandbox, ctx)
-          : (fn as ContainerEvent).call(h, pod as PodSandbox, container as Container, ctx),
-      );
-    };
-    const pod = (p: PodSandbox | undefined) => p as PodSandbox;
-    const ctr = (c: Container | undefined) => c as Container;
-    return {
-      configure: async (req, { signal }) => {
-        if (req.requestTimeout > 0n && this.#options.requestTimeoutMs === undefined) {
-          this.#requestTimeoutMs = Number(req.requestTimeout);
-        }
-        try {
-          let events = this.events;
-          if (h.configure) {
-            const asked = (await this.#call("configure", signal, (ctx) => h.configure!(req, ctx))) ?? 0;
-            const extra = asked & ~this.events;
-            if (extra !== 0) {
-              const names = eventsOf(extra).map((e) => Event[e]);
-              throw new TtrpcError(
-                `nri: configure subscribed to events without a handler: ${names.join(", ")}`,
-                Code.InvalidArgument,
-              );
-            }
-            if (asked !== 0) events = asked;
-          }
-          if (req.NRIVersion === "") events &= NRI_0_6_EVENTS;
-          this.#configured?.resolve();
-          return { events };
-        } catch (e) {
-          // After the error status has gone out: start() then closes the connection.
-          const configured = this.#configured;
-          setImmediate(() => configured?.reject(TtrpcError.from(e)));
-          throw e;
-        }
-      },
-      synchronize: async (req, { signal }) => {
-        this.#syncPods.push(...req.pods);
-        this.#syncContainers.push(...req.containers);
-        if (req.more) return create(SynchronizeResponseSchema, { more: true });
-        const pods = this.#syncPods;
-        const containers = this.#syncContainers;
-        this.#syncPods = [];
-        this.#syncContainers = [];
-        if (!h.synchronize) return {};
-        const update = await this.#call("synchronize", signal, (ctx) => h.synchronize!(pods, containers, ctx));
-        return { update: update ?? [] };
-      },
-      shutdown: async (_req, { signal }) => {
-        if (this.#session) this.#session.shutdown = true;
-        if (h.shutdown) await this.#call("shutdown", signal, (ctx) => h.shutdown!(ctx));
-        return {};
-      },
-      runPodSandbox: async (req, { signal }) => {
-        await lifecycle("runPodSandbox", signal, req.pod, undefined);
-        return {};
-      },
-      updatePodSandbox: async (req, { signal }) => {
-        if (h.updatePodSandbox) {
-          const resources = {
-            ...(req.overheadLinuxResources ? { overhead: req.overheadLinuxResources } : {}),
-            ...(req.linuxResources ? { resources: req.linuxResources } : {}),
-          };
-          await this.#call("updatePodSandbox", signal, (ctx) => h.updatePodSandbox!(pod(req.pod), resources, ctx));
-        }
-        return {};
-      },
-      postUpdatePodSandbox: async (req, { signal }) => {
-        await lifecycle("postUpdatePodSandbox", signal, req.pod, undefined);
-        return {};
-      },
-      stopPodSandbox: async (req, { signal }) => {
-        await lifecycle("stopPodSandbox", signal, req.pod, undefined);
-        return {};
-      },
-      removePodSandbox: async (req, { signal }) => {
-        await lifecycle("removePodSandbox", signal, req.pod, undefined);
-        return {};
-      },
-      createContainer: async (req, { signal }) => {
-        if (!h.createContainer) return {};
-        const r = await this.#call("createContainer", signal, (ctx) =>
-          h.createContainer!(pod(req.pod), ctr(req.container), ctx),
-        );
-        return r ?? {};
-      },
-      postCreateContainer: async (req, { signal }) => {
-        await lifecycle("postCreateContainer", signal, req.pod, req.container);
-        return {};
-      },
-      startContainer: async (req, { signal }) => {
-        await lifecycle("startContainer", signal, req.pod, req.container);
-        return {};
-      },
-      postStartContainer: async (req, { signal }) => {
-        await lifecycle("postStartContainer", signal, req.pod, req.container);
-        return {};
-      },
-      updateContainer: async (req, { signal }) => {
-        if (!h.updateContainer) return {};
-        const r = await this.#call("updateContainer", signal, (ctx) =>
-          h.updateContainer!(pod(req.pod), ctr(req.container), req.linuxResources, ctx),
-        );
-        return r ?? {};
-      },
-      postUpdateContainer: async (req, { signal }) => {
-        await lifecycle("postUpdateContainer", signal, req.pod, req.container);
-        return {};
-      },
-      stopContainer: async (req, { signal }) => {
-        if (!h.stopContainer) return {};
-        const r = await this.#call("stopContainer", signal, (ctx) =>
-          h.stopContainer!(pod(req.pod), ctr(req.container), ctx),
-        );
-        return r ?? {};
-      },
-      removeContainer: async (req, { signal }) => {
-        await lifecycle("removeContainer", signal, req.pod, req.container);
-        return {};
-      },
-      // NRI 0.6 sends every event without a reply payload through StateChange.
-      stateChange: async (req, { signal }) => {
-        const what = STATE_CHANGE_HANDLERS[req.event];
-        if (what !== undefined) await lifecycle(what, signal, req.pod, req.container);
-        return {};
-      },
-      validateContainerAdjustment: async (req, { signal }) => {
-        if (!h.validateContainerAdjustment) return {};
-        const r = await this.#call("validateContainerAdjustment", signal, (ctx) =>
-          h.validateContainerAdjustment!(req, ctx),
-        );
-        return r ?? {};
-      },
-    };
-  }
 }
-
-const STATE_CHANGE_HANDLERS: Partial<Record<Event, keyof PluginHandlers>> = {
-  [Event.RUN_POD_SANDBOX]: "runPodSandbox",
-  [Event.STOP_POD_SANDBOX]: "stopPodSandbox",
-  [Event.REMOVE_POD_SANDBOX]: "removePodSandbox",
-  [Event.POST_CREATE_CONTAINER]: "postCreateContainer",
-  [Event.START_CONTAINER]: "startContainer",
-  [Event.POST_START_CONTAINER]: "postStartContainer",
-  [Event.POST_UPDATE_CONTAINER]: "postUpdateContainer",
-  [Event.REMOVE_CONTAINER]: "removeContainer",
-  [Event.POST_UPDATE_POD_SANDBOX]: "postUpdatePodSandbox",
-};
