@@ -17,7 +17,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createStub } from "../src/nri/index.js";
 
-const repo = resolve(fileURLToPath(new URL(".", import.meta.url)), import.meta.url.includes("/dist/") ? "../.." : "..");
+const repo = resolve(
+  fileURLToPath(new URL(".", import.meta.url)),
+  /\/dist(-bench)?\//.test(import.meta.url) ? "../.." : "..",
+);
 const nriDir = join(repo, "test/interop/nri");
 
 export const NRI_BENCHMARK = "nri-create-container-c1";

@@ -71,7 +71,7 @@ const transfer = (name: string, occurrences: number, match: (e: TransferEvent) =
   occurrences,
 });
 
-const MEMORY = 2 * 1024 * 1024; // 512 pages: 8 progress events in the first pass
+const MEMORY = 8 * 1024 * 1024; // 2,048 pages: 8 progress events in the first pass (Pages frames of 1 MiB)
 const PHASES = [
   Phase.SETUP_DONE,
   Phase.TRANSFER_IN_PROGRESS,
