@@ -187,7 +187,7 @@ export async function demo(argv: string[]): Promise<number> {
       const target =
         init.memoryTransferThrottleParams?.targetBlackoutTransferTime ?? PRE_COPY_DEFAULTS.targetBlackoutMs;
       const checksums = s.checksums
-        ? "every page verified by the destination (SHA-1)"
+        ? "every page verified by the destination (CRC-32)"
         : "off (whole-image digest only)";
       const out = [
         "",
