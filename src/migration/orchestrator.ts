@@ -202,27 +202,22 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
     detail?: string,
   ): Promise<T> => {
     const start = at();
+    const done = (error?: string) =>
+      emit({
+        type: "step",
+        side: s.side,
+        step,
+        ...(detail === undefined ? {} : { detail }),
+        atMs: start,
+        ms: at() - start,
+        ...(error === undefined ? {} : { error }),
+      });
     try {
       const r = await fn(s.client);
-      emit({
-        type: "step",
-        side: s.side,
-        step,
-        ...(detail === undefined ? {} : { detail }),
-        atMs: start,
-        ms: at() - start,
-      });
+      done();
       return r;
     } catch (e) {
-      emit({
-        type: "step",
-        side: s.side,
-        step,
-        ...(detail === undefined ? {} : { detail }),
-        atMs: start,
-        ms: at() - start,
-        error: message(e),
-      });
+      done(message(e));
       if (e instanceof TtrpcError && (e.code === Code.Unavailable || e.code === Code.Canceled) && s.conn?.closed)
         s.outcome = "unreachable";
       throw e;

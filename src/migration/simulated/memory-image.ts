@@ -122,16 +122,16 @@ export class MemoryImage {
     return chunk.subarray(off, off + this.pageSize);
   }
 
+  #checkRange(first: number, count: number): void {
+    const valid = Number.isInteger(first) && Number.isInteger(count) && first >= 0 && count >= 0;
+    if (!valid || first + count > this.pageCount) {
+      throw new RangeError(`pages ${first} … ${first + count - 1} out of range`);
+    }
+  }
+
   /** Where pages `first … first+count-1` are: [chunk, start byte, end byte] per chunk they touch, in order. */
   byteRanges(first: number, count: number): [number, number, number][] {
-    if (
-      !Number.isInteger(first) ||
-      !Number.isInteger(count) ||
-      first < 0 ||
-      count < 0 ||
-      first + count > this.pageCount
-    )
-      throw new RangeError(`pages ${first} … ${first + count - 1} out of range`);
+    this.#checkRange(first, count);
     const out: [number, number, number][] = [];
     for (let i = first, end = first + count; i < end; ) {
       const c = Math.floor(i / this.pagesPerChunk);
@@ -172,14 +172,7 @@ export class MemoryImage {
 
   /** Makes pages `first … first+count-1` zero; pages never written are left alone. */
   zeroPages(first: number, count: number): void {
-    if (
-      !Number.isInteger(first) ||
-      !Number.isInteger(count) ||
-      first < 0 ||
-      count < 0 ||
-      first + count > this.pageCount
-    )
-      throw new RangeError(`pages ${first} … ${first + count - 1} out of range`);
+    this.#checkRange(first, count);
     const w = this.#written;
     for (let i = first, end = first + count; i < end; i++) {
       if (w[i] === 0) continue;
