@@ -32,6 +32,13 @@ export interface ChannelOptions {
 // Frames written in one turn are batched up to this size before leaving.
 const BATCH_BYTES = 64 * 1024;
 
+// ...and up to this many buffers (a small frame is one). With a whole window
+// of calls in one write, client and server take turns: one works through 64
+// frames while the other waits. Smaller batches let the peer start on the
+// first frames while this end makes the rest (unary, 64 in flight, 2 cores:
+// 100k → 120–175k calls/s).
+const BATCH_FRAMES = 16;
+
 // Buffers below this size are copied to join their neighbours in a big write.
 const JOIN_BELOW = 4 * 1024;
 
@@ -127,7 +134,7 @@ export class Channel {
       this.#pending.push(b);
       this.#pendingBytes += b.length;
     }
-    if (this.#pendingBytes >= BATCH_BYTES) this.#flush();
+    if (this.#pendingBytes >= BATCH_BYTES || this.#pending.length >= BATCH_FRAMES) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       process.nextTick(this.#flush);
