@@ -14,6 +14,7 @@ import { summarizeProfiles } from "./profile.js";
 /** The implementation names of the JSON rows: client → server pairs. */
 const IMPLS = ["ttrpc-es", "go-ttrpc", "ttrpc-es-to-go", "go-to-ttrpc-es", "grpc-js", "raw-node"] as const;
 type Impl = (typeof IMPLS)[number];
+const NODE_PAIRS: ReadonlySet<Impl> = new Set<Impl>(["ttrpc-es", "grpc-js", "raw-node"]);
 const PAIRS: Record<Impl, { client: Side; server: Side }> = {
   "ttrpc-es": { client: "ttrpc-es", server: "ttrpc-es" },
   "go-ttrpc": { client: "go", server: "go" },
@@ -505,8 +506,9 @@ async function main(): Promise<number> {
         const order = impls.map((_, i) => impls[(i + rep) % impls.length]!);
         for (const impl of order) {
           const socket = join(dir, `s${n++}.sock`);
+          // Every pair with both ends in Node is profiled, so that ttrpc-es can be read against raw-node.
           const profileDir =
-            profileRoot !== undefined && impl === "ttrpc-es" ? join(profileRoot, t.rows[0]!) : undefined;
+            profileRoot !== undefined && NODE_PAIRS.has(impl) ? join(profileRoot, t.rows[0]!, impl) : undefined;
           if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
           const started = Date.now();
           try {
