@@ -1,4 +1,4 @@
-import { Socket, type NetConnectOpts } from "node:net";
+import { Socket, type NetConnectOpts, type OnReadOpts, type SocketConstructorOpts } from "node:net";
 import { Code } from "./code.js";
 import type { HybridVsockOptions } from "./hybrid-vsock.js";
 import { TtrpcError } from "./ttrpc-error.js";
@@ -131,15 +131,22 @@ export function netOptions(a: Address): { path: string } | { host: string; port:
  * when it cannot. A hybrid vsock address also does the VMM's handshake, with
  * Kata's retries: `timeoutMs` (default 30 s) bounds them, `hvsock` tunes them.
  */
-export function dial(
-  address: string | Address,
-  options: {
-    signal?: AbortSignal;
-    timeoutMs?: number;
-    hvsock?: Pick<HybridVsockOptions, "handshakeTimeoutMs" | "retryDelayMs" | "maxAttempts">;
-  } = {},
-): Promise<Socket> {
-  const a = typeof address === "string" ? parseAddress(address) : address;
+export function dial(address: string | Address, options: DialOptions = {}): Promise<Socket> {
+  return dialSocket(typeof address === "string" ? parseAddress(address) : address, options);
+}
+
+/** Options of {@link dial}. */
+export interface DialOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  hvsock?: Pick<HybridVsockOptions, "handshakeTimeoutMs" | "retryDelayMs" | "maxAttempts">;
+}
+
+/**
+ * Dials as {@link dial}; a socket Node makes itself (every kind but hybrid
+ * vsock, whose handshake reads the socket first) gets `onread`.
+ */
+export function dialSocket(a: Address, options: DialOptions, onread?: OnReadOpts): Promise<Socket> {
   if (a.kind === "hvsock") {
     const { signal, timeoutMs } = options;
     return import("./hybrid-vsock.js").then((m) =>
@@ -151,7 +158,8 @@ export function dial(
     );
   }
   return new Promise((resolve, reject) => {
-    const socket = new Socket();
+    // The constructor takes onread (net.connect hands it its options); @types/node lists it under connect's only.
+    const socket = new Socket((onread === undefined ? {} : { onread }) as SocketConstructorOpts);
     let timer: NodeJS.Timeout | undefined;
     let settled = false;
     const fail = (err: Error) => {

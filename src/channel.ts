@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import { FrameDecoder } from "./frame-decoder.js";
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
 import { Code } from "./code.js";
+import type { DirectReads } from "./direct-reads.js";
 import { closedError, protocolError } from "./error-reason.js";
 import type { EncodedMessage } from "./message-codec.js";
 import { TtrpcError } from "./ttrpc-error.js";
@@ -27,6 +28,8 @@ export interface ChannelOptions {
    * Never for clients: if both ends did it, they could wait on each other.
    */
   pauseReadsWhileWriteBlocked?: boolean;
+  /** The socket was dialed with these as its `onread`: frames are read straight into place. */
+  reads?: DirectReads | undefined;
 }
 
 // Frames written in one turn are batched up to this size before leaving.
@@ -100,7 +103,8 @@ export class Channel {
       },
       this.maxMessageSize,
     );
-    socket.on("data", this.#onData);
+    if (options.reads === undefined) socket.on("data", this.#onData);
+    else options.reads.bind({ target: () => this.#decoder.readTarget(), filled: this.#onFilled }, this.#onData);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);
@@ -188,15 +192,28 @@ export class Channel {
     }
   };
 
-  #onData = (chunk: Buffer): void => {
+  #onData = (chunk: Uint8Array): void => {
     if (this.#error !== undefined) return;
     try {
       this.#decoder.push(chunk);
     } catch (e) {
-      // A handler bug must end this connection, not the process.
-      this.#finish(new TtrpcError("ttrpc: internal error handling a frame", Code.Internal, { cause: e }));
+      this.#handlerFailed(e);
     }
   };
+
+  #onFilled = (n: number): void => {
+    if (this.#error !== undefined) return;
+    try {
+      this.#decoder.filled(n);
+    } catch (e) {
+      this.#handlerFailed(e);
+    }
+  };
+
+  // A handler bug must end this connection, not the process.
+  #handlerFailed(e: unknown): void {
+    this.#finish(new TtrpcError("ttrpc: internal error handling a frame", Code.Internal, { cause: e }));
+  }
 
   #onEnd = (): void => {
     if (this.#decoder.idle) this.#finish(closedError("peer-closed"));

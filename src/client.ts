@@ -11,6 +11,7 @@ import type {
 } from "@bufbuild/protobuf";
 import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
+import type { DirectReads } from "./direct-reads.js";
 import { callSignal, NEVER, timeoutNano } from "./deadline.js";
 import { encodeRequestFrame } from "./envelope.js";
 import { Flags } from "./frame.js";
@@ -111,7 +112,7 @@ class ClientImpl implements Client {
   #resolveDone!: (e: TtrpcError) => void;
   readonly done: Promise<TtrpcError>;
 
-  constructor(socket: Duplex, options: ClientOptions) {
+  constructor(socket: Duplex, options: ClientOptions, reads?: DirectReads) {
     this.#options = options;
     this.done = new Promise((r) => (this.#resolveDone = r));
     this.#table = new StreamTable<ClientStream>(
@@ -126,6 +127,7 @@ class ClientImpl implements Client {
         streamBufferSize: options.streamBufferSize,
         streamFullGraceMs: options.streamFullGraceMs,
         skipUnknownStreams: true,
+        reads,
       },
     );
     this.#channel = this.#table.channel;
@@ -366,4 +368,9 @@ async function* toAsync<T>(it: AsyncIterable<T> | Iterable<T>): AsyncIterable<T>
  */
 export function createClient(socket: Duplex, options: ClientOptions = {}): Client {
   return new ClientImpl(socket, options);
+}
+
+/** A client on a socket dialed with `reads.onread` (see connect). */
+export function createDirectClient(socket: Duplex, options: ClientOptions, reads: DirectReads): Client {
+  return new ClientImpl(socket, options, reads);
 }

@@ -1,5 +1,6 @@
-import { dial } from "./address.js";
-import { createClient, type Client, type ClientOptions } from "./client.js";
+import { dialSocket, parseAddress } from "./address.js";
+import { createClient, createDirectClient, type Client, type ClientOptions } from "./client.js";
+import { DirectReads } from "./direct-reads.js";
 import type { HybridVsockOptions } from "./hybrid-vsock.js";
 
 /**
@@ -18,10 +19,14 @@ export async function connect(
   } = {},
 ): Promise<Client> {
   const { connectTimeoutMs, signal, hvsock, ...clientOptions } = options;
-  const socket = await dial(address, {
+  const a = parseAddress(address);
+  const dialOptions = {
     ...(connectTimeoutMs === undefined ? {} : { timeoutMs: connectTimeoutMs }),
     ...(signal === undefined ? {} : { signal }),
     ...(hvsock === undefined ? {} : { hvsock }),
-  });
-  return createClient(socket, clientOptions);
+  };
+  // A socket Node dials itself reads frames straight into place.
+  if (a.kind === "hvsock") return createClient(await dialSocket(a, dialOptions), clientOptions);
+  const reads = new DirectReads();
+  return createDirectClient(await dialSocket(a, dialOptions, reads.onread), clientOptions, reads);
 }

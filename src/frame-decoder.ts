@@ -1,5 +1,17 @@
 import { HEADER_LENGTH, type Frame } from "./frame.js";
 
+// Payloads this big are read straight into place.
+const DIRECT_MIN = 16 * 1024;
+// What a read between big payloads may take at most, as Node's own reads.
+const SCRATCH_BYTES = 64 * 1024;
+
+// Small copies come from Node's buffer pool: cheaper than a typed array of their own.
+function copy(view: Uint8Array): Uint8Array {
+  const b = Buffer.allocUnsafe(view.length);
+  b.set(view);
+  return b;
+}
+
 /** What a {@link FrameDecoder} hands on. */
 export interface FrameSink {
   /** Called once per whole frame, in arrival order. */
@@ -38,6 +50,12 @@ export class FrameDecoder {
   #skip = 0;
   #discard = false;
   #inBody = false;
+  // Direct reads (see readTarget): the buffer reads land in between frames,
+  // whether the last target was the body itself, and whether the last frame
+  // was big enough to expect another.
+  #scratch: Uint8Array | undefined;
+  #intoBody = false;
+  #bigLast = false;
 
   constructor(sink: FrameSink, maxMessageSize: number) {
     this.#sink = sink;
@@ -49,8 +67,47 @@ export class FrameDecoder {
     return this.#headerFill === 0 && !this.#inBody;
   }
 
+  /**
+   * Where the next read should land, for a socket that lets the reader name it
+   * (net.Socket's `onread`): the rest of a big payload is read straight into
+   * place, to its last byte; anything else lands in a scratch buffer this
+   * decoder reuses. After a big frame only the next header is read, so that
+   * its payload can land in place too. Follow each read with {@link filled}.
+   */
+  readTarget(): Uint8Array {
+    const body = this.#body;
+    if (this.#inBody && body !== undefined && body.length >= DIRECT_MIN) {
+      this.#intoBody = true;
+      return body.subarray(this.#bodyFill);
+    }
+    this.#intoBody = false;
+    this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
+    if (this.#bigLast && this.idle) return this.#scratch.subarray(0, HEADER_LENGTH);
+    return this.#scratch;
+  }
+
+  /** `n` bytes were read into the buffer {@link readTarget} returned last. */
+  filled(n: number): void {
+    if (!this.#intoBody) {
+      this.#push(this.#scratch!.subarray(0, n), true);
+      return;
+    }
+    this.#bodyFill += n;
+    const body = this.#body!;
+    if (this.#bodyFill === body.length) {
+      this.#inBody = false;
+      this.#body = undefined;
+      this.#emit(body);
+    }
+  }
+
   /** Feeds bytes as they arrive: any chunk boundary, several frames or part of one. */
   push(chunk: Uint8Array): void {
+    this.#push(chunk, false);
+  }
+
+  // `reused`: the chunk's memory is read into again, so what is handed on is copied out of it.
+  #push(chunk: Uint8Array, reused: boolean): void {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
@@ -72,7 +129,8 @@ export class FrameDecoder {
           continue;
         }
         if (this.#skip === 0 && end - pos >= this.#length) {
-          this.#emit(chunk.subarray(pos, pos + this.#length));
+          const view = chunk.subarray(pos, pos + this.#length);
+          this.#emit(reused ? copy(view) : view);
           pos += this.#length;
           continue;
         }
@@ -112,6 +170,7 @@ export class FrameDecoder {
     this.#type = b[o + 8]!;
     this.#flags = b[o + 9]!;
     this.#discard = false;
+    this.#bigLast = this.#length >= DIRECT_MIN;
     if (this.#length > this.#max) {
       this.#skip = this.#length;
     } else if (this.#length > 0 && this.#sink.wants?.(this.#streamId, this.#type) === false) {

@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Channel } from "./channel.js";
 import { Code } from "./code.js";
+import type { DirectReads } from "./direct-reads.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
 import type { QueueLimits } from "./message-queue.js";
 import { encodeMessage, type EncodedMessage } from "./message-codec.js";
@@ -29,6 +30,8 @@ export interface StreamTableOptions {
    * the caller abandoned may go on arriving; ttrpc has no cancel frame).
    */
   skipUnknownStreams?: boolean;
+  /** See ChannelOptions.reads. */
+  reads?: DirectReads | undefined;
 }
 
 /** Bytes one stream may hold unread before it fails at once, whatever the grace period. */
@@ -63,6 +66,7 @@ export class StreamTable<S extends Stream> {
       {
         ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
         pauseReadsWhileWriteBlocked: options.pauseReadsWhileWriteBlocked ?? false,
+        reads: options.reads,
       },
     );
     this.maxMessageSize = this.channel.maxMessageSize;

@@ -152,3 +152,97 @@ describe("frame header", () => {
     }
   });
 });
+
+// Reads as a socket made with `onread` does them: each read lands in the
+// buffer the decoder names, up to `sizes()` bytes of what the wire holds.
+function decodeDirect(wire: Uint8Array, sizes: () => number, max = DEFAULT_MAX_MESSAGE_SIZE) {
+  const frames: Frame[] = [];
+  const oversized: number[] = [];
+  const targets: Uint8Array[] = [];
+  const d = new FrameDecoder(
+    { frame: (f) => frames.push(f), oversized: (id) => oversized.push(id), wants: (id) => id !== 99 },
+    max,
+  );
+  let pos = 0;
+  while (pos < wire.length) {
+    const target = d.readTarget();
+    targets.push(target);
+    const n = Math.min(target.length, sizes(), wire.length - pos);
+    target.set(wire.subarray(pos, pos + n));
+    pos += n;
+    d.filled(n);
+  }
+  return { frames, oversized, targets, idle: d.idle };
+}
+
+// Read sizes from 0 to max - 1, the same every run.
+function randomSizes(seed: number, max: number): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % max;
+  };
+}
+
+// Byte-wise equality without the test runner's element-by-element diff of megabytes.
+const same = (a: Uint8Array[], b: Uint8Array[]) =>
+  a.length === b.length && a.every((x, i) => Buffer.compare(x, b[i]!) === 0);
+
+describe("frame decoder, reads that land where it says", () => {
+  const payload = (len: number, seed: number) => {
+    const p = new Uint8Array(len);
+    for (let i = 0; i < len; i++) p[i] = (i * 31 + seed) & 0xff;
+    return p;
+  };
+  const sizes = [0, 1, 9, 10, 300, 16 * 1024 - 1, 16 * 1024, 20_000, 64 * 1024, 65 * 1024, 100_000];
+  const frames = sizes.flatMap((len, i) => [
+    encodeFrame(2 * i + 1, 2, 0, payload(len, i)),
+    encodeFrame(2 * i + 3, 3, 1, payload(5, i)), // a small one behind each
+  ]);
+  frames.push(encodeFrame(99, 3, 0, payload(40_000, 7))); // nobody wants it: skipped unread
+  frames.push(encodeFrame(101, 2, 0, payload(300_000, 8))); // over the limit below: skipped
+  frames.push(encodeFrame(103, 2, 0, payload(3, 9)));
+  const wire = Buffer.concat(frames);
+  const expected = [...sizes.flatMap((len, i) => [payload(len, i), payload(5, i)]), payload(3, 9)];
+
+  for (const [name, gen] of [
+    ["whole reads", () => Number.MAX_SAFE_INTEGER],
+    ["1-byte reads", () => 1],
+    ["7-byte reads", () => 7],
+    ["pseudo-random reads", randomSizes(42, 70_000)],
+  ] as const) {
+    it(`hands on every frame intact with ${name}, even after the scratch buffer was read into again`, () => {
+      const r = decodeDirect(wire, gen, 256 * 1024);
+      expect(r.frames.map((f) => f.payload.length)).toEqual(expected.map((p) => p.length));
+      expect(
+        same(
+          r.frames.map((f) => f.payload),
+          expected,
+        ),
+      ).toBe(true);
+      expect(r.oversized).toEqual([101]);
+      expect(r.idle).toBe(true);
+    });
+  }
+
+  it("reads a big payload's rest straight into the payload handed on (no copy)", () => {
+    const big = payload(300_000, 1);
+    const r = decodeDirect(encodeFrame(1, 2, 0, big), () => Number.MAX_SAFE_INTEGER);
+    expect(same([r.frames[0]!.payload], [big])).toBe(true);
+    expect(r.targets.some((t) => t.buffer === r.frames[0]!.payload.buffer)).toBe(true);
+  });
+
+  it("after a big frame reads only the next header, so the next big payload lands in place too", () => {
+    const r = decodeDirect(
+      Buffer.concat([encodeFrame(1, 2, 0, payload(70_000, 1)), encodeFrame(3, 2, 0, payload(70_000, 2))]),
+      () => Number.MAX_SAFE_INTEGER,
+    );
+    expect(r.targets.map((t) => t.length)).toEqual([64 * 1024, 70_000 + 10 - 64 * 1024, 10, 70_000]);
+    expect(
+      same(
+        r.frames.map((f) => f.payload),
+        [payload(70_000, 1), payload(70_000, 2)],
+      ),
+    ).toBe(true);
+  });
+});
