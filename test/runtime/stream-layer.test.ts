@@ -247,6 +247,24 @@ describe("the send path", () => {
   });
 });
 
+describe("the write path", () => {
+  it("sends a turn's small frames in batches of 16, in order, so the peer can start before the turn ends", async () => {
+    const { table, far } = await tableOnPair();
+    const socket = table.channel.socket;
+    const writes = vi.spyOn(socket, "write");
+    const frames: number[] = [];
+    const decoder = new FrameDecoder({ frame: (f) => frames.push(f.streamId), oversized: () => {} }, 1 << 20);
+    far.on("data", (c: Buffer) => decoder.push(c));
+    for (let i = 0; i < 40; i++) table.channel.writeFrame(2 * i + 1, MessageType.Data, 0);
+    expect(writes).toHaveBeenCalledTimes(32 / 16); // two full batches left at once...
+    await new Promise((r) => process.nextTick(r));
+    expect(writes).toHaveBeenCalledTimes(3); // ...the other 8 at the end of the turn
+    while (frames.length < 40) await new Promise((r) => far.once("data", r));
+    expect(frames).toEqual(Array.from({ length: 40 }, (_, i) => 2 * i + 1));
+    table.channel.close();
+  });
+});
+
 async function* toAsync<T>(items: T[]) {
   yield* items;
 }
