@@ -178,7 +178,46 @@ export class ServerConnection implements CallHost {
     // Go delivers a non-empty initial payload of a client stream as its first message.
     if (call.takesInput && req.payload.length > 0) call.push(req.payload);
     if (req.timeoutNano !== 0) call.setDeadline(req.timeoutNano);
-    void this.#run(call, req.payload);
+    if (reg.method.methodKind === "unary" && !this.host.dispatch.intercepted) this.#runUnary(call, req.payload);
+    else void this.#run(call, req.payload);
+  }
+
+  // Without interceptors a handler that answers at once is answered at once:
+  // no async frame and no promise per call; a promise is awaited.
+  #runUnary(call: ServerCall, payload: Uint8Array): void {
+    let result: unknown;
+    try {
+      result = call.impl(decodeInput(call.method, payload), call);
+    } catch (e) {
+      this.#handlerFailed(call, e);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (r) => this.#unaryResult(call, r),
+        (e: unknown) => this.#handlerFailed(call, e),
+      );
+    } else {
+      this.#unaryResult(call, result);
+    }
+  }
+
+  #unaryResult(call: ServerCall, result: unknown): void {
+    if (call.finished) return;
+    let encoded: EncodedMessage;
+    try {
+      encoded = encodeOutput(call, result);
+    } catch (e) {
+      this.#handlerFailed(call, e);
+      return;
+    }
+    this.#respond(call.id, OK_STATUS, encoded);
+    call.finish(CALL_ENDED);
+  }
+
+  #handlerFailed(call: ServerCall, e: unknown): void {
+    if (call.finished) return;
+    this.failCall(call, toHandlerError(e, call));
   }
 
   async #run(call: ServerCall, payload: Uint8Array): Promise<void> {
@@ -187,18 +226,9 @@ export class ServerConnection implements CallHost {
     try {
       if (method.methodKind === "unary") {
         const message = decodeInput(method, payload);
-        // Without interceptors the handler is called directly (no request object, no extra promise).
-        let encoded: EncodedMessage;
-        if (dispatch.intercepted) {
-          const res = (await dispatch.unary(requestOf(call, false, message))) as UnaryResponse;
-          if (call.finished) return;
-          encoded = encodedResponse(call, res);
-        } else {
-          const result = await call.impl(message, call);
-          if (call.finished) return;
-          encoded = encodeOutput(call, result);
-        }
-        this.#respond(call.id, OK_STATUS, encoded);
+        const res = (await dispatch.unary(requestOf(call, false, message))) as UnaryResponse;
+        if (call.finished) return;
+        this.#respond(call.id, OK_STATUS, encodedResponse(call, res));
         call.finish(CALL_ENDED);
         return;
       }
@@ -222,10 +252,13 @@ export class ServerConnection implements CallHost {
       }
       call.finish(CALL_ENDED);
     } catch (e) {
-      if (call.finished) return;
-      this.failCall(call, toHandlerError(e, call));
+      this.#handlerFailed(call, e);
     }
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | null)?.then === "function";
 }
 
 function decodeInput(method: DescMethod, payload: Uint8Array): unknown {

@@ -3,6 +3,44 @@ import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ErrorReason, OversizedMessageError, TtrpcError, type HandlerContext, type Interceptor } from "ttrpc-es";
 import { Interop, drain, echoPayloadForFrame, interopImpl, startPair } from "../common.js";
 
+describe("unary handlers, however they answer", () => {
+  const cases: [string, (req: { text: string }) => unknown, string | Code][] = [
+    ["returns a message", (req) => ({ text: `${req.text}!` }), "hi!"],
+    ["resolves a promise", async (req) => ({ text: `${req.text}?` }), "hi?"],
+    [
+      "returns a thenable that is not a Promise",
+      (req) => ({ then: (ok: (v: unknown) => void) => ok({ text: req.text }) }),
+      "hi",
+    ],
+    [
+      "throws",
+      () => {
+        throw new TtrpcError("no", Code.PermissionDenied);
+      },
+      Code.PermissionDenied,
+    ],
+    ["rejects", () => Promise.reject(new TtrpcError("later", Code.NotFound)), Code.NotFound],
+    ["returns nothing", () => undefined, Code.Unknown],
+    [
+      "answers a plain Error",
+      () => {
+        throw new Error("boom");
+      },
+      Code.Unknown,
+    ],
+  ];
+  for (const [name, echo, want] of cases) {
+    it(`answers the client when the handler ${name}`, async () => {
+      const { client } = await startPair({ impl: { ...interopImpl, echo: echo as never } });
+      const reply = client.unary(Interop.method.echo, { text: "hi" });
+      if (typeof want === "string") expect((await reply).text).toBe(want);
+      else await expect(reply).rejects.toMatchObject({ code: want });
+      // The connection still serves calls after each.
+      expect((await client.unary(Interop.method.echoEmpty, {})).$typeName).toBe("ttrpces.interop.v1.Empty");
+    });
+  }
+});
+
 describe("calls, all four shapes", () => {
   it("unary echoes, with metadata and the deadline reaching the handler", async () => {
     const { client } = await startPair();
