@@ -9,6 +9,7 @@ describe("unary handlers, however they answer", () => {
     ["resolves a promise", async (req) => ({ text: `${req.text}?` }), "hi?"],
     [
       "returns a thenable that is not a Promise",
+      // biome-ignore lint/suspicious/noThenProperty: a thenable is what this case is about
       (req) => ({ then: (ok: (v: unknown) => void) => ok({ text: req.text }) }),
       "hi",
     ],
