@@ -72,10 +72,10 @@ function writeJoined(socket: Duplex, list: readonly Uint8Array[]): void {
 
 /**
  * One ttrpc connection: frames in, frames out, over any Duplex. Client and
- * server both sit on it. Writes made in one event-loop turn leave together
- * on nextTick, in one write: that, more than anything, set the throughput.
- * Writes never block the reader; senders that care about the socket's buffer
- * wait on `drained()`.
+ * server both sit on it. Writes made in one event-loop turn leave together,
+ * a batch of up to 16 buffers per write, the last on nextTick: that, more
+ * than anything, set the throughput. Writes never block the reader; senders
+ * that care about the socket's buffer wait on `drained()`.
  */
 export class Channel {
   readonly socket: Duplex;
