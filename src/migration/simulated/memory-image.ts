@@ -54,11 +54,12 @@ export class MemoryImage {
   /** Pages per chunk: a run of pages inside one chunk is one contiguous view. */
   readonly pagesPerChunk: number;
   readonly #chunks: Buffer[] = [];
+  /** The chunks as 32-bit words (page sizes are multiples of 4). */
+  readonly #words: Uint32Array[] = [];
   readonly #dirty: Uint8Array;
   /** 1 where the page may hold non-zero bytes; 0 means known zero. */
   readonly #written: Uint8Array;
   #dirtyCount = 0;
-  readonly #zeroPage: Buffer;
   /** Pages per digest block (see image-digest.ts). */
   readonly blockPages: number;
   /** Per digest block: writes recorded so far (a float: never wraps). */
@@ -82,11 +83,12 @@ export class MemoryImage {
     if (this.pageCount > 2 ** 32 - 1) throw new RangeError(`memory size ${sizeBytes} has more than 2^32-1 pages`);
     this.pagesPerChunk = Math.max(1, Math.floor(MAX_CHUNK_BYTES / pageSize));
     for (let left = this.pageCount; left > 0; left -= this.pagesPerChunk) {
-      this.#chunks.push(Buffer.from(new SharedArrayBuffer(Math.min(left, this.pagesPerChunk) * pageSize)));
+      const shared = new SharedArrayBuffer(Math.min(left, this.pagesPerChunk) * pageSize);
+      this.#chunks.push(Buffer.from(shared));
+      this.#words.push(new Uint32Array(shared));
     }
     this.#dirty = new Uint8Array(this.pageCount);
     this.#written = new Uint8Array(this.pageCount);
-    this.#zeroPage = Buffer.alloc(pageSize);
     this.blockPages = Math.max(1, DIGEST_BLOCK_BYTES / pageSize);
     this.#blockWrites = new Float64Array(Math.ceil(this.pageCount / this.blockPages));
     if (options.fill === "pattern") this.#fillPattern(zeroFraction);
@@ -162,7 +164,15 @@ export class MemoryImage {
   /** True when the page is all zero bytes (known without reading it when never written). */
   isZero(index: number): boolean {
     if (this.#written[index] === 0) return true;
-    return this.page(index).equals(this.#zeroPage);
+    // Word by word over the chunk, not through page(): the first pass asks
+    // this of every page, and a view per page is garbage the blackout pays for.
+    const c = Math.floor(index / this.pagesPerChunk);
+    const words = this.#words[c];
+    if (words === undefined || index < 0 || !Number.isInteger(index))
+      throw new RangeError(`page ${index} out of range`);
+    const start = ((index - c * this.pagesPerChunk) * this.pageSize) >>> 2;
+    for (let w = start, end = start + (this.pageSize >>> 2); w < end; w++) if (words[w] !== 0) return false;
+    return true;
   }
 
   /**
