@@ -17,6 +17,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { zeroBlockHash } from "./image-digest.js";
 import type { MemoryImage } from "./memory-image.js";
 import type { PageWorkers } from "./page-workers.js";
@@ -25,6 +26,19 @@ import type { PageWorkers } from "./page-workers.js";
 const BLOCKS_PER_JOB = 16;
 /** Jobs in flight per worker: one running, one waiting, so a worker never idles on the event loop. */
 const JOBS_PER_WORKER = 2;
+
+/**
+ * Where a transfer hashes its image. Hashing ahead needs a core the passes
+ * leave free: the sending thread and the kernel's copies (and, in the
+ * bench, the peer in the same process) take two. On 2 cores, hashing ahead
+ * slowed the first pass from about 40 % to 25 % of the raw socket and the
+ * whole transfer too (the guest's writes during the passes also make a
+ * quarter of the blocks be hashed twice), so there the blocks are hashed
+ * after the blackout, on every core.
+ */
+export function digestPlan(cores = availableParallelism()): { ahead: boolean; workers: number } {
+  return cores >= 3 ? { ahead: true, workers: cores - 1 } : { ahead: false, workers: cores };
+}
 
 /** The digest was asked for after {@link BlockDigests.close} (the transfer ended). */
 export class DigestClosed extends Error {
@@ -48,10 +62,13 @@ export class BlockDigests {
   #closed = false;
   #error: Error | undefined;
   #idle: (() => void) | undefined;
+  /** False: {@link touch} and {@link touchStale} wait for {@link digest} (see {@link digestPlan}). */
+  readonly #ahead: boolean;
 
   /** `workers`: where blocks are hashed (undefined: on this thread, when digested). */
-  constructor(memory: MemoryImage, workers: Promise<PageWorkers | undefined>) {
+  constructor(memory: MemoryImage, workers: Promise<PageWorkers | undefined>, options: { ahead?: boolean } = {}) {
     this.#memory = memory;
+    this.#ahead = options.ahead ?? true;
     this.#workers = workers;
     this.#hashes = Buffer.alloc(32 * memory.blockCount);
     this.#hashedAt = new Float64Array(memory.blockCount).fill(Number.NaN);
@@ -65,7 +82,7 @@ export class BlockDigests {
 
   /** Queues the blocks of pages `first … first+count-1` for hashing (after they were written). */
   touch(first: number, count: number): void {
-    if (count <= 0) return;
+    if (count <= 0 || !this.#ahead) return;
     const bp = this.#memory.blockPages;
     const last = Math.floor((first + count - 1) / bp);
     for (let b = Math.floor(first / bp); b <= last; b++) this.#enqueue(b);
@@ -74,6 +91,10 @@ export class BlockDigests {
 
   /** Queues every block written since its hash (the guest writes without telling us). */
   touchStale(): void {
+    if (this.#ahead) this.#touchStale();
+  }
+
+  #touchStale(): void {
     for (let b = 0; b < this.#hashedAt.length; b++) if (this.#stale(b)) this.#enqueue(b);
     this.#pump();
   }
@@ -91,7 +112,7 @@ export class BlockDigests {
     for (;;) {
       if (this.#error !== undefined) throw this.#error;
       if (this.#closed) throw new DigestClosed("the image digest was closed before it was done");
-      this.touchStale();
+      this.#touchStale();
       if (this.#jobs === 0) {
         // Nothing runs: every block is fresh (with no workers, once hashed here).
         if (this.#pool === undefined) this.#hashHere();

@@ -15,7 +15,7 @@ import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
 import { availableParallelism } from "node:os";
-import { BlockDigests } from "./block-digests.js";
+import { BlockDigests, digestPlan } from "./block-digests.js";
 import { sendAbort } from "./pre-copy-source.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
@@ -32,6 +32,8 @@ export interface DestinationTransfer {
   readonly observe: TransferObserver;
   /** Decompression workers, when the source compresses. Default one per core. */
   readonly compressionWorkers?: number;
+  /** Hash digest blocks during the passes; default {@link digestPlan}. */
+  readonly digestAhead?: boolean;
 }
 
 class Mismatch extends Error {}
@@ -281,9 +283,11 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
       views: (first: number, count: number) => memory.views(first, count),
     };
     for (const l of links) l.reader.sink = sink;
-    digestWorkers = startWorkers(memory, Math.max(1, availableParallelism() - 1));
-    digests = new BlockDigests(memory, digestWorkers);
     link.socket.write(encodeFrame(MessageType.Ready));
+    // Before the first page is applied; after the Ready, which the workers' start would delay.
+    const plan = digestPlan();
+    digestWorkers = startWorkers(memory, plan.workers);
+    digests = new BlockDigests(memory, digestWorkers, { ahead: t.digestAhead ?? plan.ahead });
     observe({ type: "connected", side: "destination" });
     report.phase(Phase.SETUP_DONE);
     let device: DeviceState | undefined;

@@ -11,7 +11,7 @@ import { availableParallelism } from "node:os";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
-import { BlockDigests } from "./block-digests.js";
+import { BlockDigests, digestPlan } from "./block-digests.js";
 import { type PageWorkers, startWorkers } from "./page-workers.js";
 import type { PreCopyParams } from "./pre-copy-params.js";
 import type { SimulatedVm } from "./simulated-vm.js";
@@ -54,6 +54,8 @@ export interface SourceTransfer {
   readonly signal: AbortSignal;
   readonly observe: TransferObserver;
   readonly faults?: SourceFaults;
+  /** Hash digest blocks during the passes; default {@link digestPlan}. */
+  readonly digestAhead?: boolean;
 }
 
 class PeerAbort extends Error {
@@ -352,8 +354,8 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     if (ack.payload.readUInt32BE(0) !== pass) throw new WireError(`memory stream: PassAck for another pass`);
   };
 
-  // The image digest's blocks are hashed from the start, on a core the
-  // sending thread leaves free, and again only once written since.
+  // The image digest's blocks are hashed from the start where a core is
+  // free for it (see digestPlan), and again only once written since.
   let digestWorkers: Promise<PageWorkers | undefined> | undefined;
   let digests: BlockDigests | undefined;
   try {
@@ -368,8 +370,9 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     report.phase(Phase.SETUP_DONE);
     report.phase(Phase.TRANSFER_IN_PROGRESS);
 
-    digestWorkers = startWorkers(memory, Math.max(1, availableParallelism() - 1));
-    digests = new BlockDigests(memory, digestWorkers);
+    const plan = digestPlan();
+    digestWorkers = startWorkers(memory, plan.workers);
+    digests = new BlockDigests(memory, digestWorkers, { ahead: t.digestAhead ?? plan.ahead });
     digests.touch(0, memory.pageCount);
 
     // Brownout.
