@@ -179,23 +179,27 @@ describe("orchestrator with the simulated backend", () => {
     await expectWoundDown(src, dst, result);
   });
 
-  it("without per-page checksums the whole-image digest still catches a corrupted page", async () => {
-    const src = await simulatedShim("src", {
-      sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 },
-      faults: { corruptPageOnWire: 3 },
-    });
-    const dst = await simulatedShim("dst");
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
-      transferAddress: transferSocket().path,
-      initOptions: INIT,
-    });
-    expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(
-      /^FAILED\/(DESTINATION_FAILED|CANCELLED)$/,
-    );
-    expect(phases(result.notifications, "destination")).toContain("BLACKOUT_EXITED");
-    expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
-    await expectWoundDown(src, dst, result);
-  });
+  it.each([false, true])(
+    "without per-page checksums the whole-image digest still catches a corrupted page (digest ahead: %s)",
+    async (digestAhead) => {
+      const src = await simulatedShim("src", {
+        sandbox: { sandboxId: "sb", memoryBytes: 8 * MiB, dirtyPagesPerSecond: 0 },
+        faults: { corruptPageOnWire: 3 },
+        digestAhead,
+      });
+      const dst = await simulatedShim("dst", { digestAhead });
+      const result = await migrate({
+        source: src.address,
+        destination: dst.address,
+        transferAddress: transferSocket().path,
+        initOptions: INIT,
+      });
+      expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(
+        /^FAILED\/(DESTINATION_FAILED|CANCELLED)$/,
+      );
+      expect(phases(result.notifications, "destination")).toContain("BLACKOUT_EXITED");
+      expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
+      await expectWoundDown(src, dst, result);
+    },
+  );
 });

@@ -63,20 +63,24 @@ describe("simulated transfer", () => {
     expect(dst.backend.lastStats!.digest).toBe(stats.digest);
   });
 
-  it("stripes pages over 4 channels (multifd) and reassembles them exactly, with checksums, while the guest writes", async () => {
-    const src = await simulatedShim("src", {
-      sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 20_000 },
-      channels: 4,
-    });
-    const dst = await simulatedShim("dst");
-    const { result, identical } = await migrateChecked(src, dst, { checksumVerification: true });
-    expect(result.error).toBeUndefined();
-    expect(identical).toBe(true);
-    expect(src.backend.lastStats!.channels).toBe(4);
-    expect(dst.backend.lastStats!.channels).toBe(4);
-    expect(dst.backend.lastStats!.digest).toBe(src.backend.lastStats!.digest);
-    expect(phases(result.notifications, "destination")).toContain("DONE");
-  });
+  it.each([false, true])(
+    "stripes pages over 4 channels (multifd) and reassembles them exactly, with checksums, while the guest writes (digest ahead: %s)",
+    async (digestAhead) => {
+      const src = await simulatedShim("src", {
+        sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 20_000 },
+        channels: 4,
+        digestAhead,
+      });
+      const dst = await simulatedShim("dst", { digestAhead });
+      const { result, identical } = await migrateChecked(src, dst, { checksumVerification: true });
+      expect(result.error).toBeUndefined();
+      expect(identical).toBe(true);
+      expect(src.backend.lastStats!.channels).toBe(4);
+      expect(dst.backend.lastStats!.channels).toBe(4);
+      expect(dst.backend.lastStats!.digest).toBe(src.backend.lastStats!.digest);
+      expect(phases(result.notifications, "destination")).toContain("DONE");
+    },
+  );
 
   it("a destination that dials learns the channel count from the source's acknowledgement", async () => {
     const src = await simulatedShim("src", {

@@ -12,10 +12,15 @@
  * as a hypervisor knows the guest pages it never backed. The transfer sends
  * zero pages as markers and the destination skips zeroing a page it never wrote.
  *
+ * Every write the image is told of (a guest write, a page from the wire, a
+ * zeroing) also bumps a counter of the digest block it falls in, after the
+ * bytes are in place: a block hash taken at one count is the block's hash
+ * as long as the count has not moved (see block-digests.ts).
+ *
  * @module
  */
 import { randomFillSync } from "node:crypto";
-import { imageDigest } from "./image-digest.js";
+import { DIGEST_BLOCK_BYTES, imageDigest } from "./image-digest.js";
 
 const MAX_CHUNK_BYTES = 256 * 1024 * 1024;
 /** Pages of a zero-heavy fill are zero (or not) in groups this big, as guests leave whole regions untouched. */
@@ -49,11 +54,16 @@ export class MemoryImage {
   /** Pages per chunk: a run of pages inside one chunk is one contiguous view. */
   readonly pagesPerChunk: number;
   readonly #chunks: Buffer[] = [];
+  /** The chunks as 32-bit words (page sizes are multiples of 4). */
+  readonly #words: Uint32Array[] = [];
   readonly #dirty: Uint8Array;
   /** 1 where the page may hold non-zero bytes; 0 means known zero. */
   readonly #written: Uint8Array;
   #dirtyCount = 0;
-  readonly #zeroPage: Buffer;
+  /** Pages per digest block (see image-digest.ts). */
+  readonly blockPages: number;
+  /** Per digest block: writes recorded so far (a float: never wraps). */
+  readonly #blockWrites: Float64Array;
 
   constructor(options: MemoryImageOptions) {
     const pageSize = options.pageSize ?? 4096;
@@ -73,11 +83,14 @@ export class MemoryImage {
     if (this.pageCount > 2 ** 32 - 1) throw new RangeError(`memory size ${sizeBytes} has more than 2^32-1 pages`);
     this.pagesPerChunk = Math.max(1, Math.floor(MAX_CHUNK_BYTES / pageSize));
     for (let left = this.pageCount; left > 0; left -= this.pagesPerChunk) {
-      this.#chunks.push(Buffer.from(new SharedArrayBuffer(Math.min(left, this.pagesPerChunk) * pageSize)));
+      const shared = new SharedArrayBuffer(Math.min(left, this.pagesPerChunk) * pageSize);
+      this.#chunks.push(Buffer.from(shared));
+      this.#words.push(new Uint32Array(shared));
     }
     this.#dirty = new Uint8Array(this.pageCount);
     this.#written = new Uint8Array(this.pageCount);
-    this.#zeroPage = Buffer.alloc(pageSize);
+    this.blockPages = Math.max(1, DIGEST_BLOCK_BYTES / pageSize);
+    this.#blockWrites = new Float64Array(Math.ceil(this.pageCount / this.blockPages));
     if (options.fill === "pattern") this.#fillPattern(zeroFraction);
     // Touch every page now (as a hypervisor backs guest RAM when it creates
     // the VM), not on the first write during the transfer.
@@ -151,7 +164,15 @@ export class MemoryImage {
   /** True when the page is all zero bytes (known without reading it when never written). */
   isZero(index: number): boolean {
     if (this.#written[index] === 0) return true;
-    return this.page(index).equals(this.#zeroPage);
+    // Word by word over the chunk, not through page(): the first pass asks
+    // this of every page, and a view per page is garbage the blackout pays for.
+    const c = Math.floor(index / this.pagesPerChunk);
+    const words = this.#words[c];
+    if (words === undefined || index < 0 || !Number.isInteger(index))
+      throw new RangeError(`page ${index} out of range`);
+    const start = ((index - c * this.pagesPerChunk) * this.pageSize) >>> 2;
+    for (let w = start, end = start + (this.pageSize >>> 2); w < end; w++) if (words[w] !== 0) return false;
+    return true;
   }
 
   /**
@@ -163,11 +184,30 @@ export class MemoryImage {
       throw new RangeError(`page data is ${data.length} bytes, expected ${this.pageSize}`);
     this.page(index).set(data);
     this.#written[index] = 1;
+    this.#blockWrites[Math.floor(index / this.blockPages)]!++;
   }
 
   /** Records that pages `first … first+count-1` were written in place (through {@link views}). */
   markWritten(first: number, count: number): void {
     this.#written.fill(1, first, first + count);
+    this.#wrote(first, count);
+  }
+
+  // Called after the bytes are in place (a hash taken before sees an older count).
+  #wrote(first: number, count: number): void {
+    if (count <= 0) return;
+    const last = Math.floor((first + count - 1) / this.blockPages);
+    for (let b = Math.floor(first / this.blockPages); b <= last; b++) this.#blockWrites[b]!++;
+  }
+
+  /** Digest blocks of the image. */
+  get blockCount(): number {
+    return this.#blockWrites.length;
+  }
+
+  /** Writes recorded in digest block `block` so far: equal counts, equal bytes. */
+  blockWrites(block: number): number {
+    return this.#blockWrites[block]!;
   }
 
   /** Makes pages `first … first+count-1` zero; pages never written are left alone. */
@@ -179,11 +219,13 @@ export class MemoryImage {
       this.page(i).fill(0);
       w[i] = 0;
     }
+    this.#wrote(first, count);
   }
 
   /** Marks a page written by the guest. */
   markDirty(index: number): void {
     this.#written[index] = 1;
+    this.#blockWrites[Math.floor(index / this.blockPages)]!++;
     if (this.#dirty[index] === 0) {
       this.#dirty[index] = 1;
       this.#dirtyCount++;

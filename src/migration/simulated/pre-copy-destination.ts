@@ -15,7 +15,7 @@ import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
 import { availableParallelism } from "node:os";
-import { digestOf } from "./image-digest.js";
+import { BlockDigests, digestPlan } from "./block-digests.js";
 import { sendAbort } from "./pre-copy-source.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
@@ -32,6 +32,8 @@ export interface DestinationTransfer {
   readonly observe: TransferObserver;
   /** Decompression workers, when the source compresses. Default one per core. */
   readonly compressionWorkers?: number;
+  /** Hash digest blocks during the passes; default {@link digestPlan}. */
+  readonly digestAhead?: boolean;
 }
 
 class Mismatch extends Error {}
@@ -65,8 +67,9 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     return frame;
   };
 
-  // Started once the blackout is over, as on the source.
+  // The image digest's blocks are hashed as pages land (again when rewritten), as on the source.
   let digestWorkers: Promise<PageWorkers | undefined> | undefined;
+  let digests: BlockDigests | undefined;
   let digest: Promise<string> | undefined;
   let pass = 0;
   let blackout = false;
@@ -128,6 +131,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
         }
       }
       memory.markWritten(runs[r]!, runs[r + 1]!);
+      digests?.touch(runs[r]!, runs[r + 1]!);
     }
     if (sumBytes > 0) {
       const sums = frame.head(listBytes + sumBytes);
@@ -172,7 +176,10 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
       })
       .then(
         () => {
-          for (let r = 0; r < runs.length; r += 2) memory.markWritten(runs[r]!, runs[r + 1]!);
+          for (let r = 0; r < runs.length; r += 2) {
+            memory.markWritten(runs[r]!, runs[r + 1]!);
+            digests?.touch(runs[r]!, runs[r + 1]!);
+          }
           stats.compressedPages += pages;
           progress(pages);
         },
@@ -194,6 +201,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
       const count = p.readUInt32BE(at + 4);
       checkRange(first, count);
       memory.zeroPages(first, count);
+      digests?.touch(first, count);
       stats.zeroPages += count;
       progress(count);
     }
@@ -276,6 +284,10 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     };
     for (const l of links) l.reader.sink = sink;
     link.socket.write(encodeFrame(MessageType.Ready));
+    // Before the first page is applied; after the Ready, which the workers' start would delay.
+    const plan = digestPlan();
+    digestWorkers = startWorkers(memory, plan.workers);
+    digests = new BlockDigests(memory, digestWorkers, { ahead: t.digestAhead ?? plan.ahead });
     observe({ type: "connected", side: "destination" });
     report.phase(Phase.SETUP_DONE);
     let device: DeviceState | undefined;
@@ -298,8 +310,10 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           passDone = 0;
           blackout = p[8] === 1;
           if (pass === 1) report.phase(Phase.TRANSFER_IN_PROGRESS);
-          if (blackout) report.phase(Phase.BLACKOUT_STARTED);
-          else stats.brownoutPasses = pass;
+          if (blackout) {
+            report.phase(Phase.BLACKOUT_STARTED);
+            digests?.pause(true);
+          } else stats.brownoutPasses = pass;
           observe({ type: "pass", side: "destination", pass, blackout, pages: passPages, throttlePercent: 100 });
           break;
         }
@@ -318,13 +332,10 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           await Promise.race([completion(pass).done, channelFailed]);
           link.socket.write(encodeFrame(MessageType.OfflineAck));
           report.phase(Phase.OFFLINE_DONE);
-          // The image is final: digest it while the source digests its own.
-          // Starting workers blocks this thread for a while: not before the
-          // OfflineAck is on its way (a source in this process reads it first).
-          digest = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-            digestWorkers = startWorkers(memory, availableParallelism());
-            return digestOf(memory, digestWorkers);
-          });
+          // The image is final: digest (what is left of) it while the source
+          // digests its own, once the OfflineAck is on its way.
+          const final = digests;
+          digest = new Promise<void>((resolve) => setImmediate(resolve)).then(() => final?.digest() ?? memory.digest());
           digest.catch(() => {});
           break;
         }
@@ -360,6 +371,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     else await sendAbort(link, AbortReason.Error, message);
     return fail(PhaseState.DESTINATION_FAILED, message, err);
   } finally {
+    digests?.close();
     void digestWorkers?.then((w) => w?.close());
     void inflaters?.then((w) => w?.close());
     signal.removeEventListener("abort", onAbort);

@@ -11,7 +11,7 @@ import { availableParallelism } from "node:os";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
-import { digestOf } from "./image-digest.js";
+import { BlockDigests, digestPlan } from "./block-digests.js";
 import { type PageWorkers, startWorkers } from "./page-workers.js";
 import type { PreCopyParams } from "./pre-copy-params.js";
 import type { SimulatedVm } from "./simulated-vm.js";
@@ -54,6 +54,8 @@ export interface SourceTransfer {
   readonly signal: AbortSignal;
   readonly observe: TransferObserver;
   readonly faults?: SourceFaults;
+  /** Hash digest blocks during the passes; default {@link digestPlan}. */
+  readonly digestAhead?: boolean;
 }
 
 class PeerAbort extends Error {
@@ -352,9 +354,10 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     if (ack.payload.readUInt32BE(0) !== pass) throw new WireError(`memory stream: PassAck for another pass`);
   };
 
-  // The digest's workers start once the blackout is over (starting them
-  // costs CPU the passes and the blackout need).
+  // The image digest's blocks are hashed from the start where a core is
+  // free for it (see digestPlan), and again only once written since.
   let digestWorkers: Promise<PageWorkers | undefined> | undefined;
+  let digests: BlockDigests | undefined;
   try {
     // Setup: agree on the memory layout.
     const setup = Buffer.alloc(13);
@@ -366,6 +369,11 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     observe({ type: "connected", side: "source" });
     report.phase(Phase.SETUP_DONE);
     report.phase(Phase.TRANSFER_IN_PROGRESS);
+
+    const plan = digestPlan();
+    digestWorkers = startWorkers(memory, plan.workers);
+    digests = new BlockDigests(memory, digestWorkers, { ahead: t.digestAhead ?? plan.ahead });
+    digests.touch(0, memory.pageCount);
 
     // Brownout.
     memory.markAllDirty();
@@ -385,6 +393,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
       const ms = performance.now() - t0;
       stats.brownoutPasses = pass;
       vm.workload.advance();
+      digests.touchStale();
       const remaining = memory.dirtyCount;
       // The blackout sends scattered pages, far slower than pass 1's whole
       // image: project from the last pass's rate, and from pass 1 never end.
@@ -423,6 +432,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
 
     // Blackout: the guest is paused, nothing gets dirty any more.
     vm.pause();
+    digests.pause(true);
     const blackoutStart = performance.now();
     report.phase(Phase.BLACKOUT_STARTED);
     await sendPass(stats.brownoutPasses + 1, true, memory.takeDirty());
@@ -435,8 +445,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
 
     // Verification: the destination's image must equal ours (the guest stays paused).
-    digestWorkers = startWorkers(memory, availableParallelism());
-    stats.digest = await digestOf(memory, digestWorkers);
+    stats.digest = await digests.digest();
     const verify = Buffer.alloc(48);
     Buffer.from(stats.digest, "hex").copy(verify, 0);
     verify.writeDoubleBE(stats.blackoutMs, 32);
@@ -468,6 +477,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await sendAbort(link, AbortReason.Error, err instanceof Error ? err.message : String(err));
     return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
   } finally {
+    digests?.close();
     void digestWorkers?.then((w) => w?.close());
     void compressors?.then((w) => w?.close());
     vm.workload.hold(false);

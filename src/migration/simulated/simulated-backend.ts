@@ -48,6 +48,11 @@ export interface SimulatedBackendOptions {
    * destination follows the source's choice.
    */
   readonly channels?: number;
+  /**
+   * Hash the image digest's blocks during the passes (see block-digests.ts),
+   * on either side. Default: with 3 cores or more (digestPlan).
+   */
+  readonly digestAhead?: boolean;
 }
 
 interface SessionResources {
@@ -68,6 +73,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
   readonly #observers = new Set<TransferObserver>();
   readonly #faults: SourceFaults | undefined;
   readonly #channels: number;
+  readonly #digestAhead: boolean | undefined;
 
   constructor(options: SimulatedBackendOptions = {}) {
     if (options.sandbox !== undefined) {
@@ -80,6 +86,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
     if (!Number.isInteger(channels) || channels < 1 || channels > MAX_CHANNELS)
       throw new RangeError(`channels ${channels} is not an integer from 1 to ${MAX_CHANNELS}`);
     this.#channels = channels;
+    this.#digestAhead = options.digestAhead;
   }
 
   /** Adds a transfer observer; returns a function that removes it. */
@@ -204,6 +211,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
         signal: request.signal,
         observe: this.#emit,
         ...(this.#faults === undefined ? {} : { faults: this.#faults }),
+        ...(this.#digestAhead === undefined ? {} : { digestAhead: this.#digestAhead }),
       });
     }
     const workers = compressionWorkers(request.options);
@@ -214,6 +222,7 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
       signal: request.signal,
       observe: this.#emit,
       ...(workers === undefined ? {} : { compressionWorkers: workers }),
+      ...(this.#digestAhead === undefined ? {} : { digestAhead: this.#digestAhead }),
     });
   }
 
