@@ -137,8 +137,11 @@ export function dial(address: string | Address, options: DialOptions = {}): Prom
 
 /** Options of {@link dial}. */
 export interface DialOptions {
+  /** Aborting it cancels the dial with CANCELLED. */
   signal?: AbortSignal;
+  /** Bounds the connect (for hybrid vsock, all its attempts), in milliseconds. */
   timeoutMs?: number;
+  /** Hybrid vsock handshake timing. */
   hvsock?: Pick<HybridVsockOptions, "handshakeTimeoutMs" | "retryDelayMs" | "maxAttempts">;
 }
 

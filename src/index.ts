@@ -32,7 +32,7 @@ export type {
   UnaryResponse,
   StreamResponse,
 } from "./interceptor.js";
-export { parseAddress, formatAddress, dial, type Address } from "./address.js";
+export { parseAddress, formatAddress, dial, type Address, type DialOptions } from "./address.js";
 export type { HybridVsockOptions } from "./hybrid-vsock.js";
 
 // Below: the wire layer, for tools and tests that speak frames directly.

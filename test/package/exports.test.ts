@@ -47,6 +47,7 @@ const entryPoints: Record<string, { values: string[]; types: string[] }> = {
       "ClientOptions",
       "ClientStreamingImpl",
       "CredentialsCheck",
+      "DialOptions",
       "Frame",
       "FrameSink",
       "HandlerContext",
