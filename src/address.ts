@@ -146,8 +146,8 @@ export interface DialOptions {
 }
 
 /**
- * Dials as {@link dial}; a socket Node makes itself (every kind but hybrid
- * vsock, whose handshake reads the socket first) gets `onread`.
+ * Dials as {@link dial}, with `onread` on the socket. Not for hybrid vsock:
+ * its handshake reads the socket first, so `onread` is not applied there.
  */
 export function dialSocket(a: Address, options: DialOptions, onread?: OnReadOpts): Promise<Socket> {
   if (a.kind === "hvsock") {

@@ -370,7 +370,7 @@ export function createClient(socket: Duplex, options: ClientOptions = {}): Clien
   return new ClientImpl(socket, options);
 }
 
-/** A client on a socket dialed with `reads.onread` (see connect). */
-export function createDirectClient(socket: Duplex, options: ClientOptions, reads: DirectReads): Client {
+/** A client on a socket dialed with `reads.onread`, when given (see connect). */
+export function createDirectClient(socket: Duplex, options: ClientOptions, reads: DirectReads | undefined): Client {
   return new ClientImpl(socket, options, reads);
 }

@@ -1,5 +1,5 @@
 import { dialSocket, parseAddress } from "./address.js";
-import { createClient, createDirectClient, type Client, type ClientOptions } from "./client.js";
+import { createDirectClient, type Client, type ClientOptions } from "./client.js";
 import { DirectReads } from "./direct-reads.js";
 import type { HybridVsockOptions } from "./hybrid-vsock.js";
 
@@ -25,8 +25,8 @@ export async function connect(
     ...(signal === undefined ? {} : { signal }),
     ...(hvsock === undefined ? {} : { hvsock }),
   };
-  // A socket Node dials itself reads frames straight into place.
-  if (a.kind === "hvsock") return createClient(await dialSocket(a, dialOptions), clientOptions);
-  const reads = new DirectReads();
-  return createDirectClient(await dialSocket(a, dialOptions, reads.onread), clientOptions, reads);
+  // A socket Node dials itself reads frames straight into place; a hybrid
+  // vsock one comes from its handshake, which read it first.
+  const reads = a.kind === "hvsock" ? undefined : new DirectReads();
+  return createDirectClient(await dialSocket(a, dialOptions, reads?.onread), clientOptions, reads);
 }

@@ -21,22 +21,21 @@ export class DirectReads {
   #early: ((chunk: Uint8Array) => void) | undefined;
   // Reads before bind() land here; the socket may hold it for one more read after.
   #scratch: Uint8Array | undefined;
-  #lastScratch = false;
   #held: Uint8Array[] = [];
 
   /** Pass as the socket's `onread` option. */
   readonly onread = {
     buffer: (): Uint8Array => {
-      this.#lastScratch = this.#reader === undefined;
-      if (!this.#lastScratch) return this.#reader!.target();
+      if (this.#reader !== undefined) return this.#reader.target();
       this.#scratch ??= Buffer.allocUnsafe(EARLY_BYTES);
       return this.#scratch;
     },
-    callback: (n: number): boolean => {
-      if (!this.#lastScratch) this.#reader!.filled(n);
+    // Node hands back the buffer it read into: the scratch one means a read from before bind().
+    callback: (n: number, buf: Uint8Array): boolean => {
+      if (buf !== this.#scratch) this.#reader!.filled(n);
       else if (this.#early !== undefined)
-        this.#early(this.#scratch!.subarray(0, n)); // never read into again
-      else this.#held.push(Uint8Array.prototype.slice.call(this.#scratch!, 0, n));
+        this.#early(buf.subarray(0, n)); // never read into again
+      else this.#held.push(Uint8Array.prototype.slice.call(buf, 0, n));
       return true;
     },
   };

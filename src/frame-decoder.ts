@@ -76,7 +76,8 @@ export class FrameDecoder {
    */
   readTarget(): Uint8Array {
     const body = this.#body;
-    if (this.#inBody && body !== undefined && body.length >= DIRECT_MIN) {
+    // A body is only being filled while in one (and not while skipping).
+    if (body !== undefined && body.length >= DIRECT_MIN) {
       this.#intoBody = true;
       return body.subarray(this.#bodyFill);
     }

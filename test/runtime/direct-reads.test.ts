@@ -6,7 +6,7 @@ import { DirectReads } from "../../src/direct-reads.js";
 function read(reads: DirectReads, bytes: number[]): void {
   const target = reads.onread.buffer();
   target.set(bytes);
-  reads.onread.callback(bytes.length);
+  reads.onread.callback(bytes.length, target);
 }
 
 describe("DirectReads", () => {
@@ -31,7 +31,7 @@ describe("DirectReads", () => {
     const filled: number[] = [];
     reads.bind({ target: () => new Uint8Array(8), filled: (n) => filled.push(n) }, (c) => early.push([...c]));
     pending.set([7, 8]);
-    reads.onread.callback(2);
+    reads.onread.callback(2, pending);
     expect(early).toEqual([[7, 8]]);
     expect(filled).toEqual([]);
   });
