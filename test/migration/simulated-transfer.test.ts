@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MemoryTransport, migrate, sessionNumber } from "ttrpc-es/migration";
-import { DIGEST_BLOCK_BYTES, imageDigest, imageDigestOn } from "../../src/migration/simulated/image-digest.js";
+import { BlockDigests } from "../../src/migration/simulated/block-digests.js";
+import { DIGEST_BLOCK_BYTES, imageDigest } from "../../src/migration/simulated/image-digest.js";
 import { createEndpointPair } from "../../src/migration/simulated/index.js";
 import { MemoryImage } from "../../src/migration/simulated/memory-image.js";
 import { PageWorkers } from "../../src/migration/simulated/page-workers.js";
@@ -187,9 +188,9 @@ describe("memory image", () => {
     const workers = await PageWorkers.start(m, 2);
     try {
       const here = imageDigest(m);
-      expect(await imageDigestOn(m, workers)).toBe(here);
+      expect(await new BlockDigests(m, Promise.resolve(workers)).digest()).toBe(here);
       m.page(7000)[100]! ^= 1;
-      expect(await imageDigestOn(m, workers)).not.toBe(here);
+      expect(await new BlockDigests(m, Promise.resolve(workers)).digest()).not.toBe(here);
     } finally {
       await workers.close();
     }

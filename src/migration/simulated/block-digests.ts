@@ -18,7 +18,7 @@
  */
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { zeroBlockHash } from "./image-digest.js";
+import { blockHash, digestBlock, zeroBlockHash } from "./image-digest.js";
 import type { MemoryImage } from "./memory-image.js";
 import type { PageWorkers } from "./page-workers.js";
 
@@ -140,14 +140,6 @@ export class BlockDigests {
     this.#queue.push(b);
   }
 
-  #range(b: number): { chunk: number; start: number; end: number; first: number; count: number } {
-    const m = this.#memory;
-    const first = b * m.blockPages;
-    const count = Math.min(m.blockPages, m.pageCount - first);
-    const [[chunk, start, end]] = m.byteRanges(first, count) as [[number, number, number]];
-    return { chunk, start, end, first, count };
-  }
-
   /** Takes the next stale block off the queue (known-zero ones are settled on the way), or -1. */
   #takeStale(): number {
     const m = this.#memory;
@@ -155,7 +147,7 @@ export class BlockDigests {
       const b = this.#queue[this.#head++]!;
       this.#queued[b] = 0;
       if (!this.#stale(b)) continue;
-      const r = this.#range(b);
+      const r = digestBlock(this.#memory, b);
       if (!m.knownZero(r.first, r.count)) return b;
       zeroBlockHash(r.end - r.start).copy(this.#hashes, 32 * b);
       this.#hashedAt[b] = m.blockWrites(b);
@@ -173,14 +165,14 @@ export class BlockDigests {
       const b = this.#takeStale();
       if (b < 0) return;
       // The stale blocks after it in the same chunk join the job (one read of consecutive memory).
-      const first = this.#range(b);
+      const first = digestBlock(this.#memory, b);
       let n = 1;
       while (n < BLOCKS_PER_JOB && b + n < this.#hashedAt.length && this.#stale(b + n)) {
-        const r = this.#range(b + n);
+        const r = digestBlock(this.#memory, b + n);
         if (r.chunk !== first.chunk || m.knownZero(r.first, r.count)) break;
         n++;
       }
-      const last = this.#range(b + n - 1);
+      const last = digestBlock(this.#memory, b + n - 1);
       const at = Array.from({ length: n }, (_, k) => m.blockWrites(b + k));
       this.#inflight.fill(1, b, b + n);
       this.#jobs++;
@@ -216,16 +208,9 @@ export class BlockDigests {
   // Without workers: every stale block on this thread.
   #hashHere(): void {
     const m = this.#memory;
-    const chunks = m.chunks;
     for (let b = 0; b < this.#hashedAt.length; b++) {
       if (!this.#stale(b)) continue;
-      const r = this.#range(b);
-      const hash = m.knownZero(r.first, r.count)
-        ? zeroBlockHash(r.end - r.start)
-        : createHash("sha256")
-            .update(new Uint8Array(chunks[r.chunk]!, r.start, r.end - r.start))
-            .digest();
-      hash.copy(this.#hashes, 32 * b);
+      blockHash(m, digestBlock(m, b)).copy(this.#hashes, 32 * b);
       this.#hashedAt[b] = m.blockWrites(b);
     }
   }
