@@ -20,7 +20,7 @@ import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { blockHash, digestBlock, zeroBlockHash } from "./image-digest.js";
 import type { MemoryImage } from "./memory-image.js";
-import type { PageWorkers } from "./page-workers.js";
+import { type PageWorkers, startWorkers } from "./page-workers.js";
 
 /** Blocks per worker job at most (4 MiB: short jobs, so pausing for the blackout takes effect at once). */
 const BLOCKS_PER_JOB = 16;
@@ -64,6 +64,20 @@ export class BlockDigests {
   #idle: (() => void) | undefined;
   /** False: {@link touch} and {@link touchStale} wait for {@link digest} (see {@link digestPlan}). */
   readonly #ahead: boolean;
+
+  #stopWorkers: (() => void) | undefined;
+
+  /**
+   * Digests of `memory` on workers of their own, as many as {@link digestPlan}
+   * says, hashing ahead as it says unless `ahead` is given; {@link close} stops them.
+   */
+  static start(memory: MemoryImage, ahead?: boolean): BlockDigests {
+    const plan = digestPlan();
+    const workers = startWorkers(memory, plan.workers);
+    const digests = new BlockDigests(memory, workers, { ahead: ahead ?? plan.ahead });
+    digests.#stopWorkers = () => void workers.then((w) => w?.close());
+    return digests;
+  }
 
   /** `workers`: where blocks are hashed (undefined: on this thread, when digested). */
   constructor(memory: MemoryImage, workers: Promise<PageWorkers | undefined>, options: { ahead?: boolean } = {}) {
@@ -125,9 +139,10 @@ export class BlockDigests {
     return createHash("sha256").update(this.#hashes).digest("hex");
   }
 
-  /** No job starts any more; answers still coming are dropped. */
+  /** No job starts any more; answers still coming are dropped; workers of its own stop. */
   close(): void {
     this.#closed = true;
+    this.#stopWorkers?.();
   }
 
   #stale(b: number): boolean {

@@ -184,7 +184,7 @@ export class MemoryImage {
       throw new RangeError(`page data is ${data.length} bytes, expected ${this.pageSize}`);
     this.page(index).set(data);
     this.#written[index] = 1;
-    this.#blockWrites[Math.floor(index / this.blockPages)]!++;
+    this.#wrote(index, 1);
   }
 
   /** Records that pages `first … first+count-1` were written in place (through {@link views}). */
@@ -225,7 +225,7 @@ export class MemoryImage {
   /** Marks a page written by the guest. */
   markDirty(index: number): void {
     this.#written[index] = 1;
-    this.#blockWrites[Math.floor(index / this.blockPages)]!++;
+    this.#wrote(index, 1);
     if (this.#dirty[index] === 0) {
       this.#dirty[index] = 1;
       this.#dirtyCount++;

@@ -15,7 +15,7 @@ import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
 import { availableParallelism } from "node:os";
-import { BlockDigests, digestPlan } from "./block-digests.js";
+import { BlockDigests } from "./block-digests.js";
 import { sendAbort } from "./pre-copy-source.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
 import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
@@ -68,7 +68,6 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
   };
 
   // The image digest's blocks are hashed as pages land (again when rewritten), as on the source.
-  let digestWorkers: Promise<PageWorkers | undefined> | undefined;
   let digests: BlockDigests | undefined;
   let digest: Promise<string> | undefined;
   let pass = 0;
@@ -285,9 +284,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     for (const l of links) l.reader.sink = sink;
     link.socket.write(encodeFrame(MessageType.Ready));
     // Before the first page is applied; after the Ready, which the workers' start would delay.
-    const plan = digestPlan();
-    digestWorkers = startWorkers(memory, plan.workers);
-    digests = new BlockDigests(memory, digestWorkers, { ahead: t.digestAhead ?? plan.ahead });
+    digests = BlockDigests.start(memory, t.digestAhead);
     observe({ type: "connected", side: "destination" });
     report.phase(Phase.SETUP_DONE);
     let device: DeviceState | undefined;
@@ -372,7 +369,6 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
     return fail(PhaseState.DESTINATION_FAILED, message, err);
   } finally {
     digests?.close();
-    void digestWorkers?.then((w) => w?.close());
     void inflaters?.then((w) => w?.close());
     signal.removeEventListener("abort", onAbort);
     for (const l of links) l.socket.destroy();

@@ -10,7 +10,7 @@ import { crc32 } from "node:zlib";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
-import { BlockDigests, digestPlan } from "./block-digests.js";
+import { BlockDigests } from "./block-digests.js";
 import { type PageWorkers, startWorkers } from "./page-workers.js";
 import type { PreCopyParams } from "./pre-copy-params.js";
 import type { SimulatedVm } from "./simulated-vm.js";
@@ -355,7 +355,6 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
 
   // The image digest's blocks are hashed from the start where a core is
   // free for it (see digestPlan), and again only once written since.
-  let digestWorkers: Promise<PageWorkers | undefined> | undefined;
   let digests: BlockDigests | undefined;
   try {
     // Setup: agree on the memory layout.
@@ -369,9 +368,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     report.phase(Phase.SETUP_DONE);
     report.phase(Phase.TRANSFER_IN_PROGRESS);
 
-    const plan = digestPlan();
-    digestWorkers = startWorkers(memory, plan.workers);
-    digests = new BlockDigests(memory, digestWorkers, { ahead: t.digestAhead ?? plan.ahead });
+    digests = BlockDigests.start(memory, t.digestAhead);
     digests.touch(0, memory.pageCount);
 
     // Brownout.
@@ -477,7 +474,6 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     return fail(PhaseState.SOURCE_FAILED, err instanceof Error ? err.message : String(err), err);
   } finally {
     digests?.close();
-    void digestWorkers?.then((w) => w?.close());
     void compressors?.then((w) => w?.close());
     vm.workload.hold(false);
     for (const l of links) l.socket.destroy();
