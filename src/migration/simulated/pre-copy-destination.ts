@@ -328,6 +328,7 @@ export async function runDestination(t: DestinationTransfer): Promise<TransferRe
           // Every channel's pages of the blackout pass are in before we say so.
           await Promise.race([completion(pass).done, channelFailed]);
           link.socket.write(encodeFrame(MessageType.OfflineAck));
+          stats.transferMs = performance.now() - started;
           report.phase(Phase.OFFLINE_DONE);
           // The image is final: digest (what is left of) it while the source
           // digests its own, once the OfflineAck is on its way.

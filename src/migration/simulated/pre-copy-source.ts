@@ -437,6 +437,7 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await expect(MessageType.OfflineAck);
     report.phase(Phase.OFFLINE_DONE);
     stats.blackoutMs = performance.now() - blackoutStart;
+    stats.transferMs = performance.now() - started;
     const stoppedAtMs = performance.timeOrigin + performance.now();
     report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
 

@@ -28,7 +28,13 @@ export interface TransferStats {
   readonly blackoutPages: number;
   /** Measured blackout (source: pause to the destination's acknowledgement), ms. */
   readonly blackoutMs: number;
-  /** Wall time from the connection to the verified end, ms. */
+  /**
+   * Wall time from the connection to the end of the blackout (every page
+   * applied at the destination: where a hypervisor's transfer ends), ms;
+   * 0 until then.
+   */
+  readonly transferMs: number;
+  /** Wall time from the connection to the verified end (both image digests compared), ms. */
   readonly durationMs: number;
   /** SHA-256 of the whole memory image at the end, hex ("" when not reached). */
   readonly digest: string;
@@ -91,6 +97,7 @@ export function emptyStats(side: Side, checksums: boolean): { -readonly [K in ke
     wireBytes: 0,
     blackoutPages: 0,
     blackoutMs: 0,
+    transferMs: 0,
     durationMs: 0,
     digest: "",
     throttlePercent: 100,
