@@ -63,6 +63,11 @@ describe("simulated transfer", () => {
     expect(stats.wireBytes).toBeLessThan(stats.pageBytes / 2);
     expect(dst.backend.lastStats!.zeroPages).toBe(stats.zeroPages);
     expect(dst.backend.lastStats!.digest).toBe(stats.digest);
+    // The transfer ends at the blackout's end, before the verification that durationMs also holds.
+    for (const s of [stats, dst.backend.lastStats!]) {
+      expect(s.transferMs).toBeGreaterThan(0);
+      expect(s.transferMs).toBeLessThanOrEqual(s.durationMs);
+    }
   });
 
   it.each([false, true])(

@@ -436,9 +436,11 @@ export async function runSource(t: SourceTransfer): Promise<TransferResult> {
     await send(encodeFrame(MessageType.BlackoutEnd));
     await expect(MessageType.OfflineAck);
     report.phase(Phase.OFFLINE_DONE);
-    stats.blackoutMs = performance.now() - blackoutStart;
-    stats.transferMs = performance.now() - started;
-    const stoppedAtMs = performance.timeOrigin + performance.now();
+    // One reading: the blackout's end, the transfer's end and the stop time are the same instant.
+    const offlineAt = performance.now();
+    stats.blackoutMs = offlineAt - blackoutStart;
+    stats.transferMs = offlineAt - started;
+    const stoppedAtMs = performance.timeOrigin + offlineAt;
     report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs });
 
     // Verification: the destination's image must equal ours (the guest stays paused).
