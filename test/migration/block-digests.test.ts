@@ -13,7 +13,7 @@ describe("block digests", () => {
   it("equal the image digest after guest writes landed while blocks were being hashed", async () => {
     const m = new MemoryImage({ sizeBytes: 48 * MiB, fill: "pattern", zeroFraction: 0.5 });
     const workers = startWorkers(m, 1);
-    const digests = new BlockDigests(m, workers);
+    const digests = new BlockDigests(m, () => workers);
     try {
       const before = imageDigest(m);
       digests.touch(0, m.pageCount);
@@ -37,9 +37,30 @@ describe("block digests", () => {
     }
   });
 
+  it("starts its workers with the first digest when not hashing ahead, at once when it is", async () => {
+    const m = new MemoryImage({ sizeBytes: 8 * MiB, fill: "pattern" });
+    let started = 0;
+    const count = () => {
+      started++;
+      return Promise.resolve(undefined);
+    };
+    const after = new BlockDigests(m, count, { ahead: false });
+    after.touch(0, m.pageCount);
+    after.touchStale();
+    // Booting workers during the passes would take the cores the transfer needs.
+    expect(started).toBe(0);
+    expect(await after.digest()).toBe(imageDigest(m));
+    expect(await after.digest()).toBe(imageDigest(m));
+    expect(started).toBe(1);
+    after.close();
+    const ahead = new BlockDigests(m, count, { ahead: true });
+    expect(started).toBe(2);
+    ahead.close();
+  });
+
   it("hashes on this thread without workers, and a closed digest is an error, not a hang", async () => {
     const m = new MemoryImage({ sizeBytes: 8 * MiB, fill: "pattern" });
-    const digests = new BlockDigests(m, Promise.resolve(undefined));
+    const digests = new BlockDigests(m, () => Promise.resolve(undefined));
     m.zeroPages(0, 100);
     expect(await digests.digest()).toBe(imageDigest(m));
     digests.close();

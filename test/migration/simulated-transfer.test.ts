@@ -193,9 +193,9 @@ describe("memory image", () => {
     const workers = await PageWorkers.start(m, 2);
     try {
       const here = imageDigest(m);
-      expect(await new BlockDigests(m, Promise.resolve(workers)).digest()).toBe(here);
+      expect(await new BlockDigests(m, () => Promise.resolve(workers)).digest()).toBe(here);
       m.page(7000)[100]! ^= 1;
-      expect(await new BlockDigests(m, Promise.resolve(workers)).digest()).not.toBe(here);
+      expect(await new BlockDigests(m, () => Promise.resolve(workers)).digest()).not.toBe(here);
     } finally {
       await workers.close();
     }

@@ -34,7 +34,9 @@ const JOBS_PER_WORKER = 2;
  * slowed the first pass from about 40 % to 25 % of the raw socket and the
  * whole transfer too (the guest's writes during the passes also make a
  * quarter of the blocks be hashed twice), so there the blocks are hashed
- * after the blackout, on every core.
+ * after the blackout, on every core, by workers started only then: booting
+ * a worker costs about 30 ms of a core, and four booting during the first
+ * pass took a third of its CPU.
  */
 export function digestPlan(cores = availableParallelism()): { ahead: boolean; workers: number } {
   return cores >= 3 ? { ahead: true, workers: cores - 1 } : { ahead: false, workers: cores };
@@ -47,7 +49,8 @@ export class DigestClosed extends Error {
 
 export class BlockDigests {
   readonly #memory: MemoryImage;
-  readonly #workers: Promise<PageWorkers | undefined>;
+  readonly #startWorkers: () => Promise<PageWorkers | undefined>;
+  #workers: Promise<PageWorkers | undefined> | undefined;
   #pool: PageWorkers | undefined;
   /** 32 bytes per block: its SHA-256 when {@link #hashedAt} equals its write count. */
   readonly #hashes: Buffer;
@@ -73,25 +76,37 @@ export class BlockDigests {
    */
   static start(memory: MemoryImage, ahead?: boolean): BlockDigests {
     const plan = digestPlan();
-    const workers = startWorkers(memory, plan.workers);
-    const digests = new BlockDigests(memory, workers, { ahead: ahead ?? plan.ahead });
-    digests.#stopWorkers = () => void workers.then((w) => w?.close());
+    let workers: Promise<PageWorkers | undefined> | undefined;
+    const digests = new BlockDigests(memory, () => (workers ??= startWorkers(memory, plan.workers)), {
+      ahead: ahead ?? plan.ahead,
+    });
+    digests.#stopWorkers = () => void workers?.then((w) => w?.close());
     return digests;
   }
 
-  /** `workers`: where blocks are hashed (undefined: on this thread, when digested). */
-  constructor(memory: MemoryImage, workers: Promise<PageWorkers | undefined>, options: { ahead?: boolean } = {}) {
+  /**
+   * `workers` starts the workers blocks are hashed on (undefined: on this
+   * thread, when digested); it is called at once when hashing ahead, else at
+   * the first {@link digest}.
+   */
+  constructor(memory: MemoryImage, workers: () => Promise<PageWorkers | undefined>, options: { ahead?: boolean } = {}) {
     this.#memory = memory;
     this.#ahead = options.ahead ?? true;
-    this.#workers = workers;
+    this.#startWorkers = workers;
     this.#hashes = Buffer.alloc(32 * memory.blockCount);
     this.#hashedAt = new Float64Array(memory.blockCount).fill(Number.NaN);
     this.#inflight = new Uint8Array(memory.blockCount);
     this.#queued = new Uint8Array(memory.blockCount);
-    void workers.then((w) => {
+    if (this.#ahead) this.#workersReady();
+  }
+
+  #workersReady(): Promise<PageWorkers | undefined> {
+    this.#workers ??= this.#startWorkers().then((w) => {
       this.#pool = w;
       this.#pump();
+      return w;
     });
+    return this.#workers;
   }
 
   /** Queues the blocks of pages `first … first+count-1` for hashing (after they were written). */
@@ -122,7 +137,7 @@ export class BlockDigests {
   /** The image digest (hex): hashes the blocks written since their hash, then combines all. */
   async digest(): Promise<string> {
     this.#paused = false;
-    await this.#workers;
+    await this.#workersReady();
     for (;;) {
       if (this.#error !== undefined) throw this.#error;
       if (this.#closed) throw new DigestClosed("the image digest was closed before it was done");
