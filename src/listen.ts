@@ -12,13 +12,19 @@ export interface Listener {
   readonly local: string;
   /** Removes what listening left on disk (the unix socket file). */
   readonly cleanup: () => void;
+  /**
+   * True when the server is ours (listenOnAddress): no one else holds the
+   * sockets it accepts, which arrive paused, so the connection may move to
+   * another socket object (adoptForDirectReads).
+   */
+  readonly own: boolean;
 }
 
 /** The address a `net.Server` someone else started listens on, as `formatAddress` spells it. */
 export function listenerOf(server: NetServer): Listener {
   const addr = server.address();
   const local = typeof addr === "string" ? `unix:${addr}` : addr ? `tcp:${addr.address}:${addr.port}` : "";
-  return { server, local, cleanup: () => {} };
+  return { server, local, cleanup: () => {}, own: false };
 }
 
 /**
@@ -28,7 +34,8 @@ export function listenerOf(server: NetServer): Listener {
  */
 export async function listenOnAddress(address: string, socketMode = 0o600): Promise<Listener> {
   const a = parseAddress(address);
-  const net = new NetServer();
+  // Nothing is read before the server takes the connection over (see Listener.own).
+  const net = new NetServer({ pauseOnConnect: true });
   let cleanup = () => {};
   if (a.kind === "unix") {
     await removeStaleSocket(a.path);
@@ -55,7 +62,7 @@ export async function listenOnAddress(address: string, socketMode = 0o600): Prom
     await listenOn(net, netOptions(a));
   }
   const actual: Address = a.kind === "tcp" ? { ...a, port: (net.address() as { port: number }).port } : a;
-  return { server: net, local: formatAddress(actual), cleanup };
+  return { server: net, local: formatAddress(actual), cleanup, own: true };
 }
 
 /** Stops listening and cleans up; resolves once the server closed. */

@@ -1,6 +1,7 @@
 import type { Duplex } from "node:stream";
 import { fromBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
+import type { DirectReads } from "./direct-reads.js";
 import { protocolError, shutdownError } from "./error-reason.js";
 import { decodeRequest, encodeResponseFrame, type RequestEnvelope, type StatusEnvelope } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
@@ -49,6 +50,7 @@ export class ServerConnection implements CallHost {
     readonly host: ConnectionHost,
     socket: Duplex,
     readonly peer: PeerInfo,
+    reads?: DirectReads,
   ) {
     this.table = new StreamTable<ServerCall>(
       socket,
@@ -60,7 +62,7 @@ export class ServerConnection implements CallHost {
         },
         closed: (err) => host.connectionClosed(this, err),
       },
-      { ...host.limits, pauseReadsWhileWriteBlocked: true },
+      { ...host.limits, pauseReadsWhileWriteBlocked: true, reads },
     );
   }
 

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import { LongTimer } from "./deadline.js";
+import { adoptForDirectReads, type DirectReads } from "./direct-reads.js";
 import { ErrorReason, shutdownError } from "./error-reason.js";
 import type { Interceptor } from "./interceptor.js";
 import { listenerOf, listenOnAddress, stopListening, type Listener } from "./listen.js";
@@ -119,6 +120,11 @@ class ServerImpl implements Server, ConnectionHost {
   }
 
   serveConnection(socket: Duplex, peer: Partial<PeerInfo> = {}): void {
+    this.#serve(socket, peer, undefined);
+  }
+
+  // `reads`: the socket reads with onread (see adoptForDirectReads).
+  #serve(socket: Duplex, peer: Partial<PeerInfo>, reads: DirectReads | undefined): void {
     const info = peerInfo(socket, peer);
     if (this.closing) {
       socket.destroy();
@@ -126,7 +132,7 @@ class ServerImpl implements Server, ConnectionHost {
     }
     const authorize = this.options.authorize;
     if (authorize === undefined) {
-      this.connections.add(new ServerConnection(this, socket, info));
+      this.connections.add(new ServerConnection(this, socket, info, reads));
       return;
     }
     // Nothing is read until the peer is accepted.
@@ -140,7 +146,7 @@ class ServerImpl implements Server, ConnectionHost {
             socket.destroy();
             return;
           }
-          this.connections.add(new ServerConnection(this, socket, info));
+          this.connections.add(new ServerConnection(this, socket, info, reads));
           socket.resume();
         },
         (e) => {
@@ -165,9 +171,13 @@ class ServerImpl implements Server, ConnectionHost {
   async listen(address: string | NetServer, options: ListenOptions = {}): Promise<string> {
     if (this.closing) throw shutdownError("ttrpc: server closed");
     const l = address instanceof NetServer ? listenerOf(address) : await listenOnAddress(address, options.socketMode);
-    l.server.on("connection", (socket: Socket) => {
+    l.server.on("connection", (accepted: Socket) => {
+      // Sockets of a server someone else made may be held by them: they stay as they are.
+      const direct = l.own ? adoptForDirectReads(accepted) : undefined;
+      if (l.own && direct === undefined) accepted.resume();
+      const socket = direct?.socket ?? accepted;
       if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-      this.serveConnection(socket, { localAddress: l.local });
+      this.#serve(socket, { localAddress: l.local }, direct?.reads);
     });
     this.#listeners.push(l);
     return l.local;

@@ -354,45 +354,64 @@ describe("catalogue of hostile inputs", () => {
     await until(() => tracker.open === 0, "every handler's signal");
   });
 
-  it("a flood of Requests whose answers are never read: the server stops reading, keeps serving others, and answers all once read", async () => {
-    trapProcessErrors();
-    const produced = { n: 0 };
-    const { server, bystander, tracker } = await hostileServer({ impl: catalogueImpl(produced) });
-    // Our own listener, to watch the server's side of the socket.
-    const net = new NetServer();
-    const accepted: Socket[] = [];
-    net.on("connection", (s) => accepted.push(s));
-    const path = join(tempDir(), "flood.sock");
-    await new Promise<void>((r) => net.listen(path, r));
-    await server.listen(net);
-    const client = new Socket();
-    onTestFinished(() => {
+  // A server listening on an address moves each connection it accepts to a
+  // socket that reads in place (adoptForDirectReads); one on a net.Server of
+  // the caller's keeps the sockets that server emitted. `authorize` is handed
+  // the one the server reads.
+  for (const listener of ["a net.Server of the caller's", "an address"] as const) {
+    it(`a flood of Requests whose answers are never read (on ${listener}): the server stops reading, keeps serving others, and answers all once read`, async () => {
+      trapProcessErrors();
+      const produced = { n: 0 };
+      const authorized: Socket[] = [];
+      const {
+        server,
+        bystander,
+        tracker,
+        path: address,
+      } = await hostileServer({
+        impl: catalogueImpl(produced),
+        server: { authorize: (s) => void authorized.push(s as Socket) },
+      });
+      let path = address;
+      const net = new NetServer();
+      const accepted: Socket[] = [];
+      net.on("connection", (s) => accepted.push(s));
+      if (listener !== "an address") {
+        path = join(tempDir(), "flood.sock");
+        await new Promise<void>((r) => net.listen(path, r));
+        await server.listen(net);
+      }
+      const client = new Socket();
+      onTestFinished(() => {
+        client.destroy();
+        net.close();
+      });
+      await new Promise<void>((r) => client.connect({ path }, r));
+      client.pause();
+      const N = 20_000;
+      const reply = 1024;
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < N; i++) frames.push(requestFrame(2 * i + 1, "Echo", echoBytes({ replySize: reply })));
+      client.write(Buffer.concat(frames));
+      // The bystander's connection was the first one.
+      await until(() => authorized.length === 2, "the connection");
+      const theirs = authorized[1]!;
+      if (listener === "an address") expect(theirs.listenerCount("data")).toBe(0);
+      else expect(theirs).toBe(accepted[0]);
+      // The server stops taking requests while its answers pile up unread.
+      await until(() => theirs.isPaused() && theirs.writableNeedDrain, "the server to stop reading");
+      const handled = tracker.signals.length;
+      expect(handled).toBeLessThan(N / 2);
+      expect(theirs.writableLength).toBeLessThan(handled * (reply + 64) + (1 << 20));
+      await expectServing(bystander);
+      // Reading them all lets the server go on to the end.
+      let answered = 0;
+      const decoder = new FrameDecoder({ frame: () => answered++, oversized: () => {} }, 1 << 20);
+      client.on("data", (c: Buffer) => decoder.push(c));
+      client.resume();
+      await until(() => answered === N, `all ${N} answers`, 20_000);
       client.destroy();
-      net.close();
+      await until(() => server.connectionCount === 1, "the flood connection to close");
     });
-    await new Promise<void>((r) => client.connect({ path }, r));
-    client.pause();
-    const N = 20_000;
-    const reply = 1024;
-    const frames: Uint8Array[] = [];
-    for (let i = 0; i < N; i++) frames.push(requestFrame(2 * i + 1, "Echo", echoBytes({ replySize: reply })));
-    client.write(Buffer.concat(frames));
-    await until(() => accepted.length === 1, "the connection");
-    const theirs = accepted[0]!;
-    // The server stops taking requests while its answers pile up unread.
-    await until(() => theirs.isPaused() && theirs.writableNeedDrain, "the server to stop reading");
-    const handled = tracker.signals.length;
-    expect(handled).toBeLessThan(N / 2);
-    expect(theirs.writableLength).toBeLessThan(handled * (reply + 64) + (1 << 20));
-    await expectServing(bystander);
-    // Reading them all lets the server go on to the end.
-    let answered = 0;
-    const decoder = new FrameDecoder({ frame: () => answered++, oversized: () => {} }, 1 << 20);
-    client.on("data", (c: Buffer) => decoder.push(c));
-    client.resume();
-    await until(() => answered === N, `all ${N} answers`, 20_000);
-    client.destroy();
-    await until(() => server.connectionCount === 1, "the flood connection to close");
-    net.close();
-  });
+  }
 });
