@@ -60,9 +60,15 @@ interface AcceptedInternals {
   server: unknown;
 }
 
+/** net.Socket's `onread` option. */
+export interface OnRead {
+  buffer: Uint8Array | (() => Uint8Array);
+  callback: (n: number, buf: Uint8Array) => boolean;
+}
+
 /**
  * The connection of `accepted`, a socket a net.Server accepted and nothing
- * has read from, on a new socket that reads with `onread` (see
+ * has read from, on a new socket made with `onread` (see
  * {@link DirectReads}). Without it a server reads into a fresh 64 KiB buffer
  * per read and copies each big payload out of those, twice the memory a
  * client-streamed 64 KiB message needs, and a server receiving 1 GB/s spent
@@ -72,25 +78,22 @@ interface AcceptedInternals {
  * `handle` option) and the server's count of the connection; `accepted` is
  * left without a handle and destroyed, which closes nothing. Undefined, with
  * `accepted` untouched, when it is not such a socket (no handle, or bytes
- * were read already).
+ * were read already). Only for sockets no one else holds: the caller's
+ * references to `accepted` see a closed socket.
  */
-export function adoptForDirectReads(
-  accepted: Socket,
-  options: { allowHalfOpen?: boolean } = {},
-): { socket: Socket; reads: DirectReads } | undefined {
+export function adoptForDirectReads(accepted: Socket, onread: OnRead): Socket | undefined {
   const old = accepted as unknown as AcceptedInternals;
   const handle = old._handle;
   if (handle === null || handle === undefined || accepted.bytesRead > 0 || accepted.readableLength > 0)
     return undefined;
-  const reads = new DirectReads();
   // Whether or not the handle reads already, the next read goes to the new
   // socket: it owns the handle and has set its buffer before Node reads again.
   const socket = new Socket({
     handle,
     readable: true,
     writable: true,
-    allowHalfOpen: options.allowHalfOpen ?? false,
-    onread: reads.onread,
+    allowHalfOpen: accepted.allowHalfOpen,
+    onread,
   } as ConstructorParameters<typeof Socket>[0]);
   const adopted = socket as unknown as AcceptedInternals;
   adopted._server = old._server;
@@ -99,5 +102,5 @@ export function adoptForDirectReads(
   old.server = null;
   old._handle = null;
   accepted.destroy();
-  return { socket, reads };
+  return socket;
 }

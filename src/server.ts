@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import { LongTimer } from "./deadline.js";
-import { adoptForDirectReads, type DirectReads } from "./direct-reads.js";
+import { adoptForDirectReads, DirectReads } from "./direct-reads.js";
 import { ErrorReason, shutdownError } from "./error-reason.js";
 import type { Interceptor } from "./interceptor.js";
 import { listenerOf, listenOnAddress, stopListening, type Listener } from "./listen.js";
@@ -173,11 +173,12 @@ class ServerImpl implements Server, ConnectionHost {
     const l = address instanceof NetServer ? listenerOf(address) : await listenOnAddress(address, options.socketMode);
     l.server.on("connection", (accepted: Socket) => {
       // Sockets of a server someone else made may be held by them: they stay as they are.
-      const direct = l.own ? adoptForDirectReads(accepted) : undefined;
-      if (l.own && direct === undefined) accepted.resume();
-      const socket = direct?.socket ?? accepted;
+      const reads = l.own ? new DirectReads() : undefined;
+      const adopted = reads === undefined ? undefined : adoptForDirectReads(accepted, reads.onread);
+      if (l.own && adopted === undefined) accepted.resume();
+      const socket = adopted ?? accepted;
       if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-      this.#serve(socket, { localAddress: l.local }, direct?.reads);
+      this.#serve(socket, { localAddress: l.local }, adopted === undefined ? undefined : reads);
     });
     this.#listeners.push(l);
     return l.local;

@@ -61,9 +61,9 @@ describe("adoptForDirectReads (real unix sockets)", () => {
 
   it("moves the connection to a socket that reads into the buffers its reader names, and the count of connections with it", async () => {
     const { net, accepted, client } = await pair(true);
-    const adopted = adoptForDirectReads(accepted);
-    expect(adopted).toBeDefined();
-    const { socket, reads } = adopted!;
+    const reads = new DirectReads();
+    const socket = adoptForDirectReads(accepted, reads.onread)!;
+    expect(socket).toBeDefined();
     expect(accepted.destroyed).toBe(true);
     const target = new Uint8Array(1 << 20);
     let filled = 0;
@@ -96,7 +96,7 @@ describe("adoptForDirectReads (real unix sockets)", () => {
     const got = new Promise<Buffer>((r) => accepted.once("data", r));
     client.write("early");
     expect((await got).toString()).toBe("early");
-    expect(adoptForDirectReads(accepted)).toBeUndefined();
+    expect(adoptForDirectReads(accepted, new DirectReads().onread)).toBeUndefined();
     expect(accepted.destroyed).toBe(false);
     const echoed = new Promise<Buffer>((r) => client.once("data", r));
     accepted.write("still mine");

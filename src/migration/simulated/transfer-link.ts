@@ -14,6 +14,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "../../code.js";
+import { adoptForDirectReads } from "../../direct-reads.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 import { parseHostPort, type EndpointDescriptor } from "./endpoint-descriptor.js";
 import {
@@ -100,11 +101,22 @@ export async function acceptPeer(
       const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new WireError("aborted"));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
-      const take = (socket: Socket) => {
-        socket.resume();
+      const take = (incoming: Socket) => {
+        // Moved to a socket that reads frames (pages too) straight into place,
+        // as a dialed one does; else read as Node reads.
+        const direct = new DirectFrameReader({ maxPayload });
+        const adopted = adoptForDirectReads(incoming, direct.onread);
+        const socket = adopted ?? incoming;
         pending.add(socket);
         socket.on("error", () => {});
-        const reader = new FrameReader(socket, { maxPayload });
+        let reader: FrameSource;
+        if (adopted === undefined) {
+          socket.resume();
+          reader = new FrameReader(socket, { maxPayload });
+        } else {
+          direct.attach(adopted);
+          reader = direct;
+        }
         const hello = setTimeout(() => socket.destroy(), 10_000);
         const drop = () => {
           socket.destroy();
