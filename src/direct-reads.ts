@@ -8,7 +8,10 @@ export interface ReadTarget {
   filled(n: number): void;
 }
 
-const EARLY_BYTES = 64 * 1024;
+// Reads before bind (and the one after, see onread) land here: an accepted
+// connection's first request does. A slice of Node's pool, not 64 KiB of its
+// own that every connection would keep.
+const EARLY_BYTES = 1024;
 
 /**
  * The reads of a socket dialed with net.Socket's `onread` option: the kernel

@@ -232,12 +232,25 @@ describe("frame decoder, reads that land where it says", () => {
     expect(r.targets.some((t) => t.buffer === r.frames[0]!.payload.buffer)).toBe(true);
   });
 
+  it("reads into 2 KiB of Node's pool until a read fills them, then into 64 KiB of its own", () => {
+    const small = Array.from({ length: 100 }, (_, i) => encodeFrame(1001 + 2 * i, 2, 0, payload(300, i)));
+    const r = decodeDirect(Buffer.concat(small), () => Number.MAX_SAFE_INTEGER);
+    expect(r.targets.slice(0, 2).map((t) => t.length)).toEqual([2 * 1024, 64 * 1024]);
+    expect(r.targets[0]!.buffer.byteLength).toBe(Buffer.poolSize);
+    expect(
+      same(
+        r.frames.map((f) => f.payload),
+        Array.from({ length: 100 }, (_, i) => payload(300, i)),
+      ),
+    ).toBe(true);
+  });
+
   it("after a big frame reads only the next header, so the next big payload lands in place too", () => {
     const r = decodeDirect(
       Buffer.concat([encodeFrame(1, 2, 0, payload(70_000, 1)), encodeFrame(3, 2, 0, payload(70_000, 2))]),
       () => Number.MAX_SAFE_INTEGER,
     );
-    expect(r.targets.map((t) => t.length)).toEqual([64 * 1024, 70_000 + 10 - 64 * 1024, 10, 70_000]);
+    expect(r.targets.map((t) => t.length)).toEqual([2 * 1024, 70_000 + 10 - 2 * 1024, 10, 70_000]);
     expect(
       same(
         r.frames.map((f) => f.payload),
