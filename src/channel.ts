@@ -89,6 +89,12 @@ export class Channel {
   #drainWaiters: (() => void)[] = [];
   readonly #throttleReads: boolean;
   #readsPaused = false;
+  // False from a resume until the next read. Node's own reads go on under a
+  // pause (into the socket's buffer, up to its high-water mark); a socket
+  // made with onread stops reading at once. Pausing again before that read,
+  // as a writer that refills the buffer on every drain makes it, would starve
+  // the connection's other calls for as long as the writer goes on.
+  #readSinceResume = true;
 
   constructor(socket: Duplex, handler: ChannelHandler, options: ChannelOptions = {}) {
     this.socket = socket;
@@ -186,13 +192,14 @@ export class Channel {
     if (list.length === 1) socket.write(list[0]!);
     else if (bytes <= BATCH_BYTES) socket.write(Buffer.concat(list, bytes));
     else writeJoined(socket, list);
-    if (this.#throttleReads && !this.#readsPaused && socket.writableNeedDrain) {
+    if (this.#throttleReads && !this.#readsPaused && this.#readSinceResume && socket.writableNeedDrain) {
       this.#readsPaused = true;
       socket.pause();
     }
   };
 
   #onData = (chunk: Uint8Array): void => {
+    this.#readSinceResume = true;
     if (this.#error !== undefined) return;
     try {
       this.#decoder.push(chunk);
@@ -202,6 +209,7 @@ export class Channel {
   };
 
   #onFilled = (n: number): void => {
+    this.#readSinceResume = true;
     if (this.#error !== undefined) return;
     try {
       this.#decoder.filled(n);
@@ -232,6 +240,7 @@ export class Channel {
   #onDrain = (): void => {
     if (this.#readsPaused) {
       this.#readsPaused = false;
+      this.#readSinceResume = false;
       if (this.#error === undefined) this.socket.resume();
     }
     const waiters = this.#drainWaiters;
