@@ -277,7 +277,7 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
     const rawBytes = Math.min(memoryBytes, linkMBps === undefined ? 512 * 1024 ** 2 : 128 * 1024 ** 2);
     // From memory to memory: a GiB at most, always far more than the caches hold.
     const memoryRawBytes = Math.min(memoryBytes, linkMBps === undefined ? 1024 ** 3 : 128 * 1024 ** 2);
-    let images: RawImages | undefined = {
+    const images: RawImages = {
       from: new MemoryImage({ sizeBytes: memoryRawBytes, fill: "pattern" }),
       into: new MemoryImage({ sizeBytes: memoryRawBytes }),
     };
@@ -343,7 +343,6 @@ export async function runMigrationBench(options: MigrationBenchOptions = {}): Pr
     const stats = source.lastStats;
     if (!result.ok || stats === undefined) throw new Error(`the benchmark migration failed: ${result.error}`);
     const rawAfter = await raw();
-    images = undefined;
     return {
       memoryBytes,
       guest,

@@ -1,4 +1,4 @@
-import { Socket } from "node:net";
+import { type OnReadOpts, Socket } from "node:net";
 
 /** Who the reads of a socket go to: where each lands, and what to do once it has. */
 export interface ReadTarget {
@@ -63,12 +63,6 @@ interface AcceptedInternals {
   server: unknown;
 }
 
-/** net.Socket's `onread` option. */
-export interface OnRead {
-  buffer: Uint8Array | (() => Uint8Array);
-  callback: (n: number, buf: Uint8Array) => boolean;
-}
-
 /**
  * The connection of `accepted`, a socket a net.Server accepted and nothing
  * has read from, on a new socket made with `onread` (see
@@ -84,7 +78,7 @@ export interface OnRead {
  * were read already). Only for sockets no one else holds: the caller's
  * references to `accepted` see a closed socket.
  */
-export function adoptForDirectReads(accepted: Socket, onread: OnRead): Socket | undefined {
+export function adoptForDirectReads(accepted: Socket, onread: OnReadOpts): Socket | undefined {
   const old = accepted as unknown as AcceptedInternals;
   const handle = old._handle;
   if (handle === null || handle === undefined || accepted.bytesRead > 0 || accepted.readableLength > 0)

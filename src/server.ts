@@ -173,12 +173,19 @@ class ServerImpl implements Server, ConnectionHost {
     const l = address instanceof NetServer ? listenerOf(address) : await listenOnAddress(address, options.socketMode);
     l.server.on("connection", (accepted: Socket) => {
       // Sockets of a server someone else made may be held by them: they stay as they are.
-      const reads = l.own ? new DirectReads() : undefined;
-      const adopted = reads === undefined ? undefined : adoptForDirectReads(accepted, reads.onread);
-      if (l.own && adopted === undefined) accepted.resume();
-      const socket = adopted ?? accepted;
+      let socket = accepted;
+      let reads: DirectReads | undefined;
+      if (l.own) {
+        reads = new DirectReads();
+        const adopted = adoptForDirectReads(accepted, reads.onread);
+        if (adopted !== undefined) socket = adopted;
+        else {
+          reads = undefined;
+          accepted.resume();
+        }
+      }
       if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-      this.#serve(socket, { localAddress: l.local }, adopted === undefined ? undefined : reads);
+      this.#serve(socket, { localAddress: l.local }, reads);
     });
     this.#listeners.push(l);
     return l.local;

@@ -76,11 +76,10 @@ export class BlockDigests {
    */
   static start(memory: MemoryImage, ahead?: boolean): BlockDigests {
     const plan = digestPlan();
-    let workers: Promise<PageWorkers | undefined> | undefined;
-    const digests = new BlockDigests(memory, () => (workers ??= startWorkers(memory, plan.workers)), {
+    const digests = new BlockDigests(memory, () => startWorkers(memory, plan.workers), {
       ahead: ahead ?? plan.ahead,
     });
-    digests.#stopWorkers = () => void workers?.then((w) => w?.close());
+    digests.#stopWorkers = () => void digests.#workers?.then((w) => w?.close());
     return digests;
   }
 
