@@ -3,6 +3,7 @@ import { Server as NetServer, Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { formatAddress, netOptions, parseAddress, type Address } from "./address.js";
 import { Code } from "./code.js";
+import { listenBacklog } from "./listen-backlog.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
 /** A listening socket and what stopping it must undo. */
@@ -30,10 +31,13 @@ export function listenerOf(server: NetServer): Listener {
 /**
  * Listens on an address (see `parseAddress`). A unix socket is bound in a
  * private directory, given its mode, then moved into place: no moment exists
- * when others could connect. A stale socket file is replaced first.
+ * when others could connect. A stale socket file is replaced first. The
+ * accept queue is `backlog` long, by default the kernel's somaxconn (see
+ * `listenBacklog`).
  */
-export async function listenOnAddress(address: string, socketMode = 0o600): Promise<Listener> {
+export async function listenOnAddress(address: string, socketMode = 0o600, backlog?: number): Promise<Listener> {
   const a = parseAddress(address);
+  const queue = listenBacklog(backlog);
   // Nothing is read before the server takes the connection over (see Listener.own).
   const net = new NetServer({ pauseOnConnect: true });
   let cleanup = () => {};
@@ -42,7 +46,7 @@ export async function listenOnAddress(address: string, socketMode = 0o600): Prom
     const dir = mkdtempSync(join(dirname(a.path), ".ttrpc-"));
     const tmp = join(dir, "s");
     try {
-      await listenOn(net, { path: tmp });
+      await listenOn(net, { path: tmp, backlog: queue });
       chmodSync(tmp, socketMode);
       renameSync(tmp, a.path);
     } catch (e) {
@@ -59,7 +63,7 @@ export async function listenOnAddress(address: string, socketMode = 0o600): Prom
       }
     };
   } else {
-    await listenOn(net, netOptions(a));
+    await listenOn(net, { ...netOptions(a), backlog: queue });
   }
   const actual: Address = a.kind === "tcp" ? { ...a, port: (net.address() as { port: number }).port } : a;
   return { server: net, local: formatAddress(actual), cleanup, own: true };
@@ -73,7 +77,9 @@ export function stopListening(l: Listener): Promise<void> {
   });
 }
 
-function listenOn(net: NetServer, opts: { path: string } | { host: string; port: number }): Promise<void> {
+type ListenOn = ({ path: string } | { host: string; port: number }) & { backlog: number };
+
+function listenOn(net: NetServer, opts: ListenOn): Promise<void> {
   return new Promise((resolve, reject) => {
     net.once("error", reject);
     net.listen(opts, () => {

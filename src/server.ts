@@ -40,6 +40,12 @@ export interface ServerOptions {
 export interface ListenOptions {
   /** File mode of a unix socket the server creates. Default 0o600: only the owner may connect. */
   socketMode?: number;
+  /**
+   * Length of the accept queue. Default: the kernel's `net.core.somaxconn`
+   * (as Go's net package asks for), else Node's 511 where the kernel does not
+   * say. A burst of connections beyond it is refused (EAGAIN on unix sockets).
+   */
+  backlog?: number;
 }
 
 /** A ttrpc server. */
@@ -170,7 +176,10 @@ class ServerImpl implements Server, ConnectionHost {
 
   async listen(address: string | NetServer, options: ListenOptions = {}): Promise<string> {
     if (this.closing) throw shutdownError("ttrpc: server closed");
-    const l = address instanceof NetServer ? listenerOf(address) : await listenOnAddress(address, options.socketMode);
+    const l =
+      address instanceof NetServer
+        ? listenerOf(address)
+        : await listenOnAddress(address, options.socketMode, options.backlog);
     l.server.on("connection", (accepted: Socket) => {
       // Sockets of a server someone else made may be held by them: they stay as they are.
       let socket = accepted;

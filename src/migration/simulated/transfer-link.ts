@@ -15,6 +15,7 @@ import { timingSafeEqual } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "../../code.js";
 import { adoptForDirectReads } from "../../direct-reads.js";
+import { listenBacklog } from "../../listen-backlog.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 import { parseHostPort, type EndpointDescriptor } from "./endpoint-descriptor.js";
 import {
@@ -74,7 +75,7 @@ export function bindListener(d: EndpointDescriptor): Promise<Server> {
         ),
       );
     });
-    server.listen(netTarget(d), () => resolve(server));
+    server.listen({ ...netTarget(d), backlog: listenBacklog() }, () => resolve(server));
   });
 }
 
