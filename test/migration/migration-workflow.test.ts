@@ -1,7 +1,7 @@
 // The whole live-migration workflow between a source and a destination
 // reference shim, over real unix sockets with the prebuilt client.
 import { describe, expect, it, vi } from "vitest";
-import { FinalizeAction, decodeStatedState } from "ttrpc-es/migration";
+import { FinalizeAction, SAVE_PAYLOAD_TYPE_URL, decodeSandboxConfig } from "ttrpc-es/migration";
 import { INIT, Phase, PhaseState, SESSION, listen, phases, startShim, testingEndpoint } from "./shim.js";
 
 describe("Migration workflow", () => {
@@ -10,8 +10,9 @@ describe("Migration workflow", () => {
     const dst = await startShim({ blackoutMs: 7 });
 
     const { config } = await src.client.prepareAndExportSandbox({ sessionId: SESSION, initOptions: INIT });
-    expect(config?.typeUrl).toBe("sandbox-spec/vm/v2/StatedState/StatedState");
-    const exported = decodeStatedState(config);
+    // hcsshim's save envelope, its VM payload the StatedState.
+    expect(config?.typeUrl).toBe(SAVE_PAYLOAD_TYPE_URL);
+    const exported = decodeSandboxConfig(config);
     expect(exported.sessionId).toBe(SESSION);
     expect(exported.sandboxId).toBe("sandbox-1");
     expect(src.service.session.state).toBe("SourceExported");
@@ -98,6 +99,7 @@ describe("Migration workflow", () => {
       "attachSocket",
       "transfer",
       "finalize",
+      "resume",
       "cleanup",
     ]);
   });

@@ -10,7 +10,7 @@ import {
   PhaseState,
   createMigrationClient,
   createMigrationServer,
-  encodeStatedState,
+  encodeSandboxConfig,
   type MigrationClient,
   type MigrationService,
   type MigrationServiceOptions,
@@ -133,7 +133,7 @@ export async function prepareDestination(shim: Shim, session = SESSION, config =
 }
 
 export function defaultConfig(session = SESSION) {
-  return encodeStatedState({
+  return encodeSandboxConfig({
     schemaVersion: 1,
     sandboxId: "sandbox-1",
     sessionId: session,
