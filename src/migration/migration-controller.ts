@@ -213,11 +213,10 @@ export class MigrationController<E> implements TransferHost<E>, MigrationTaskRul
     if (!FINALIZE_STATES.has(s.state)) throw precondition(`finalize not valid in state ${s.state}`);
     if (!resume && action !== FinalizeAction.STOP) throw invalid(`unsupported finalize action ${action}`);
     const request = this.finalizeRequest(s, resume, signal);
-    if (s.vmFinal === "stopped") {
-      if (resume) throw precondition("cannot resume finalize: VM already terminated by a stop finalize");
-    } else if (s.vmFinal !== "resumed" || !resume) {
-      await this.backendFinalize(s, request);
-    }
+    // After a RESUME whose resume failed the VM is finalized: a RESUME only
+    // resumes again, a STOP terminates it. (A STOP ends in Finalized at once,
+    // so hcsshim's RESUME-after-terminate cannot arise here.)
+    if (!(s.vmResumed && resume)) await this.backendFinalize(s, request);
     if (resume) await this.resume(request);
     s.state = "Finalized";
   }
@@ -238,7 +237,7 @@ export class MigrationController<E> implements TransferHost<E>, MigrationTaskRul
     } catch (e) {
       throw backendError(e, "finalize live migration");
     }
-    s.vmFinal = request.outcome.endsWith("stop") ? "stopped" : "resumed";
+    s.vmResumed = request.outcome.endsWith("resume");
     if (request.outcome === "source-resume" && request.from !== "completed") {
       s.report(Phase.RECOVERY_DONE, (result?.recovered ?? true) ? PhaseState.SUCCESS : PhaseState.RECOVERY_FAILED);
     }
@@ -292,10 +291,12 @@ export class MigrationController<E> implements TransferHost<E>, MigrationTaskRul
   // Notifications streams end.
   private async end(s: MigrationSession<E>, signal: AbortSignal): Promise<void> {
     s.abort.abort(cancelled("migration session cleaned up"));
+    // Streams end first: a Notifications call while the backend cleans up is
+    // FAILED_PRECONDITION, as hcsshim's closed notifier answers.
+    s.end();
     try {
       await this.backend.cleanup({ ...s.ident(), signal });
     } finally {
-      s.end();
       if (this.session === s) this.session = undefined;
     }
   }

@@ -20,9 +20,6 @@ class Signal {
   readonly promise = new Promise<void>((r) => (this.resolve = r));
 }
 
-/** How FinalizeSandbox left the VM when the session did not reach Finalized. */
-export type VmFinal = "stopped" | "resumed" | undefined;
-
 export class MigrationSession<E> implements BackendSession {
   readonly sessionNumber: number;
   options: HcsMigrationOptions;
@@ -39,7 +36,8 @@ export class MigrationSession<E> implements BackendSession {
   /** Imported containers that Task Create has not re-created yet (when tracked). */
   /** By source container id: its pod's id. */
   readonly pending = new Map<string, string>();
-  vmFinal: VmFinal;
+  /** A RESUME finalized the VM but did not finish (its resume failed). */
+  vmResumed = false;
   /** Made by the first Notifications call, as hcsshim makes its notifier. */
   private notifier: Notifier | undefined;
   /** What the backend reported before anyone subscribed (HCS queues these for the shim). */

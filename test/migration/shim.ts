@@ -55,6 +55,8 @@ export async function startShim(
   onTestFinished(async () => {
     for (const c of conns) c.close();
     await server.close();
+    // A session left waiting for its socket holds a timer until it ends.
+    await service.close();
   });
   const { client, conn } = await connectAgain();
   return { backend, service, client, conn, address, connectAgain };
