@@ -7,6 +7,7 @@ import {
   INIT,
   Phase,
   SESSION,
+  code,
   defaultConfig,
   exportSource,
   listen,
@@ -18,16 +19,6 @@ import {
   transferred,
   type Shim,
 } from "./shim.js";
-
-async function code(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    if (e instanceof TtrpcError) return e.code;
-    throw e;
-  }
-}
 
 const OTHER = "another-session";
 

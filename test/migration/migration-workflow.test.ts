@@ -2,7 +2,17 @@
 // reference shim, over real unix sockets with the prebuilt client.
 import { describe, expect, it, vi } from "vitest";
 import { FinalizeAction, SAVE_PAYLOAD_TYPE_URL, decodeSandboxConfig } from "ttrpc-es/migration";
-import { INIT, Phase, PhaseState, SESSION, listen, phases, startShim, testingEndpoint } from "./shim.js";
+import {
+  INIT,
+  Phase,
+  PhaseState,
+  SESSION,
+  SUCCESSFUL_PHASES,
+  listen,
+  phases,
+  startShim,
+  testingEndpoint,
+} from "./shim.js";
 
 describe("Migration workflow", () => {
   it("moves a sandbox from a source shim to a destination shim with Notifications open", async () => {
@@ -39,14 +49,7 @@ describe("Migration workflow", () => {
     expect(src.service.session.state).toBe("TransferCompleted");
     expect(dst.service.session.state).toBe("TransferCompleted");
 
-    const expected = [
-      "SETUP_DONE/SUCCESS",
-      "TRANSFER_IN_PROGRESS/SUCCESS",
-      "BLACKOUT_STARTED/SUCCESS",
-      "OFFLINE_DONE/SUCCESS",
-      "BLACKOUT_EXITED/SUCCESS",
-      "DONE/SUCCESS",
-    ];
+    const expected = SUCCESSFUL_PHASES;
     expect(phases(srcEvents.items)).toEqual(expected);
     expect(phases(dstEvents.items)).toEqual(expected);
     expect(srcEvents.items.map((r) => r.messageId)).toEqual([1, 2, 3, 4, 5, 6]);

@@ -3,7 +3,7 @@
 // reader that lets a test wait for a phase instead of sleeping.
 import { join } from "node:path";
 import { expect, onTestFinished, vi } from "vitest";
-import { connect, type Client } from "ttrpc-es";
+import { type Code, TtrpcError, connect, type Client } from "ttrpc-es";
 import {
   MemoryTransport,
   Phase,
@@ -116,6 +116,27 @@ export async function listen(shim: Shim, session = SESSION): Promise<Reader> {
   const r = read(shim.client.notifications({ sessionId: session }));
   await vi.waitFor(() => expect(shim.service.session.subscribers).toBeGreaterThan(before));
   return r;
+}
+
+/** A successful transfer's notifications, as {@link phases} names them. */
+export const SUCCESSFUL_PHASES = [
+  "SETUP_DONE/SUCCESS",
+  "TRANSFER_IN_PROGRESS/SUCCESS",
+  "BLACKOUT_STARTED/SUCCESS",
+  "OFFLINE_DONE/SUCCESS",
+  "BLACKOUT_EXITED/SUCCESS",
+  "DONE/SUCCESS",
+];
+
+/** The status a call ended with, or "ok". */
+export async function code(p: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (e) {
+    if (e instanceof TtrpcError) return e.code;
+    throw e;
+  }
 }
 
 /** `[phase, state]` names of the notifications read, for readable assertions. */
