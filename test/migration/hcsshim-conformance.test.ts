@@ -14,6 +14,7 @@ import {
   FinalizeAction,
   KUBERNETES_CONTAINER_TYPE,
   LIVE_MIGRATION_SOURCE_CONTAINER_ID,
+  LIVE_MIGRATION_SUPPORT_ENABLED,
   MemoryTransport,
   MigrationInvalidStateError,
   Origin,
@@ -499,6 +500,22 @@ describe("controller_destination_test.go", () => {
       }
       await dst.client.prepareSandbox({ sessionId: SESSION, initOptions: INIT });
       expect(dst.service.session.state).toBe("DestinationPrepared");
+    },
+  );
+
+  go(
+    "TestPrepareDestination_RejectsPendingPatches/task side",
+    "[D9] the Task side: FAILED_PRECONDITION while not Idle, and hcsshim's annotation names",
+    async () => {
+      const shim = await startShim();
+      const idle = () => code(Promise.resolve().then(() => shim.service.tasks.ensureIdle()));
+      expect(await idle()).toBe("ok");
+      await exportSource(shim);
+      expect(await idle()).toBe(Code.FailedPrecondition);
+      expect([LIVE_MIGRATION_SUPPORT_ENABLED, LIVE_MIGRATION_SOURCE_CONTAINER_ID]).toEqual([
+        "io.microsoft.migration.support-enabled",
+        "io.microsoft.migration.source-container-id",
+      ]);
     },
   );
 
