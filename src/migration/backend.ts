@@ -184,7 +184,7 @@ export interface MigrationBackend<E = unknown> {
   /**
    * Source, PrepareAndExportSandbox: arm the migration (the VM becomes
    * immutable, "migrating") and return the sandbox state to export. The
-   * server packs it with `encodeStatedState` and returns it as `config`.
+   * server packs it in hcsshim's save envelope (`encodeSandboxConfig`) and returns it as `config`.
    * Throwing leaves the session Idle.
    */
   prepareSource(request: PrepareSourceRequest): Promise<StatedState>;

@@ -1,7 +1,8 @@
 /**
  * hcsshim's sandbox live-migration service (`Migration`): its prebuilt
  * bindings, the reference server and the backend interface it hands every VM
- * operation to, the orchestrator that drives two shims, and `StatedState`.
+ * operation to, the orchestrator that drives two shims, `StatedState`, and
+ * hcsshim's save envelope with its inner payloads (`save.*`, `migrationTypeRegistry`).
  * Backends: `ttrpc-es/migration/simulated` (a VM whose memory really moves)
  * and `ttrpc-es/migration/testing` (a test double).
  *
