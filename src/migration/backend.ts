@@ -124,7 +124,14 @@ export interface TransferRequest<E> extends BackendSession {
  * destination).
  */
 export type TransferResult =
-  | { readonly ok: true }
+  | {
+      readonly ok: true;
+      /**
+       * The result HCS gave with PHASE_DONE; default SUCCESS. PHASE_STATE_UNSPECIFIED
+       * stands for "no result", which hcsshim passes on as is (`ToPhaseState`).
+       */
+      readonly state?: PhaseState;
+    }
   | {
       readonly ok: false;
       /** The PhaseState of the PHASE_FAILED notification. */
@@ -177,7 +184,7 @@ export interface MigrationBackend<E = unknown> {
   /**
    * Source, PrepareAndExportSandbox: arm the migration (the VM becomes
    * immutable, "migrating") and return the sandbox state to export. The
-   * server packs it with `encodeStatedState` and returns it as `config`.
+   * server packs it in hcsshim's save envelope (`encodeSandboxConfig`) and returns it as `config`.
    * Throwing leaves the session Idle.
    */
   prepareSource(request: PrepareSourceRequest): Promise<StatedState>;
@@ -200,7 +207,8 @@ export interface MigrationBackend<E = unknown> {
    * has its own versioned endpoint descriptor). Must throw a TtrpcError with
    * INVALID_ARGUMENT for anything malformed and must not acquire resources:
    * nothing is released if it throws. Called, as the real shim makes the
-   * socket, after the session id, ALREADY_EXISTS and state checks passed.
+   * socket, after the session id, ALREADY_EXISTS and state checks passed; as
+   * there, a throw sends the session to Failed.
    */
   parseEndpoint(protocolInfo: Uint8Array, session: BackendSession): E;
 
@@ -210,8 +218,9 @@ export interface MigrationBackend<E = unknown> {
    * Must not wait for the peer host to make its own CreateDuplicateSocket
    * call: orchestrators call the two hosts in sequence, so a rendezvous that
    * needs both belongs in {@link transfer}. Throwing (with any code; INVALID_ARGUMENT
-   * for an endpoint that turns out unusable) leaves no socket attached and the
-   * state unchanged; the backend releases whatever it acquired.
+   * for an endpoint that turns out unusable, FAILED_PRECONDITION for an
+   * unconnected socket) leaves no socket attached and sends the session to
+   * Failed, as hcsshim does; the backend releases whatever it acquired.
    */
   attachSocket(request: AttachSocketRequest<E>): Promise<void>;
 
@@ -233,10 +242,20 @@ export interface MigrationBackend<E = unknown> {
 
   /**
    * FinalizeSandbox: act on the finalize matrix (see {@link FinalizeOutcome}).
-   * Called once per session; repeats and no-op combinations (STOP on a
-   * cancelled destination) never reach the backend.
+   * Called once per session, and again only for a STOP after a RESUME whose
+   * {@link resume} failed (hcsshim then terminates the resumed VM); repeats
+   * and no-op combinations (STOP on a cancelled destination) never reach the
+   * backend.
    */
   finalize(request: FinalizeRequest): Promise<FinalizeResult | undefined>;
+
+  /**
+   * FinalizeSandbox RESUME, after {@link finalize}: resume the VM and its pods
+   * (hcsshim's VM and pod Resume). Optional. Throwing fails the RPC and leaves
+   * the session where it was with the VM finalized: a repeated RESUME calls
+   * only this again, a STOP calls {@link finalize} with the side's stop outcome.
+   */
+  resume?(request: FinalizeRequest): Promise<void>;
 
   /**
    * Cleanup, always last: close the socket and release everything of the

@@ -1,7 +1,8 @@
 /**
  * hcsshim's sandbox live-migration service (`Migration`): its prebuilt
  * bindings, the reference server and the backend interface it hands every VM
- * operation to, the orchestrator that drives two shims, and `StatedState`.
+ * operation to, the orchestrator that drives two shims, `StatedState`, and
+ * hcsshim's save envelope with its inner payloads (`save.*`, `migrationTypeRegistry`).
  * Backends: `ttrpc-es/migration/simulated` (a VM whose memory really moves)
  * and `ttrpc-es/migration/testing` (a test double).
  *
@@ -25,6 +26,35 @@ export { createMigrationServer, type MigrationServerOptions } from "./migration-
 export { createMigrationService, DEFAULT_SOCKET_WAIT_MS } from "./migration-service.js";
 export type { MigrationService, MigrationServiceOptions, MigrationSessionInfo } from "./migration-service.js";
 export type { MigrationState } from "./session-state.js";
+export { MigrationInvalidStateError } from "./migration-errors.js";
+export { toPhaseState } from "./notifier.js";
+export { initializeOptionsFromProto } from "./init-options.js";
+
+// The rules a Task service in the same shim applies, and hcsshim's migration annotations.
+export {
+  KUBERNETES_CONTAINER_TYPE,
+  LIVE_MIGRATION_SOURCE_CONTAINER_ID,
+  LIVE_MIGRATION_SUPPORT_ENABLED,
+} from "./task-rules.js";
+export type { MigrationTaskRules, RecreateContainerRequest } from "./task-rules.js";
+
+// hcsshim's save envelope and the inner payloads, and the typeurl registry
+// that opens an exported config (StatedState and every save payload).
+export {
+  CONTAINER_PAYLOAD_TYPE_URL,
+  POD_PAYLOAD_TYPE_URL,
+  SAVE_PAYLOAD_TYPE_URL,
+  SAVE_SCHEMA_VERSION,
+  decodeSandboxConfig,
+  decodeSavePayload,
+  encodeSandboxConfig,
+  encodeSavePayload,
+  importedContainers,
+  migrationTypeRegistry,
+  saveFiles,
+} from "./save-payload.js";
+export type { ImportedContainer, SavePayload } from "./save-payload.js";
+export * as save from "./save-payloads.js";
 
 // The backend interface, and the HCS session number a backend derives from a
 // session id (as hcsshim does for its socket and endpoint).

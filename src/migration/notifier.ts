@@ -2,6 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   NotificationSchema,
+  Phase,
+  PhaseState,
   type Notification,
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import {
@@ -47,6 +49,26 @@ export interface Notifier {
   readonly latest: NotificationsResponse | undefined;
   /** Notifications dropped so far because a subscriber's queue was full, summed over subscribers. */
   readonly dropped: number;
+}
+
+/** The phases that report progress; without a result they count as SUCCESS. */
+const PROGRESS_PHASES: ReadonlySet<Phase> = new Set([
+  Phase.SETUP_DONE,
+  Phase.TRANSFER_IN_PROGRESS,
+  Phase.BLACKOUT_STARTED,
+  Phase.OFFLINE_DONE,
+  Phase.BLACKOUT_EXITED,
+]);
+
+/**
+ * A notification's PhaseState, as hcsshim's `ToPhaseState`: the result HCS
+ * gave wins; without one, a progress phase is SUCCESS and a terminal phase
+ * (DONE, RECOVERY_DONE, FAILED) PHASE_STATE_UNSPECIFIED, so a client can
+ * tell "HCS did not say" from success.
+ */
+export function toPhaseState(result: PhaseState | undefined, phase: Phase): PhaseState {
+  if (result !== undefined && result !== PhaseState.UNSPECIFIED) return result;
+  return PROGRESS_PHASES.has(phase) ? PhaseState.SUCCESS : PhaseState.UNSPECIFIED;
 }
 
 /** The high-resolution wall clock, in milliseconds since the Unix epoch. */

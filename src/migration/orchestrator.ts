@@ -29,7 +29,7 @@ import {
   type MigrationClient,
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
 import { sessionNumber } from "./session-number.js";
-import { decodeStatedState } from "./stated-state.js";
+import { decodeSandboxConfig } from "./save-payload.js";
 import { createEndpointPair, type EndpointTransport } from "./simulated/endpoint-descriptor.js";
 
 /** Which shim an event or outcome is about. */
@@ -315,7 +315,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationResult>
     let sandboxId = options.sandboxId;
     if (sandboxId === undefined) {
       try {
-        sandboxId = decodeStatedState(config).sandboxId;
+        sandboxId = decodeSandboxConfig(config).sandboxId;
       } catch (e) {
         throw new Error(
           `the source's config is not a StatedState the orchestrator can read; pass sandboxId: ${message(e)}`,

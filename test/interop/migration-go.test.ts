@@ -9,7 +9,9 @@ import { StringValueSchema, type Any } from "@bufbuild/protobuf/wkt";
 import { createTypeRegistry } from "ttrpc-es/typeurl";
 import { createEndpointPair, createSimulatedBackend } from "ttrpc-es/migration/simulated";
 import {
+  SAVE_PAYLOAD_TYPE_URL,
   createMigrationServer,
+  decodeSandboxConfig,
   decodeStatedState,
   encodeStatedState,
   sessionNumber,
@@ -189,8 +191,9 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     expect(report.error).toBeUndefined();
     expect(report.ok).toBe(true);
 
-    expect(report.config_type_url).toBe(STATED_URL);
-    const exported = decodeStatedState({
+    // hcsshim's save envelope, forwarded verbatim by the Go client.
+    expect(report.config_type_url).toBe(SAVE_PAYLOAD_TYPE_URL);
+    const exported = decodeSandboxConfig({
       typeUrl: report.config_type_url,
       value: fromB64(report.config_value_base64),
     } as Any);
@@ -326,7 +329,7 @@ describe("Go Migration client (protoc-gen-go-ttrpc) against two reference shims"
     expect(report.error).toBeUndefined();
     expect(report.ok).toBe(true);
     expect(
-      decodeStatedState({ typeUrl: report.config_type_url, value: fromB64(report.config_value_base64) } as Any),
+      decodeSandboxConfig({ typeUrl: report.config_type_url, value: fromB64(report.config_value_base64) } as Any),
     ).toMatchObject({
       sandboxId: "sb-sim",
       sessionId: SESSION,

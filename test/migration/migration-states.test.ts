@@ -7,6 +7,7 @@ import {
   INIT,
   Phase,
   SESSION,
+  code,
   defaultConfig,
   exportSource,
   listen,
@@ -18,16 +19,6 @@ import {
   transferred,
   type Shim,
 } from "./shim.js";
-
-async function code(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    if (e instanceof TtrpcError) return e.code;
-    throw e;
-  }
-}
 
 const OTHER = "another-session";
 
@@ -50,11 +41,14 @@ function calls(shim: Shim, sessionId: string): Record<string, () => Promise<unkn
 }
 
 describe("session ids", () => {
-  it("rejects a session id that is not the active one with INVALID_ARGUMENT on every RPC", async () => {
+  it("rejects a session id that is not the active one with INVALID_ARGUMENT on every RPC but the two starters", async () => {
     const src = await startShim();
     await exportSource(src);
+    // The starters check the state, not the id: any session but Idle is FAILED_PRECONDITION (hcsshim).
+    const starters = new Set(["prepareAndExportSandbox", "importSandbox"]);
     for (const [name, call] of Object.entries(calls(src, OTHER))) {
-      expect([name, await code(call())]).toEqual([name, Code.InvalidArgument]);
+      const want = starters.has(name) ? Code.FailedPrecondition : Code.InvalidArgument;
+      expect([name, await code(call())]).toEqual([name, want]);
     }
     expect(src.service.session.state).toBe("SourceExported");
   });
@@ -116,9 +110,8 @@ describe("bad input", () => {
     expect(dst.backend.calls).toEqual([]);
   });
 
-  it("rejects missing init options and a transport other than TCP", async () => {
+  it("rejects a transport other than TCP with UNKNOWN, as hcsshim's plain error", async () => {
     const src = await startShim();
-    expect(await code(src.client.prepareAndExportSandbox({ sessionId: SESSION }))).toBe(Code.InvalidArgument);
     expect(
       await code(
         src.client.prepareAndExportSandbox({
@@ -126,30 +119,30 @@ describe("bad input", () => {
           initOptions: { memoryTransport: MemoryTransport.UNSPECIFIED },
         }),
       ),
-    ).toBe(Code.InvalidArgument);
+    ).toBe(Code.Unknown);
     expect(src.service.session.state).toBe("Idle");
     const dst = await startShim();
     await dst.client.importSandbox({ sessionId: SESSION, sandboxId: "d", config: defaultConfig() });
-    expect(await code(dst.client.prepareSandbox({ sessionId: SESSION }))).toBe(Code.InvalidArgument);
+    const unspecified = { memoryTransport: MemoryTransport.UNSPECIFIED };
+    expect(await code(dst.client.prepareSandbox({ sessionId: SESSION, initOptions: unspecified }))).toBe(Code.Unknown);
     expect(dst.service.session.state).toBe("DestinationImported");
   });
 
-  it("rejects a malformed protocol_info without attaching anything", async () => {
-    const src = await startShim();
-    await exportSource(src);
+  it("rejects a malformed protocol_info without attaching anything, and the session fails (hcsshim)", async () => {
     for (const protocolInfo of [
       new Uint8Array(),
       new Uint8Array([0xff, 0xfe]),
       new TextEncoder().encode("testing-endpoint/v2:x"),
     ]) {
+      const src = await startShim();
+      await exportSource(src);
       expect(await code(src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo }))).toBe(
         Code.InvalidArgument,
       );
+      expect(src.backend.attached).toBeUndefined();
+      // An empty one fails the size check before anything else; the others fail past the state check.
+      expect(src.service.session.state).toBe(protocolInfo.length === 0 ? "SourceExported" : "Failed");
     }
-    expect(src.backend.attached).toBeUndefined();
-    // Nothing was claimed: a good descriptor still works.
-    await src.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("ok") });
-    expect(src.service.session.state).toBe("SocketReady");
   });
 
   it("rejects FINALIZE_ACTION_UNSPECIFIED with INVALID_ARGUMENT in any state", async () => {
@@ -248,7 +241,7 @@ describe("wrong order", () => {
     expect(src.backend.calls.filter((c) => c.operation === "transfer")).toHaveLength(1);
   });
 
-  it("a failing backend call answers with its status and leaves the state as it was", async () => {
+  it("a failing backend call answers with its status and leaves the state as it was (the socket: Failed)", async () => {
     const src = await startShim({ failures: { prepareSource: new TtrpcError("no VM", Code.NotFound) } });
     expect(await code(src.client.prepareAndExportSandbox({ sessionId: SESSION, initOptions: INIT }))).toBe(
       Code.NotFound,
@@ -263,7 +256,8 @@ describe("wrong order", () => {
     expect(
       await code(dst.client.createDuplicateSocket({ sessionId: SESSION, protocolInfo: testingEndpoint("d") })),
     ).toBe(Code.Internal);
-    expect(dst.service.session.state).toBe("DestinationPrepared");
+    // A socket that cannot be registered fails the session, as hcsshim's does.
+    expect(dst.service.session.state).toBe("Failed");
   });
 });
 

@@ -1,8 +1,18 @@
 // The whole live-migration workflow between a source and a destination
 // reference shim, over real unix sockets with the prebuilt client.
 import { describe, expect, it, vi } from "vitest";
-import { FinalizeAction, decodeStatedState } from "ttrpc-es/migration";
-import { INIT, Phase, PhaseState, SESSION, listen, phases, startShim, testingEndpoint } from "./shim.js";
+import { FinalizeAction, SAVE_PAYLOAD_TYPE_URL, decodeSandboxConfig } from "ttrpc-es/migration";
+import {
+  INIT,
+  Phase,
+  PhaseState,
+  SESSION,
+  SUCCESSFUL_PHASES,
+  listen,
+  phases,
+  startShim,
+  testingEndpoint,
+} from "./shim.js";
 
 describe("Migration workflow", () => {
   it("moves a sandbox from a source shim to a destination shim with Notifications open", async () => {
@@ -10,8 +20,9 @@ describe("Migration workflow", () => {
     const dst = await startShim({ blackoutMs: 7 });
 
     const { config } = await src.client.prepareAndExportSandbox({ sessionId: SESSION, initOptions: INIT });
-    expect(config?.typeUrl).toBe("sandbox-spec/vm/v2/StatedState/StatedState");
-    const exported = decodeStatedState(config);
+    // hcsshim's save envelope, its VM payload the StatedState.
+    expect(config?.typeUrl).toBe(SAVE_PAYLOAD_TYPE_URL);
+    const exported = decodeSandboxConfig(config);
     expect(exported.sessionId).toBe(SESSION);
     expect(exported.sandboxId).toBe("sandbox-1");
     expect(src.service.session.state).toBe("SourceExported");
@@ -38,14 +49,7 @@ describe("Migration workflow", () => {
     expect(src.service.session.state).toBe("TransferCompleted");
     expect(dst.service.session.state).toBe("TransferCompleted");
 
-    const expected = [
-      "SETUP_DONE/SUCCESS",
-      "TRANSFER_IN_PROGRESS/SUCCESS",
-      "BLACKOUT_STARTED/SUCCESS",
-      "OFFLINE_DONE/SUCCESS",
-      "BLACKOUT_EXITED/SUCCESS",
-      "DONE/SUCCESS",
-    ];
+    const expected = SUCCESSFUL_PHASES;
     expect(phases(srcEvents.items)).toEqual(expected);
     expect(phases(dstEvents.items)).toEqual(expected);
     expect(srcEvents.items.map((r) => r.messageId)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -98,6 +102,7 @@ describe("Migration workflow", () => {
       "attachSocket",
       "transfer",
       "finalize",
+      "resume",
       "cleanup",
     ]);
   });

@@ -3,14 +3,14 @@
 // reader that lets a test wait for a phase instead of sleeping.
 import { join } from "node:path";
 import { expect, onTestFinished, vi } from "vitest";
-import { connect, type Client } from "ttrpc-es";
+import { type Code, TtrpcError, connect, type Client } from "ttrpc-es";
 import {
   MemoryTransport,
   Phase,
   PhaseState,
   createMigrationClient,
   createMigrationServer,
-  encodeStatedState,
+  encodeSandboxConfig,
   type MigrationClient,
   type MigrationService,
   type MigrationServiceOptions,
@@ -55,6 +55,8 @@ export async function startShim(
   onTestFinished(async () => {
     for (const c of conns) c.close();
     await server.close();
+    // A session left waiting for its socket holds a timer until it ends.
+    await service.close();
   });
   const { client, conn } = await connectAgain();
   return { backend, service, client, conn, address, connectAgain };
@@ -116,6 +118,27 @@ export async function listen(shim: Shim, session = SESSION): Promise<Reader> {
   return r;
 }
 
+/** A successful transfer's notifications, as {@link phases} names them. */
+export const SUCCESSFUL_PHASES = [
+  "SETUP_DONE/SUCCESS",
+  "TRANSFER_IN_PROGRESS/SUCCESS",
+  "BLACKOUT_STARTED/SUCCESS",
+  "OFFLINE_DONE/SUCCESS",
+  "BLACKOUT_EXITED/SUCCESS",
+  "DONE/SUCCESS",
+];
+
+/** The status a call ended with, or "ok". */
+export async function code(p: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (e) {
+    if (e instanceof TtrpcError) return e.code;
+    throw e;
+  }
+}
+
 /** `[phase, state]` names of the notifications read, for readable assertions. */
 export function phases(items: readonly NotificationsResponse[]): string[] {
   return items.map((r) => `${Phase[r.notification!.phase]}/${PhaseState[r.notification!.state]}`);
@@ -133,7 +156,7 @@ export async function prepareDestination(shim: Shim, session = SESSION, config =
 }
 
 export function defaultConfig(session = SESSION) {
-  return encodeStatedState({
+  return encodeSandboxConfig({
     schemaVersion: 1,
     sandboxId: "sandbox-1",
     sessionId: session,

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code, TtrpcError, connect } from "ttrpc-es";
-import { MemoryTransport, createMigrationClient, encodeStatedState, sessionNumber } from "ttrpc-es/migration";
+import { MemoryTransport, createMigrationClient, encodeSandboxConfig, sessionNumber } from "ttrpc-es/migration";
 import { createEndpointPair, encodeEndpointDescriptor, parseEndpointDescriptor } from "ttrpc-es/migration/simulated";
 import { createMigrationServer } from "ttrpc-es/migration";
 import { createSimulatedBackend } from "ttrpc-es/migration/simulated";
@@ -112,7 +112,7 @@ describe("endpoint descriptor", () => {
     const conn = await connect(address);
     const client = createMigrationClient(conn);
     const sessionId = "session-endpoint";
-    const config = encodeStatedState({
+    const config = encodeSandboxConfig({
       schemaVersion: 1,
       sandboxId: "sb",
       sessionId,
@@ -120,9 +120,23 @@ describe("endpoint descriptor", () => {
       containers: [],
       annotations: {},
     });
-    await client.importSandbox({ sessionId, sandboxId: "sb", config });
-    await client.prepareSandbox({ sessionId, initOptions: { memoryTransport: MemoryTransport.TCP } });
-    const call = (protocolInfo: Uint8Array) => client.createDuplicateSocket({ sessionId, protocolInfo });
+    const prepare = async () => {
+      await client.importSandbox({ sessionId, sandboxId: "sb", config });
+      await client.prepareSandbox({ sessionId, initOptions: { memoryTransport: MemoryTransport.TCP } });
+    };
+    await prepare();
+    // A descriptor that fails fails the session (as hcsshim's does): each try gets a fresh one.
+    const call = async (protocolInfo: Uint8Array) => {
+      try {
+        await client.createDuplicateSocket({ sessionId, protocolInfo });
+      } catch (e) {
+        expect(dst.service.session.state).toBe("Failed");
+        await client.cancel({ sessionId });
+        await client.cleanup({ sessionId });
+        await prepare();
+        throw e;
+      }
+    };
     await expect(call(new Uint8Array(372).fill(0x41))).rejects.toMatchObject({
       code: Code.InvalidArgument,
       message: expect.stringMatching(/magic/),

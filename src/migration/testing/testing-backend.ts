@@ -19,6 +19,7 @@ export type TestingOperation =
   | "attachSocket"
   | "cancel"
   | "finalize"
+  | "resume"
   | "cleanup";
 
 /**
@@ -199,6 +200,9 @@ export function createTestingBackend(options: TestingBackendOptions = {}): Testi
     async finalize(req): Promise<FinalizeResult> {
       step("finalize", req, { outcome: req.outcome });
       return { recovered: backend.options.recovered ?? true };
+    },
+    async resume(req) {
+      step("resume", req, { outcome: req.outcome });
     },
     async cleanup(req) {
       attached = undefined;

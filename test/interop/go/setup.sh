@@ -150,10 +150,11 @@ inputs() {
   echo "$download_key"
   cat "$here/setup.sh" "$proto_dir/$proto_file"
   for p in "${migration_protos[@]}"; do cat "$migration_proto_dir/$p"; done
-  find "$here/peer" "$here/peer-old" "$here/peerkit" "$here/typeurl" "$here/migration" -name '*.go' -print0 | sort -z | xargs -0 cat
+  find "$here/peer" "$here/peer-old" "$here/peerkit" "$here/typeurl" "$here/migration" "$here/save" -name '*.go' -print0 | sort -z | xargs -0 cat
+  find "$repo/proto/github.com/Microsoft/hcsshim/internal" -name '*.proto' -print0 | sort -z | xargs -0 cat
 }
 build_key=$(inputs | sha256sum | cut -d' ' -f1)
-outputs=("$bin/ttrpc-peer" "$bin/ttrpc-peer-old" "$bin/typeurl-peer" "$bin/migration-client")
+outputs=("$bin/ttrpc-peer" "$bin/ttrpc-peer-old" "$bin/typeurl-peer" "$bin/migration-client" "$bin/save-peer")
 up_to_date=1
 [[ $(cat "$bin/.stamp" 2>/dev/null) == "$build_key" ]] || up_to_date=0
 for f in "${outputs[@]}"; do [[ -x $f ]] || up_to_date=0; done
@@ -204,3 +205,23 @@ GOPATH="$gp:$new_src" "$go" build -o "$bin/migration-client" ttrpces/interop/mig
 GOPATH="$gp_old:$old_src" "$go" build -tags ttrpc_old -o "$bin/ttrpc-peer-old" ttrpces/interop/peer-old
 echo "$build_key" >"$bin/.stamp"
 log "built ${outputs[*]}"
+
+# save-peer: hcsshim's save envelope (save.v1.Payload) and the pod and container
+# payloads, generated from proto/.../internal/controller/*/save/payload.proto. Their
+# go_package is under hcsshim's internal/, which Go forbids importing from here, so
+# protoc-gen-go's M options place them under ttrpces/interop/savepb/ instead.
+save_root="$repo/proto"
+save_dir="github.com/Microsoft/hcsshim/internal/controller"
+save_map=()
+for d in migration pod linuxcontainer; do
+  save_map+=("--go_opt=M$save_dir/$d/save/payload.proto=ttrpces/interop/savepb/$d")
+done
+link "$here/save" "$gp/src/ttrpces/interop/save"
+log "generating Go code for the save payloads (migration, pod, linuxcontainer)"
+rm -rf "$gp/src/ttrpces/interop/savepb"
+protoc -I "$save_root" -I "$wkt_dir" \
+  --plugin=protoc-gen-go="$build/tools/protoc-gen-go" --go_out="$gp/src" --go_opt=paths=import "${save_map[@]}" \
+  "$save_root/$save_dir/migration/save/payload.proto" "$save_root/$save_dir/pod/save/payload.proto" \
+  "$save_root/$save_dir/linuxcontainer/save/payload.proto"
+GOPATH="$gp:$new_src" "$go" build -o "$bin/save-peer" ttrpces/interop/save
+log "built $bin/save-peer"
