@@ -44,49 +44,70 @@ export function endpointProblem(
   return undefined;
 }
 
-/** Binds the listening side's socket (fd mode), so the peer can dial once both transfers run. */
-export async function bindMigrationListener(d: EndpointDescriptor): Promise<Server> {
-  const server = createServer({ pauseOnConnect: true });
-  if (d.transport === "unix") await rm(d.address, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    if (d.transport === "unix") server.listen(d.address, resolve);
-    else {
-      const hp = parseHostPort(d.address) as { host: string; port: number };
-      server.listen(hp.port, hp.host, resolve);
-    }
-  });
-  return server;
-}
+/**
+ * The listening side's socket (fd mode), bound at CreateDuplicateSocket so
+ * the peer can dial as soon as its own transfer starts, which may be before
+ * this side's: connections are kept from the moment of binding.
+ */
+export class MigrationListener {
+  readonly #server: Server;
+  readonly #arrived: Socket[] = [];
+  #onArrival: ((socket: Socket) => void) | undefined;
 
-/** Closes a listener (and its unix socket file). */
-export async function closeMigrationListener(server: Server): Promise<void> {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-}
+  private constructor(server: Server) {
+    this.#server = server;
+    server.on("connection", (socket: Socket) => {
+      if (this.#onArrival !== undefined) this.#onArrival(socket);
+      else this.#arrived.push(socket);
+    });
+  }
 
-/** Accepts connections until one presents the token; others are closed. */
-export function acceptWithToken(server: Server, token: Uint8Array, signal: AbortSignal): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      server.off("connection", onConnection);
-      reject(signal.reason);
-    };
-    const onConnection = (socket: Socket) => {
-      readExactly(socket, token.length, signal).then(
-        (got) => {
-          if (!timingSafeEqual(got, token)) return void socket.destroy();
-          server.off("connection", onConnection);
-          signal.removeEventListener("abort", onAbort);
-          stopReading(socket);
-          resolve(socket);
-        },
-        () => socket.destroy(),
-      );
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    server.on("connection", onConnection);
-  });
+  static async bind(d: EndpointDescriptor): Promise<MigrationListener> {
+    const server = createServer({ pauseOnConnect: true });
+    if (d.transport === "unix") await rm(d.address, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      if (d.transport === "unix") server.listen(d.address, resolve);
+      else {
+        const hp = parseHostPort(d.address) as { host: string; port: number };
+        server.listen(hp.port, hp.host, resolve);
+      }
+    });
+    return new MigrationListener(server);
+  }
+
+  /** Accepts connections until one presents the token; others are closed. */
+  accept(token: Uint8Array, signal: AbortSignal): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const finish = (settle: () => void) => {
+        this.#onArrival = undefined;
+        signal.removeEventListener("abort", onAbort);
+        settle();
+      };
+      const onAbort = () => finish(() => reject(signal.reason));
+      const check = (socket: Socket) => {
+        readExactly(socket, token.length, signal).then(
+          (got) => {
+            if (!timingSafeEqual(got, token)) return void socket.destroy();
+            stopReading(socket);
+            finish(() => resolve(socket));
+          },
+          () => socket.destroy(),
+        );
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#onArrival = check;
+      for (const socket of this.#arrived.splice(0)) check(socket);
+    });
+  }
+
+  /** Stops listening; connections not accepted are closed. */
+  async close(): Promise<void> {
+    for (const socket of this.#arrived.splice(0)) socket.destroy();
+    this.#onArrival = undefined;
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
 }
 
 /**

@@ -18,7 +18,6 @@
  * @module
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
@@ -40,12 +39,10 @@ import type {
 import type { HcsMigrationOptions, StatedState } from "../stated-state.js";
 import { parseEndpointDescriptor, type EndpointDescriptor } from "../simulated/endpoint-descriptor.js";
 import {
-  acceptWithToken,
-  bindMigrationListener,
-  closeMigrationListener,
   dialWithToken,
   endpointProblem,
   handSocketToQemu,
+  MigrationListener,
   migrationUri,
   type QemuSocketMode,
 } from "./migration-socket.js";
@@ -89,7 +86,7 @@ export interface QemuBackendOptions {
 
 interface Session {
   readonly sessionId: string;
-  listener?: Server;
+  listener?: MigrationListener;
   spec?: QemuVmSpec;
   options?: HcsMigrationOptions;
 }
@@ -239,7 +236,7 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
   async attachSocket(request: AttachSocketRequest<EndpointDescriptor>): Promise<void> {
     const r = this.#resources(request);
     if ((this.#options.socket ?? "uri") === "fd" && request.endpoint.role === "listen")
-      r.listener = await bindMigrationListener(request.endpoint);
+      r.listener = await MigrationListener.bind(request.endpoint);
   }
 
   async transfer(request: TransferRequest<EndpointDescriptor>): Promise<TransferResult> {
@@ -283,10 +280,15 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
         const listener = r.listener;
         if (listener === undefined) throw new Error("no listener: CreateDuplicateSocket did not bind");
         delete r.listener;
-        const socket = await acceptWithToken(listener, d.token, request.signal).finally(() =>
-          closeMigrationListener(listener),
-        );
-        await handSocketToQemu(socket, getfd, true);
+        // A net.Server closes once its connections have: the accepted one goes to QEMU first.
+        let closed: Promise<void> | undefined;
+        try {
+          const socket = await listener.accept(d.token, request.signal);
+          closed = listener.close();
+          await handSocketToQemu(socket, getfd, true);
+        } finally {
+          await (closed ?? listener.close());
+        }
       } else {
         await handSocketToQemu(await dialWithToken(d, request.signal), getfd);
       }
@@ -351,7 +353,7 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
     const r = this.#session;
     if (r === undefined || r.sessionId !== request.sessionId) return;
     this.#session = undefined;
-    if (r.listener !== undefined) await closeMigrationListener(r.listener);
+    if (r.listener !== undefined) await r.listener.close();
     // A destination cleaned up without a RESUME never runs its VM.
     if (request.origin === "Destination" && this.#vm !== undefined) {
       const status = await this.#vm.status().catch(() => "gone");
@@ -362,7 +364,7 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
   /** Stops this shim's QEMU (if any) and removes the working folder. */
   async close(): Promise<void> {
     await this.#stopVm();
-    if (this.#session?.listener !== undefined) await closeMigrationListener(this.#session.listener);
+    if (this.#session?.listener !== undefined) await this.#session.listener.close();
     this.#session = undefined;
     if (this.#dir !== undefined && this.#options.dir === undefined)
       await rm(this.#dir, { recursive: true, force: true });

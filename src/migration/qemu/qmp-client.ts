@@ -206,7 +206,10 @@ export class QmpClient {
       this.#socket.destroy();
       return;
     }
-    if (typeof m.event === "string") return this.#emit(m);
+    if (typeof m.event === "string") {
+      this.#emit(m);
+      return;
+    }
     const id = m.id;
     const p = typeof id === "number" ? this.#pending.get(id) : undefined;
     if (p === undefined) return; // an answer to nobody (QEMU answers id-less errors this way)
