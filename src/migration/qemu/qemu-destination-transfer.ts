@@ -36,8 +36,10 @@ export async function runDestinationTransfer(o: DestinationTransferOptions): Pro
       if (item.kind === "closed") return gone(o);
       const { event, data, timestampMs } = item.event;
       if (event === "RESUME") {
-        // The guest runs here: the blackout is over (its length is the source's to measure).
+        // The guest runs here: every byte arrived, and the blackout is over
+        // (its length is the source's to measure). RESUME may beat "completed".
         resumed = true;
+        if (!completed) report.phase(Phase.OFFLINE_DONE);
         report.blackoutExited({ stoppedAtMs: timestampMs });
         if (completed) return { ok: true };
         continue;
@@ -50,8 +52,8 @@ export async function runDestinationTransfer(o: DestinationTransferOptions): Pro
         report.phase(Phase.TRANSFER_IN_PROGRESS);
       } else if (status === "completed") {
         completed = true;
-        report.phase(Phase.OFFLINE_DONE);
         if (resumed) return { ok: true };
+        report.phase(Phase.OFFLINE_DONE);
         if ((await vm.status()) === "running") {
           report.blackoutExited({ stoppedAtMs: Date.now() });
           return { ok: true };
