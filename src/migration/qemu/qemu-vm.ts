@@ -82,8 +82,24 @@ export function deviceModelArgv(spec: QemuVmSpec): string[] {
   return argv;
 }
 
-/** The QEMU binary's version and machine types (`--version`, `-machine help`), without starting a VM. */
-export async function probeQemu(binary: string): Promise<{ version: string; machines: Set<string> }> {
+const probes = new Map<string, Promise<{ version: string; machines: Set<string> }>>();
+
+/**
+ * The QEMU binary's version and machine types (`--version`, `-machine help`),
+ * without starting a VM. Asked once per binary and process (two runs of QEMU
+ * cost about 250 ms of an ImportSandbox); a failed probe is asked again.
+ */
+export function probeQemu(binary: string): Promise<{ version: string; machines: Set<string> }> {
+  let probe = probes.get(binary);
+  if (probe === undefined) {
+    probe = runProbe(binary);
+    probes.set(binary, probe);
+    probe.catch(() => probes.delete(binary));
+  }
+  return probe;
+}
+
+async function runProbe(binary: string): Promise<{ version: string; machines: Set<string> }> {
   const run = (args: string[]) =>
     new Promise<string>((resolve, reject) =>
       execFile(binary, args, { timeout: 30_000 }, (e, out) => (e ? reject(e) : resolve(out))),
