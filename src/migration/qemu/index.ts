@@ -6,7 +6,6 @@
  *
  * @module
  */
-export type { MigrationBackend } from "../backend.js";
 export { createQemuBackend, QemuBackend, type QemuBackendEvent, type QemuBackendOptions } from "./qemu-backend.js";
 export type { QemuSocketMode } from "./migration-socket.js";
 export {

@@ -91,6 +91,13 @@ interface Session {
   options?: HcsMigrationOptions;
 }
 
+/**
+ * A Migration shim's backend whose sandbox is one real QEMU process (see the
+ * module comment for the mapping). One instance per shim; a source is
+ * created with `vm` and started with {@link QemuBackend.start}, a
+ * destination without. {@link QemuBackend.close} (or `await using`) reaps
+ * whatever QEMU it still runs.
+ */
 export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
   readonly #options: QemuBackendOptions;
   #dir: string | undefined;

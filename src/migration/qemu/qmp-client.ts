@@ -64,6 +64,10 @@ export interface QmpConnectOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * One QMP connection to one QEMU: commands with ids, the event stream, and
+ * descriptors passed with a command. Created by {@link QmpClient.connect}.
+ */
 export class QmpClient {
   /** The QEMU version from the greeting. */
   readonly version: QemuVersion;
