@@ -124,7 +124,8 @@ export async function qemuDemo(argv: string[]): Promise<number> {
   process.once("SIGINT", onSigint);
   try {
     view?.line(
-      `ttrpc-es migration demo --backend qemu: a ${spec.memoryMiB} MiB ${spec.machine} guest (${spec.accel}), socket ${socket} over ${transport}`,
+      `ttrpc-es migration demo --backend qemu: a ${spec.memoryMiB} MiB ${spec.machine} guest (${spec.accel}), ` +
+        `socket ${socket} over ${transport}`,
     );
     const source = await startShim(
       dir,
@@ -173,7 +174,15 @@ function report(
   const ok = result.ok && continued !== undefined && !/BAD/.test(continued);
   if (json) {
     process.stdout.write(
-      `${JSON.stringify({ ok, migrationMs: Math.round(result.durationMs), blackoutMs: result.blackoutMs ?? null, stats: stats ?? null, sourceLastTick: lastTick.source ?? null, destinationTick: continued ?? null, error: result.error ?? null })}\n`,
+      `${JSON.stringify({
+        ok,
+        migrationMs: Math.round(result.durationMs),
+        blackoutMs: result.blackoutMs ?? null,
+        stats: stats ?? null,
+        sourceLastTick: lastTick.source ?? null,
+        destinationTick: continued ?? null,
+        error: result.error ?? null,
+      })}\n`,
     );
     return ok ? 0 : 1;
   }

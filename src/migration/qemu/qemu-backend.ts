@@ -76,7 +76,10 @@ export interface QemuBackendOptions {
   readonly binary?: string;
   /** How the migration stream reaches QEMU (see migration-socket.ts). Default "uri". */
   readonly socket?: QemuSocketMode;
-  /** `max-bandwidth`, bytes/s. Default 4 GiB/s: QEMU 7.2's own default, 128 MiB/s, caps a migration well below what the host can do. */
+  /**
+   * `max-bandwidth`, bytes/s. Default 4 GiB/s: QEMU 7.2's own default,
+   * 128 MiB/s, caps a migration well below what the host can do.
+   */
   readonly maxBandwidth?: number;
   /** Let `SkipThrottling: false` turn on QEMU's auto-converge. Off: under TCG it broke the guest in 2 of 4 runs. */
   readonly allowThrottling?: boolean;

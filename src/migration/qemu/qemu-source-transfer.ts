@@ -200,7 +200,9 @@ class SourceTransfer {
     const expected = q["expected-downtime"] ?? 0;
     this.#o.observe({ type: "pass", pass, expectedDowntimeMs: expected });
     if (cancelThresholdMs !== undefined && expected > cancelThresholdMs) {
-      this.#thresholdCancel = `projected blackout ${expected} ms is over the ${cancelThresholdMs} ms threshold after ${maxPasses} passes`;
+      this.#thresholdCancel =
+        `projected blackout ${expected} ms is over the ${cancelThresholdMs} ms threshold ` +
+        `after ${maxPasses} passes`;
       this.#o.observe({ type: "threshold-cancel", pass, expectedDowntimeMs: expected });
       await this.#cancel();
       return;
