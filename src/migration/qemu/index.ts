@@ -1,5 +1,5 @@
 /**
- * `ttrpc-es/migration/qemu`: a {@link MigrationBackend} that moves a real
+ * `ttrpc-es/migration/qemu`: a `MigrationBackend` (`ttrpc-es/migration`) that moves a real
  * running QEMU VM with QEMU's own live migration, driven over QMP, plus the
  * QMP client and VM description it is built on. Importing it loads nothing
  * else: `koffi` (optional) is loaded only when a socket is passed by fd.

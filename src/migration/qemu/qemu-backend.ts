@@ -381,6 +381,7 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
     this.#dir = undefined;
   }
 
+  /** {@link QemuBackend.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -187,6 +187,7 @@ export class QmpClient {
     this.#socket.destroy();
   }
 
+  /** Closes the connection and waits until it is gone, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
     await this.closed;

@@ -98,6 +98,7 @@ export class SerialLog {
     await this.#read();
   }
 
+  /** Stops following the file and closes it. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
