@@ -74,11 +74,18 @@ export async function runDestinationTransfer(o: DestinationTransferOptions): Pro
   }
 }
 
+/**
+ * The destination QEMU exited mid-transfer. It exits by itself (status 1)
+ * when the source cancels, so after a Cancel that is the cancel; killed by a
+ * signal (never sent by this backend during a transfer) it died, whichever
+ * side the orchestrator heard from first.
+ */
 async function gone(o: DestinationTransferOptions): Promise<TransferResult> {
   const exit = await o.vm.exited;
+  const cancelled = o.signal.aborted && exit.signal === null;
   return {
     ok: false,
-    state: o.signal.aborted ? PhaseState.CANCELLED : PhaseState.DESTINATION_FAILED,
+    state: cancelled ? PhaseState.CANCELLED : PhaseState.DESTINATION_FAILED,
     message: `the destination QEMU exited (status ${exit.code ?? exit.signal}): ${o.vm.stderrTail() || "no message"}`,
   };
 }

@@ -191,9 +191,14 @@ describe("QEMU backend: live migration of a running guest", { timeout: 180_000 }
       onEvent: onPhase("destination", Phase.TRANSFER_IN_PROGRESS, () => void p.destination.backend.vm?.kill()),
     });
     expect(result.ok).toBe(false);
-    expect(result.destination).toBe("failed");
-    const failed = result.notifications.find((n) => n.side === "destination" && n.phase === Phase.FAILED);
-    expect(failed?.state).toBe(PhaseState.DESTINATION_FAILED);
+    // Both QEMUs see the stream break at once. The side the orchestrator hears
+    // from first reports the failure; the other may be cancelled by the abort
+    // path before its own report (the server then says CANCELLED).
+    const failures = result.notifications
+      .filter((n) => n.phase === Phase.FAILED)
+      .map((n) => `${n.side}:${PhaseState[n.state]}`);
+    expect(failures.some((f) => f === "destination:DESTINATION_FAILED" || f === "source:SOURCE_FAILED")).toBe(true);
+    expect(result.notifications.some((n) => n.phase === Phase.DONE)).toBe(false);
     expect(result.recovered).toBe(true);
     await sourceTicksOn(p);
     expect(p.destination.backend.vm).toBeUndefined();
