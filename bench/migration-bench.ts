@@ -435,7 +435,13 @@ function parseSize(s: string): number {
   return Math.round(Number(m[1]) * (units[m[2]!.toLowerCase()] ?? 1));
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const backendFlag = process.argv.indexOf("--backend");
+if (isMain && backendFlag >= 0 && process.argv[backendFlag + 1] === "qemu") {
+  // A real QEMU guest, through the service and over QMP directly (qemu-migration-bench.ts).
+  const { qemuBenchMain } = await import("./qemu-migration-bench.js");
+  await qemuBenchMain(process.argv.slice(2).filter((_, i) => i !== backendFlag - 2 && i !== backendFlag - 1));
+} else if (isMain) {
   const { values } = parseArgs({
     options: {
       memory: { type: "string" },

@@ -22,6 +22,7 @@ import {
   initOptions,
   INIT_OPTIONS_HELP,
   parseSize,
+  UsageError,
   vmOptions,
   VM_OPTIONS_HELP,
 } from "./migration-options.js";
@@ -34,6 +35,7 @@ processes on unix sockets in a temp folder, migrates a running simulated
 sandbox between them, and prints what moved and the verified checksum.
 
 ${VM_OPTIONS_HELP}
+  --backend simulated|qemu       qemu: migrate a real QEMU guest (see --backend qemu --help)
   --json                         one JSON object on stdout instead of live output
   -h, --help                     this help
 
@@ -91,6 +93,14 @@ async function stopShim(shim: Shim): Promise<void> {
 }
 
 export async function demo(argv: string[]): Promise<number> {
+  // `--backend qemu` moves a real QEMU guest instead (a module of its own, loaded only then).
+  const backend = argv.findIndex((a) => a === "--backend");
+  if (backend >= 0 && argv[backend + 1] === "qemu") {
+    const { qemuDemo } = await import("./migration-demo-qemu.js");
+    return qemuDemo([...argv.slice(0, backend), ...argv.slice(backend + 2)]);
+  }
+  if (backend >= 0 && argv[backend + 1] !== "simulated") throw new UsageError("--backend is simulated or qemu");
+  if (backend >= 0) argv = [...argv.slice(0, backend), ...argv.slice(backend + 2)];
   const { values } = parseArgs({
     args: argv,
     options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" }, ...vmOptions, ...initOptions },

@@ -145,6 +145,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, TtrpcError, connect, createServer } from "ttrpc-es";
 import { createMigrationClient } from "ttrpc-es/migration";
+import { createQemuBackend } from "ttrpc-es/migration/qemu";
 import { createSimulatedBackend } from "ttrpc-es/migration/simulated";
 import { createTestingBackend } from "ttrpc-es/migration/testing";
 import { createTypeRegistry } from "ttrpc-es/typeurl";
@@ -157,6 +158,7 @@ function check(ok: boolean, what: string): void {
 
 // Every entry point resolves and its types compile.
 check(typeof createMigrationClient === "function", "ttrpc-es/migration");
+check(typeof createQemuBackend === "function", "ttrpc-es/migration/qemu");
 check(typeof createSimulatedBackend === "function", "ttrpc-es/migration/simulated");
 check(typeof createTestingBackend === "function", "ttrpc-es/migration/testing");
 check(createTypeRegistry(SayRequestSchema).typeUrlOf(SayRequestSchema) === "acme.echo.v1.SayRequest", "typeurl");

@@ -1,0 +1,96 @@
+// How the QEMU backend maps the migration's options and the exported device
+// model, without QEMU: what it refuses, and what a destination accepts off
+// the wire. The migrations themselves are in test/interop/qemu.
+import { describe, expect, it } from "vitest";
+import { Code, TtrpcError } from "ttrpc-es";
+import type { StatedState } from "ttrpc-es/migration";
+import { deviceModelArgv, SPEC_ANNOTATION, VERSION_ANNOTATION } from "ttrpc-es/migration/qemu";
+import { importSpec } from "../../../src/migration/qemu/qemu-export.js";
+import { migrationSetup, sourceLimits } from "../../../src/migration/qemu/qemu-options.js";
+
+const settings = { socket: "uri", maxBandwidth: 1 << 30, allowThrottling: false } as const;
+
+function codeOf(f: () => unknown): Code | undefined {
+  try {
+    f();
+  } catch (e) {
+    return e instanceof TtrpcError ? e.code : undefined;
+  }
+  return undefined;
+}
+
+function state(spec: unknown, version = "7.2.22", sizeBytes = 128 << 20): StatedState {
+  return {
+    schemaVersion: 1,
+    sandboxId: "sb",
+    sessionId: "s",
+    vm: { guestOs: "linux", processorCount: 1, memory: { sizeBytes, pageSize: 4096 } },
+    containers: [],
+    annotations: { [SPEC_ANNOTATION]: JSON.stringify(spec), [VERSION_ANNOTATION]: version },
+  };
+}
+const good = { machine: "pc-q35-7.2", memoryMiB: 128, cpus: 1, kernel: "/boot/vmlinuz", accel: "tcg" };
+
+describe("QEMU option mapping", () => {
+  it("sets events and the bandwidth, maps the blackout target to downtime-limit", () => {
+    const s = migrationSetup({ MemoryTransferThrottleParams: { TargetBlackoutTransferTime: 250 } }, settings);
+    expect(s.capabilities).toContainEqual({ capability: "events", state: true });
+    expect(s.capabilities).toContainEqual({ capability: "auto-converge", state: false });
+    expect(s.parameters).toEqual({ "max-bandwidth": 1 << 30, "downtime-limit": 250 });
+  });
+
+  it("refuses checksum_verification (QEMU 7.2 has no RAM checksum) with UNIMPLEMENTED", () => {
+    expect(codeOf(() => migrationSetup({ ChecksumVerification: true }, settings))).toBe(Code.Unimplemented);
+  });
+
+  it("maps throttle_worker_count to multifd channels on both sides, and refuses it on one fd-passed socket", () => {
+    const s = migrationSetup({ CompressionSettings: { ThrottleWorkerCount: 3 } }, settings);
+    expect(s.capabilities).toContainEqual({ capability: "multifd", state: true });
+    expect(s.destinationParameters).toEqual({ "multifd-channels": 3 });
+    const fd = () => migrationSetup({ CompressionSettings: { ThrottleWorkerCount: 3 } }, { ...settings, socket: "fd" });
+    expect(codeOf(fd)).toBe(Code.InvalidArgument);
+  });
+
+  it("turns auto-converge on only when the backend allows throttling", () => {
+    const o = { MemoryTransferThrottleParams: { SkipThrottling: false, MinimumThrottlePercentage: 30 } };
+    expect(migrationSetup(o, settings).capabilities).toContainEqual({ capability: "auto-converge", state: false });
+    const on = migrationSetup(o, { ...settings, allowThrottling: true });
+    expect(on.capabilities).toContainEqual({ capability: "auto-converge", state: true });
+    expect(on.parameters["max-cpu-throttle"]).toBe(70);
+  });
+
+  it("enforces the blackout threshold only when CancelIfBlackoutThresholdExceeds is set", () => {
+    const t = { MaximumNumberOfBrownoutTransferPasses: 4, BlackoutTimeThresholdForCancellingMigration: 300 };
+    expect(sourceLimits({ MemoryTransferThrottleParams: t })).toEqual({ maxPasses: 4 });
+    expect(sourceLimits({ MemoryTransferThrottleParams: t, CancelIfBlackoutThresholdExceeds: true })).toEqual({
+      maxPasses: 4,
+      cancelThresholdMs: 300,
+    });
+  });
+});
+
+describe("the exported device model, as a destination reads it", () => {
+  it("accepts a pinned spec and builds its argv itself", () => {
+    const { spec, version } = importSpec(state(good));
+    expect(version).toBe("7.2.22");
+    expect(deviceModelArgv(spec).slice(0, 4)).toEqual(["-machine", "pc-q35-7.2,accel=tcg", "-m", "128"]);
+  });
+
+  it.each([
+    ["an unversioned machine type", { ...good, machine: "q35" }],
+    ["a machine type carrying options", { ...good, machine: "pc-q35-7.2,accel=kvm" }],
+    ["a relative kernel path", { ...good, kernel: "vmlinuz" }],
+    ["a path with a comma (QEMU option syntax)", { ...good, initrd: "/x,readonly=on" }],
+    ["memory that is not an integer", { ...good, memoryMiB: 1.5 }],
+  ])("refuses %s with INVALID_ARGUMENT", (_what, spec) => {
+    expect(codeOf(() => importSpec(state(spec)))).toBe(Code.InvalidArgument);
+  });
+
+  it("refuses a spec whose memory differs from the state's, a bad version and a missing spec", () => {
+    expect(codeOf(() => importSpec(state(good, "7.2.22", 64 << 20)))).toBe(Code.InvalidArgument);
+    expect(codeOf(() => importSpec(state(good, "seven")))).toBe(Code.InvalidArgument);
+    const none = state(good);
+    none.annotations = {};
+    expect(codeOf(() => importSpec(none))).toBe(Code.InvalidArgument);
+  });
+});
