@@ -29,40 +29,12 @@ mkdir -p "$build"
 exec 9>"$build/.lock"
 flock 9
 
-mirror() {
-  local uri
-  uri=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | awk '{print $2}' || true)
-  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [[ -n $uri ]] || die "no Debian mirror found in the apt sources"
-  echo "$uri"
-}
+# shellcheck source=../../private-apt.sh
+source "$here/../../private-apt.sh"
 
 debs="$build/debs"
 root="$build/root"
-key=$(printf '%s\n' "${pkgs[@]}" | sha256sum | cut -d' ' -f1)
-if [[ $(cat "$debs/.stamp" 2>/dev/null) != "$key" ]]; then
-  apt_dir="$build/apt"
-  rm -rf "$apt_dir" "$debs" "$root"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$debs"
-  printf 'deb %s sid main\n' "$(mirror)" >"$apt_dir/sources.list"
-  sandbox=()
-  [[ $(id -u) == 0 ]] && sandbox=(-o APT::Sandbox::User=root)
-  apt_private=("${sandbox[@]}" -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
-  log "fetching the sid package lists (private apt config)"
-  apt-get "${apt_private[@]}" -qq --error-on=any update >&2 ||
-    die "apt-get update on sid failed: is the Debian archive reachable?"
-  log "downloading ${pkgs[*]}"
-  (cd "$debs" && apt-get "${apt_private[@]}" -qq download "${pkgs[@]}" >&2) || die "downloading from sid failed"
-  echo "$key" >"$debs/.stamp"
-fi
-if [[ ! -f $root/.unpacked ]]; then
-  rm -rf "$root" && mkdir -p "$root"
-  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$root"; done
-  touch "$root/.unpacked"
-fi
+private_apt_unpacked "$build" sid "${pkgs[@]}"
 version=$(dpkg-deb -f "$debs"/golang-github-containerd-ttrpc-dev_*.deb Version)
 [[ $version == 1.2.7-* ]] || die "sid has ttrpc $version, not 1.2.7: update this script and its tests"
 
