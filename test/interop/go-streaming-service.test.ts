@@ -54,7 +54,6 @@ function m<K extends DescMethod["methodKind"]>(name: string, kind: K): Extract<D
 const nullMsg = "non-empty empty";
 
 // `any` below: the messages are dynamic (no generated TypeScript for a proto fetched at setup).
-// biome-ignore lint/suspicious/noExplicitAny: dynamic messages
 type Any = any;
 
 /** Our server side of the service, with the behaviour upstream's Go test service has. */
