@@ -345,7 +345,9 @@ class ClientImpl implements Client {
       }
       stream = this.#openRequest(req, Flags.RemoteClosed, this.#table.encode(method.input, first ?? {}));
     } else {
-      stream = this.#openRequest(req, Flags.RemoteOpen, EMPTY);
+      // Data frames follow; NoData says the Request holds no message, so that a ttrpc-rust
+      // server does not hand its empty payload to the handler as one (ttrpc-rust#221).
+      stream = this.#openRequest(req, Flags.RemoteOpen | Flags.NoData, EMPTY);
       // The caller's own input failing fails the call with that very error.
       this.#table.send(stream, method.input, req.messages).catch((e: unknown) => stream.cancel(e));
     }

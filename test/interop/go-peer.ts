@@ -61,12 +61,13 @@ const readyTimeoutMs = 30_000;
 const stderrLimit = 64 << 10;
 
 /**
- * Starts `bin server --socket socketPath` and resolves once it prints READY.
- * The server's stdin stays open: the peer exits when it closes, so a crashed
- * test process does not leave servers behind.
+ * Starts `bin server --socket socketPath ...extraArgs` and resolves once it prints
+ * READY. The server's stdin stays open: the peer exits when it closes, so a crashed
+ * test process does not leave servers behind. Any peer speaking this convention
+ * fits (the ttrpc-rust peer does).
  */
-export function startGoServer(bin: string, socketPath: string): Promise<GoServer> {
-  const child = spawn(bin, ["server", "--socket", socketPath], { stdio: ["pipe", "pipe", "pipe"] });
+export function startGoServer(bin: string, socketPath: string, extraArgs: string[] = []): Promise<GoServer> {
+  const child = spawn(bin, ["server", "--socket", socketPath, ...extraArgs], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   // Both pipes are read for the server's whole life: a full pipe would block it.
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => {

@@ -214,7 +214,7 @@ describe("client wire behaviour", () => {
     const flagsByMethod = Object.fromEntries(
       requests.map((f) => [fromBinary(RequestSchema, f.payload).method, f.flags]),
     );
-    expect(flagsByMethod).toEqual({ Echo: 0x00, ServerStream: 0x01, ClientStream: 0x02, Bidi: 0x02 });
+    expect(flagsByMethod).toEqual({ Echo: 0x00, ServerStream: 0x01, ClientStream: 0x06, Bidi: 0x06 });
     const idOf = (m: string) => requests.find((f) => fromBinary(RequestSchema, f.payload).method === m)!.streamId;
     for (const r of requests) {
       const req = fromBinary(RequestSchema, r.payload);

@@ -1,9 +1,13 @@
-// The real containerd (Debian trixie's 1.7.24, built with NRI 0.6.1), started
+// The real containerd, Debian trixie's 1.7.24 (built with NRI 0.6.1) and Debian
+// sid's 2.1.9 (built with NRI 0.8.0; containerd-2.1.9/setup.sh), each started
 // by the test as root with its own root, state and socket paths and NRI
 // enabled. The example plugin runs as users run it (`ttrpc-es nri run
 // logger`): containerd registers, configures and synchronizes it, and when
-// containerd stops the plugin sees the connection end and exits 0. NRI 0.6.1
-// sends no Shutdown call on stop: the closed connection is its shutdown.
+// containerd stops the plugin sees the connection end and exits 0. Neither NRI
+// sends a Shutdown call on stop: the closed connection is its shutdown. NRI 0.8
+// adds the Configure timeouts (registration and request), checked here; its
+// event set is still 0.6's eleven (sid's nri 0.8.0 api.proto ends at
+// REMOVE_CONTAINER), and the stub subscribes to those.
 // Then real container events: a pod and a container made through containerd's
 // CRI reach our plugin, and its adjustment lands in the container's spec.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -14,13 +18,26 @@ import { createStub } from "ttrpc-es/nri";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { startCli, useCli } from "../../cli/harness.js";
 import { createCriClient } from "./cri-client.js";
+import { runSetupScript } from "../go-peer.js";
 import { ensureNriPeers, type NriPeers } from "./nri-peers.js";
 import { buildBusyboxImage } from "./oci-image.js";
 
+const sid = `${dirname(new URL(import.meta.url).pathname)}/containerd-2.1.9/`;
 let peers: NriPeers;
 beforeAll(async () => {
   peers = await ensureNriPeers();
+  await runSetupScript(`${sid}setup.sh`);
 });
+
+/** The containerd binaries of each version under test. */
+const versions = [
+  { version: "1.7.24", nri: "0.6.1", bin: () => ({ containerd: peers.containerd, ctr: peers.ctr }) },
+  {
+    version: "2.1.9",
+    nri: "0.8.0",
+    bin: () => ({ containerd: `${sid}.build/root/usr/bin/containerd`, ctr: `${sid}.build/root/usr/bin/ctr` }),
+  },
+];
 const cli = useCli();
 
 interface Containerd {
@@ -33,7 +50,7 @@ interface Containerd {
 }
 
 /** Starts containerd in a fresh directory; resolves once it has booted (its own log line says so). */
-async function startContainerd(extraConfig = ""): Promise<Containerd> {
+async function startContainerd(containerd: string, extraConfig = ""): Promise<Containerd> {
   if (process.getuid?.() !== 0) throw new Error("the containerd test runs containerd, which needs root");
   // Short: unix socket paths are limited to 108 bytes.
   const dir = mkdtempSync("/tmp/ttrpc-es-ctd-");
@@ -58,10 +75,10 @@ state = "${dir}/state"
   plugin_request_timeout = "2s"
 ${extraConfig}`,
   );
-  const child: ChildProcess = spawn(peers.containerd, ["--config", join(dir, "config.toml")], {
+  const child: ChildProcess = spawn(containerd, ["--config", join(dir, "config.toml")], {
     stdio: ["ignore", "ignore", "pipe"],
     // containerd finds its shim (containerd-shim-runc-v2) on PATH.
-    env: { ...process.env, PATH: `${dirname(peers.containerd)}:${process.env.PATH ?? ""}` },
+    env: { ...process.env, PATH: `${dirname(containerd)}:${process.env.PATH ?? ""}` },
   });
   let log = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -83,9 +100,9 @@ ${extraConfig}`,
   return { dir, nriSocket, grpcSocket: join(dir, "containerd.sock"), stop, log: () => log };
 }
 
-describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
+describe.each(versions)("the real containerd $version (NRI $nri)", ({ version, nri, bin }) => {
   it("configures and synchronizes `ttrpc-es nri run logger`, which exits 0 when containerd stops", async () => {
-    const ctd = await startContainerd();
+    const ctd = await startContainerd(bin().containerd);
     const proc = startCli(cli(), [
       "nri",
       "run",
@@ -100,7 +117,13 @@ describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
     onTestFinished(() => void proc.child.kill());
     const configure = JSON.parse(await proc.nextLine());
     expect(configure).toMatchObject({ event: "Configure", runtimeName: "containerd" });
-    expect(configure.runtimeVersion).toMatch(/^1\.7\.24/);
+    expect(configure.runtimeVersion.startsWith(version)).toBe(true);
+    // NRI 0.8 tells the plugin the runtime's timeouts (5s and 2s in the config above); 0.6 does not.
+    const timeouts = nri === "0.6.1" ? {} : { registrationTimeout: "5000", requestTimeout: "2000" };
+    expect({
+      registrationTimeout: configure.registrationTimeout,
+      requestTimeout: configure.requestTimeout,
+    }).toEqual({ registrationTimeout: undefined, requestTimeout: undefined, ...timeouts });
     // No pods or containers exist in this fresh containerd.
     expect(JSON.parse(await proc.nextLine())).toEqual({ event: "Synchronize", pods: [], containers: [] });
     expect(await ctd.stop()).toBe(0);
@@ -113,14 +136,18 @@ describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
 
   it("a pod and a container made through containerd's CRI reach the plugin, and its adjustment reaches the container", async () => {
     const image = "localhost/ttrpc-es-busybox:1";
-    const ctd = await startContainerd(`[plugins."io.containerd.grpc.v1.cri"]
+    const { containerd, ctr } = bin();
+    const ctd = await startContainerd(
+      containerd,
+      `[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "${image}"
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
-`);
+`,
+    );
     const archive = buildBusyboxImage(ctd.dir, image, ["/bin/busybox", "sleep", "3600"]);
-    execFileSync(peers.ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "images", "import", archive], {
+    execFileSync(ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "images", "import", archive], {
       stdio: "pipe",
     });
     const seen: string[] = [];
@@ -166,7 +193,7 @@ describe("the real containerd 1.7.24 (NRI 0.6.1)", () => {
     await cri.startContainer(ctrId);
     // The adjustment is in the container's OCI spec, as containerd stored it.
     const info = JSON.parse(
-      execFileSync(peers.ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "containers", "info", ctrId], {
+      execFileSync(ctr, ["--address", ctd.grpcSocket, "-n", "k8s.io", "containers", "info", ctrId], {
         encoding: "utf8",
       }),
     ) as { Spec: { process: { env: string[] }; annotations: Record<string, string> } };
