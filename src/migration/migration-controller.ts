@@ -322,7 +322,8 @@ export class MigrationController<E> implements TransferHost<E>, MigrationTaskRul
     if (type !== undefined && type !== "" && (type === "sandbox") !== (sourceId === podId)) {
       throw invalid(
         `annotation ${JSON.stringify(KUBERNETES_CONTAINER_TYPE)}=${JSON.stringify(type)} disagrees with ` +
-          `structural sandbox detection (sourceContainerID=${JSON.stringify(sourceId)}, sourcePodID=${JSON.stringify(podId)})`,
+          "structural sandbox detection " +
+          `(sourceContainerID=${JSON.stringify(sourceId)}, sourcePodID=${JSON.stringify(podId)})`,
       );
     }
     s.pending.delete(sourceId);

@@ -1,5 +1,7 @@
 // No line in src/ is wider than the formatter's width. Biome wraps code but
-// not strings and comments, so this holds the rest.
+// not strings and comments, so this holds the rest. A module specifier cannot
+// be wrapped either (generated files sit at their proto's path): a line is
+// measured without it.
 
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -23,7 +25,13 @@ function sources(dir: string): string[] {
 function longLines(file: string): string[] {
   return readFileSync(file, "utf8")
     .split("\n")
-    .flatMap((line, i) => ([...line].length > formatter.lineWidth ? [`${relative(root, file)}:${i + 1}`] : []));
+    .flatMap((line, i) =>
+      [...withoutSpecifier(line)].length > formatter.lineWidth ? [`${relative(root, file)}:${i + 1}`] : [],
+    );
+}
+
+function withoutSpecifier(line: string): string {
+  return line.replace(/^((?:import|export)\b.*|\})( from )"[^"]+";$/, '$1$2"";');
 }
 
 describe(`src/ lines fit in ${formatter.lineWidth} columns`, () => {
