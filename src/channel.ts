@@ -3,9 +3,8 @@ import { FrameDecoder } from "./frame-decoder.js";
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
 import { Code } from "./code.js";
 import type { DirectReads } from "./direct-reads.js";
-import { closedError, protocolError } from "./error-reason.js";
 import type { EncodedMessage } from "./message-codec.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { closedError, protocolError, TtrpcError } from "./ttrpc-error.js";
 
 /** What the owner of a channel (a client or a server connection) handles. */
 export interface ChannelHandler {

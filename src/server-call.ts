@@ -36,6 +36,9 @@ export class ServerCall extends Stream implements HandlerContext {
   /** The method takes a client stream: Data frames are its input. */
   readonly takesInput: boolean;
 
+  // The table is the connection's own: dispatch encodes through it.
+  declare readonly table: StreamTable<ServerCall>;
+
   constructor(
     id: number,
     table: StreamTable<ServerCall>,

@@ -2,7 +2,6 @@ import type { Duplex } from "node:stream";
 import { fromBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import type { DirectReads } from "./direct-reads.js";
-import { protocolError, shutdownError } from "./error-reason.js";
 import { decodeRequest, encodeResponseFrame, type RequestEnvelope, type StatusEnvelope } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
 import type { UnaryResponse } from "./interceptor.js";
@@ -12,7 +11,7 @@ import { encodedResponse, encodeOutput, Once, requestOf, streamHandler, type Dis
 import type { PeerInfo } from "./service-impl.js";
 import type { ServiceRegistry } from "./service-registry.js";
 import { StreamTable, type StreamTableOptions } from "./stream-table.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { protocolError, shutdownError, TtrpcError } from "./ttrpc-error.js";
 
 /** What a connection needs of its server, and no more. */
 export interface ConnectionHost {

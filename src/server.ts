@@ -4,7 +4,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import { LongTimer } from "./deadline.js";
 import { adoptForDirectReads, DirectReads } from "./direct-reads.js";
-import { ErrorReason, shutdownError } from "./error-reason.js";
+import { ErrorReason } from "./error-reason.js";
 import type { Interceptor } from "./interceptor.js";
 import { listenerOf, listenOnAddress, stopListening, type Listener } from "./listen.js";
 import { ServerConnection, type ConnectionHost } from "./server-connection.js";
@@ -13,7 +13,7 @@ import type { PeerInfo, ServiceImpl } from "./service-impl.js";
 import { peerCredentials } from "./peer-credentials.js";
 import { ServiceRegistry } from "./service-registry.js";
 import type { StreamTableOptions } from "./stream-table.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { shutdownError, TtrpcError } from "./ttrpc-error.js";
 
 /** Options of a server. */
 export interface ServerOptions {

@@ -30,7 +30,7 @@ import {
 } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_ttrpc.js";
 import { sessionNumber } from "./session-number.js";
 import { decodeStatedState } from "./stated-state.js";
-import { createEndpointPair, type EndpointTransport } from "./simulated/endpoint-descriptor.js";
+import { createEndpointPair, type EndpointTransport } from "./endpoint-descriptor.js";
 
 /** Which shim an event or outcome is about. */
 export type MigrationSide = "source" | "destination";

@@ -20,7 +20,7 @@ export {
   type EndpointDescriptor,
   type EndpointRole,
   type EndpointTransport,
-} from "./endpoint-descriptor.js";
+} from "../endpoint-descriptor.js";
 export {
   SimulatedVm,
   DEFAULT_MEMORY_BYTES,

@@ -23,7 +23,7 @@ import type {
 } from "../backend.js";
 import { PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { StatedState } from "../stated-state.js";
-import { parseEndpointDescriptor, type EndpointDescriptor } from "./endpoint-descriptor.js";
+import { parseEndpointDescriptor, type EndpointDescriptor } from "../endpoint-descriptor.js";
 import { runDestination } from "./pre-copy-destination.js";
 import { compressionWorkers, preCopyParams } from "./pre-copy-params.js";
 import { runSource, type SourceFaults } from "./pre-copy-source.js";

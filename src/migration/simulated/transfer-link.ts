@@ -16,7 +16,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "../../code.js";
 import { adoptForDirectReads } from "../../direct-reads.js";
 import { TtrpcError } from "../../ttrpc-error.js";
-import { parseHostPort, type EndpointDescriptor } from "./endpoint-descriptor.js";
+import { parseHostPort, type EndpointDescriptor } from "../endpoint-descriptor.js";
 import {
   DirectFrameReader,
   encodeFrame,
