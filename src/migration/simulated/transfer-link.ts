@@ -17,17 +17,21 @@ import { Code } from "../../code.js";
 import { adoptForDirectReads } from "../../direct-reads.js";
 import { TtrpcError } from "../../ttrpc-error.js";
 import { parseHostPort, type EndpointDescriptor } from "../endpoint-descriptor.js";
+import { DirectFrameReader, type FrameSource, FrameReader } from "./frame-io.js";
 import {
-  DirectFrameReader,
-  encodeFrame,
-  type FrameSource,
-  FrameReader,
+  type AbortReason,
+  decodeHello,
+  decodeHelloAck,
+  encodeAbort,
+  encodeHello,
+  encodeHelloAck,
   MessageType,
+  type Hello,
+  type Sender,
   WireError,
 } from "./wire-protocol.js";
 
-export type Side = "source" | "destination";
-const SIDE_CODE: Record<Side, number> = { source: 1, destination: 2 };
+export type Side = Sender;
 
 export interface Link {
   readonly socket: Socket;
@@ -36,11 +40,6 @@ export interface Link {
 
 /** The most channels a transfer may use. */
 export const MAX_CHANNELS = 16;
-const HELLO_BYTES = 23;
-
-function helloAck(side: Side, channels: number): Buffer {
-  return encodeFrame(MessageType.HelloAck, Buffer.from([SIDE_CODE[side], channels]));
-}
 
 function netTarget(d: EndpointDescriptor): { path: string } | { host: string; port: number } {
   if (d.transport === "unix") return { path: d.address };
@@ -125,16 +124,17 @@ export async function acceptPeer(
         reader.next().then(
           (frame) => {
             clearTimeout(hello);
-            const p = frame.payload;
-            const ok =
-              frame.type === MessageType.Hello &&
-              p.length === HELLO_BYTES &&
-              timingSafeEqual(p.subarray(0, 16), d.token) &&
-              p.readUInt32BE(16) === d.sessionNumber &&
-              p[20] !== SIDE_CODE[side];
+            if (frame.type !== MessageType.Hello) return drop();
+            let h: Hello;
+            try {
+              h = decodeHello(frame.payload);
+            } catch {
+              return drop();
+            }
+            const ok = timingSafeEqual(h.token, d.token) && h.sessionNumber === d.sessionNumber && h.sender !== side;
             if (!ok) return drop();
-            const channel = p[21]!;
-            const theirs = p[22]!;
+            const channel = h.channel;
+            const theirs = h.channels;
             if (expected === 0 && theirs >= 1 && theirs <= MAX_CHANNELS) expected = theirs;
             const valid =
               (theirs === 0 || theirs === expected) &&
@@ -143,7 +143,7 @@ export async function acceptPeer(
             if (!valid) return drop();
             pending.delete(socket);
             socket.setNoDelay(true);
-            socket.write(helloAck(side, expected));
+            socket.write(encodeHelloAck({ sender: side, channels: expected }));
             links[channel] = { socket, reader };
             accepted++;
             // Without a count yet (a destination connector dials channel 0
@@ -234,22 +234,15 @@ async function connectChannel(
     });
     if (socket !== undefined) {
       reader.attach(socket);
-      const hello = Buffer.alloc(HELLO_BYTES);
-      hello.set(d.token, 0);
-      hello.writeUInt32BE(d.sessionNumber, 16);
-      hello[20] = SIDE_CODE[side];
-      hello[21] = channel;
-      hello[22] = channels;
-      socket.write(encodeFrame(MessageType.Hello, hello));
+      socket.write(encodeHello({ token: d.token, sessionNumber: d.sessionNumber, sender: side, channel, channels }));
       const onAbort = () => socket.destroy();
       signal.addEventListener("abort", onAbort, { once: true });
       try {
         const frame = await reader.next();
-        const ack = frame.payload;
-        if (frame.type !== MessageType.HelloAck || ack.length !== 2 || ack[0] === SIDE_CODE[side]) {
+        const ack = frame.type === MessageType.HelloAck ? decodeHelloAck(frame.payload) : undefined;
+        if (ack === undefined || ack.sender === side)
           throw new WireError("memory stream: the peer did not acknowledge the hello");
-        }
-        return { link: { socket, reader }, channels: ack[1]! };
+        return { link: { socket, reader }, channels: ack.channels };
       } catch (err) {
         socket.destroy();
         if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
@@ -301,5 +294,14 @@ function dialOnce(d: EndpointDescriptor, signal: AbortSignal, reader: DirectFram
       socket.destroy();
       reject(err);
     });
+  });
+}
+
+/** Best effort: tell the peer why this side stops, then close. */
+export async function sendAbort(link: Link, reason: AbortReason, message: string): Promise<void> {
+  if (link.socket.destroyed) return;
+  await new Promise<void>((resolve) => {
+    link.socket.end(encodeAbort({ reason, message }), () => resolve());
+    setTimeout(resolve, 200).unref();
   });
 }
