@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { MigrationSide } from "../orchestrator.js";
+import type { MigrationSide } from "../orchestrator-types.js";
 import { emptyStats, type TransferStats } from "./transfer-events.js";
 
 export class TransferTally {
