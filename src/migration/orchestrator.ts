@@ -22,14 +22,8 @@ import { sessionNumber } from "./session-number.js";
 import { message, type NotificationEvent, ShimSide, type SideHost } from "./shim-side.js";
 import { decodeStatedState } from "./stated-state.js";
 
-export type {
-  MigrateOptions,
-  MigrationEvent,
-  MigrationResult,
-  MigrationSide,
-  MigrationStep,
-  SideOutcome,
-} from "./orchestrator-types.js";
+// The CLI reads the events from here.
+export type { MigrationEvent } from "./orchestrator-types.js";
 
 /**
  * Migrates a sandbox from the source shim to the destination shim. Never
