@@ -12,7 +12,7 @@ import type {
 import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
 import type { DirectReads } from "./direct-reads.js";
-import { callSignal, NEVER, timeoutNano } from "./deadline.js";
+import { CallDeadline, callSignal, NEVER, requestTimeoutNano } from "./deadline.js";
 import { encodeRequestFrame } from "./envelope.js";
 import { Flags } from "./frame.js";
 import {
@@ -109,6 +109,8 @@ class ClientImpl implements Client {
   readonly #streamFn: CallFn;
   readonly #intercepted: boolean;
   readonly #ids = new StreamIds();
+  /** The deadline behind each intercepted call's signal. */
+  readonly #deadlines = new WeakMap<AbortSignal, CallDeadline>();
   #resolveDone!: (e: TtrpcError) => void;
   readonly done: Promise<TtrpcError>;
 
@@ -146,6 +148,11 @@ class ClientImpl implements Client {
     return this.#channel.closed;
   }
 
+  /** A call's deadline, relative, in ms: its own or the client's default. The one place it is resolved. */
+  #timeoutMs(options: CallOptions): number | undefined {
+    return options.timeoutMs ?? this.#options.defaultTimeoutMs;
+  }
+
   close(): void {
     this.#channel.close();
   }
@@ -164,7 +171,7 @@ class ClientImpl implements Client {
   // Without interceptors: no request object and no async frames; a call with
   // neither signal nor deadline makes no AbortController and no timer.
   #unaryDirect(method: DescMethod, input: unknown, options: CallOptions): Promise<unknown> {
-    const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
+    const timeoutMs = this.#timeoutMs(options);
     const user = options.signal;
     if (user === undefined && timeoutMs === undefined) {
       try {
@@ -270,8 +277,12 @@ class ClientImpl implements Client {
     stream: boolean,
     input: unknown,
   ): { request: UnaryRequest | StreamRequest; cleanup: () => void } {
-    const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
-    const { signal, cleanup } = callSignal(options.signal, timeoutMs);
+    const timeoutMs = this.#timeoutMs(options);
+    // Re-armed if the Request goes out with another timeoutMs (see #openRequest).
+    const deadline = new CallDeadline(options.signal, timeoutMs);
+    const signal = deadline.signal;
+    this.#deadlines.set(signal, deadline);
+    const cleanup = () => deadline.cleanup();
     const service = method.parent.typeName;
     const fullMethod = `/${service}/${method.name}`;
     // Without interceptors nobody changes a call's metadata: calls without any share one.
@@ -312,7 +323,7 @@ class ClientImpl implements Client {
       method.parent.typeName,
       method.name,
       payload,
-      timeoutMs === undefined || timeoutMs === Infinity ? 0 : timeoutNano(timeoutMs),
+      requestTimeoutNano(timeoutMs),
       metadata === undefined || metadata.size === 0 ? NO_ENTRIES : metadata.entries(),
       this.#table.maxMessageSize,
     );
@@ -323,7 +334,10 @@ class ClientImpl implements Client {
     return stream;
   }
 
+  // The request as the interceptors left it: if one changed timeoutMs, the
+  // call's timer follows it, so the timer and the wire say the same.
   #openRequest(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array | EncodedMessage): ClientStream {
+    this.#deadlines.get(req.signal)?.arm(req.timeoutMs);
     return this.#open(req.method, flags, payload, req.signal, req.timeoutMs, req.metadata);
   }
 

@@ -9,7 +9,6 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { ChannelScheduler } from "./channel-scheduler.js";
 import type { PageFrames, SourceFaults } from "./page-frames.js";
-import type { PageWorkers } from "./page-workers.js";
 import type { SimulatedVm } from "./simulated-vm.js";
 import type { TransferObserver } from "./transfer-events.js";
 import type { TransferTally } from "./transfer-tally.js";
@@ -62,7 +61,8 @@ export class PassSender {
     const pool = await frames.workers();
     let sentFrames = 0;
     for (let i = 0; i < pages.length; ) {
-      const count = await this.#take(pages, i, batch);
+      const count = this.#take(pages, i, batch);
+      if (batch.zeros.length >= 2 * ZERO_RUNS_PER_FRAME) await frames.sendZeroRuns(batch.zeros);
       i += count;
       this.#o.tally.pages(count, vm.memory.pageSize, blackout);
       const full = batch.runPages >= this.#framePages || batch.runs.length >= 2 * MAX_RUNS_PER_FRAME;
@@ -79,22 +79,25 @@ export class PassSender {
     if (blackout) channels.lastPassSent();
   }
 
-  /** The run of pages from `pages[i]`, into the batch; its length. */
-  async #take(pages: Uint32Array, i: number, batch: PassBatch): Promise<number> {
+  /** The run of pages from `pages[i]`, into the batch; its length. Synchronous: it runs once per run of pages. */
+  #take(pages: Uint32Array, i: number, batch: PassBatch): number {
     const memory = this.#o.vm.memory;
     const first = pages[i]!;
     let count = 1;
-    const next = (zero: boolean) =>
-      i + count < pages.length && pages[i + count] === first + count && memory.isZero(first + count) === zero;
     if (memory.isZero(first)) {
       // Zero pages travel as (first, count) markers, as hypervisors send them.
-      while (next(true)) count++;
+      while (i + count < pages.length && pages[i + count] === first + count && memory.isZero(first + count)) count++;
       batch.zeros.push(first, count);
       this.#o.tally.stats.zeroPages += count;
-      if (batch.zeros.length >= 2 * ZERO_RUNS_PER_FRAME) await this.#o.frames.sendZeroRuns(batch.zeros);
     } else {
       // Consecutive data pages, up to a frame's worth.
-      while (batch.runPages + count < this.#framePages && next(false)) count++;
+      while (
+        batch.runPages + count < this.#framePages &&
+        i + count < pages.length &&
+        pages[i + count] === first + count &&
+        !memory.isZero(first + count)
+      )
+        count++;
       batch.runs.push(first, count);
       batch.runPages += count;
     }

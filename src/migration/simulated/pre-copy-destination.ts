@@ -54,6 +54,17 @@ export function runDestination(t: DestinationTransfer): Promise<TransferResult> 
   return new PreCopyDestination(t).run();
 }
 
+/** The frames any channel may carry: pages and pass ends. */
+function isData(frame: Frame): boolean {
+  const t = frame.type;
+  return (
+    t === MessageType.Pages ||
+    t === MessageType.ZeroPages ||
+    t === MessageType.CompressedPages ||
+    t === MessageType.PassEnd
+  );
+}
+
 /** Pass ends per channel: a pass is complete when every channel ended it and its pages are applied. */
 class PassCompletion {
   readonly #channels: number;
@@ -139,8 +150,13 @@ class PreCopyDestination {
     try {
       await this.#setup();
       for (;;) {
-        const result = await this.#onControl(await this.#control.next());
-        if (result !== undefined) return result;
+        const frame = await this.#control.next();
+        // Pages on the control channel are applied at once, without another turn.
+        if (isData(frame)) this.#data(frame);
+        else {
+          const result = await this.#onControl(frame);
+          if (result !== undefined) return result;
+        }
       }
     } catch (err) {
       return await this.#failure(err);
@@ -216,12 +232,6 @@ class PreCopyDestination {
   /** A frame of the control channel; the result once the transfer is verified. */
   async #onControl(frame: Frame): Promise<TransferResult | undefined> {
     switch (frame.type) {
-      case MessageType.Pages:
-      case MessageType.ZeroPages:
-      case MessageType.CompressedPages:
-      case MessageType.PassEnd:
-        this.#data(frame);
-        return undefined;
       case MessageType.PassBegin:
         this.#passBegin(frame);
         return undefined;
