@@ -24,11 +24,17 @@ export const WIRE_VERSION = 2;
 export const FRAME_HEADER = 6;
 
 export enum MessageType {
-  /** connector → listener, per channel: token[16], session number u32, sender u8, channel u8, channels u8 (0: not known). */
+  /**
+   * connector → listener, per channel: token[16], session number u32, sender u8 (1 source, 2 destination),
+   * channel u8, channels u8 (0: not known).
+   */
   Hello = 1,
   /** listener → connector: sender u8, channels u8 (0: not known). */
   HelloAck = 2,
-  /** source → destination: page size u32, page count u32, flags u8 (bit 0 checksums, bit 1 compression), reserved u32. */
+  /**
+   * source → destination: page size u32, page count u32, flags u8 (bit 0 checksums, bit 1 compression),
+   * reserved u32.
+   */
   Setup = 3,
   /** destination → source: empty. */
   Ready = 4,
@@ -39,7 +45,10 @@ export enum MessageType {
    * pages × page bytes.
    */
   Pages = 6,
-  /** source → destination, on every channel: pass u32, last u8 (1: the blackout pass, nothing follows on the channel). */
+  /**
+   * source → destination, on every channel: pass u32, last u8 (1: the blackout pass, nothing follows on the
+   * channel).
+   */
   PassEnd = 7,
   /** source → destination: device state, UTF-8 JSON. */
   DeviceState = 8,
