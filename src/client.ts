@@ -11,7 +11,7 @@ import type {
 } from "@bufbuild/protobuf";
 import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
-import type { DirectReads } from "./direct-reads.js";
+import { CLIENT_CONNECTIONS, connectionSettings } from "./connection-settings.js";
 import { CallDeadline, callSignal, NEVER, requestTimeoutNano } from "./deadline.js";
 import { encodeRequestFrame } from "./envelope.js";
 import { Flags } from "./frame.js";
@@ -114,7 +114,7 @@ class ClientImpl implements Client {
   #resolveDone!: (e: TtrpcError) => void;
   readonly done: Promise<TtrpcError>;
 
-  constructor(socket: Duplex, options: ClientOptions, reads?: DirectReads) {
+  constructor(socket: Duplex, options: ClientOptions) {
     this.#options = options;
     this.done = new Promise((r) => (this.#resolveDone = r));
     this.#table = new StreamTable<ClientStream>(
@@ -124,13 +124,7 @@ class ClientImpl implements Client {
         oversized: (err, _id, stream) => stream?.close(err),
         closed: (err) => this.#resolveDone(err),
       },
-      {
-        maxMessageSize: options.maxMessageSize,
-        streamBufferSize: options.streamBufferSize,
-        streamFullGraceMs: options.streamFullGraceMs,
-        skipUnknownStreams: true,
-        reads,
-      },
+      connectionSettings(options, CLIENT_CONNECTIONS),
     );
     this.#channel = this.#table.channel;
     this.#intercepted = (options.interceptors?.length ?? 0) > 0;
@@ -382,9 +376,4 @@ async function* toAsync<T>(it: AsyncIterable<T> | Iterable<T>): AsyncIterable<T>
  */
 export function createClient(socket: Duplex, options: ClientOptions = {}): Client {
   return new ClientImpl(socket, options);
-}
-
-/** A client on a socket dialed with `reads.onread`, when given (see connect). */
-export function createDirectClient(socket: Duplex, options: ClientOptions, reads: DirectReads | undefined): Client {
-  return new ClientImpl(socket, options, reads);
 }
