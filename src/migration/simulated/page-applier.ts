@@ -59,6 +59,7 @@ function pageAt(runs: PageRuns, k: number): number {
 
 export class PageApplier {
   readonly #o: PageApplierOptions;
+  /** Where the transfer is; {@link beginPass} moves it. */
   readonly position: PassPosition = { pass: 0, blackout: false, passPages: 0, passDone: 0 };
   /** Blocks of the image digest, hashed as pages land; set once the layout is agreed. */
   digests: BlockDigests | undefined;
@@ -68,6 +69,11 @@ export class PageApplier {
 
   constructor(o: PageApplierOptions) {
     this.#o = o;
+  }
+
+  /** A pass begins: its pages are counted from 0. */
+  beginPass(pass: number, passPages: number, blackout: boolean): void {
+    Object.assign(this.position, { pass, passPages, passDone: 0, blackout });
   }
 
   /** Every compressed frame handed out so far is applied (or failed). */

@@ -251,7 +251,7 @@ class PreCopyDestination {
   #passBegin(frame: Frame): void {
     const { report, observe } = this.#t;
     const b = decodePassBegin(frame.payload);
-    Object.assign(this.#pages.position, { pass: b.pass, passPages: b.pages, passDone: 0, blackout: b.blackout });
+    this.#pages.beginPass(b.pass, b.pages, b.blackout);
     if (b.pass === 1) report.phase(Phase.TRANSFER_IN_PROGRESS);
     if (b.blackout) {
       report.phase(Phase.BLACKOUT_STARTED);
