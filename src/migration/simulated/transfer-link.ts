@@ -91,87 +91,130 @@ export async function acceptPeer(
   maxPayload: number,
   channels?: number,
 ): Promise<Link[]> {
-  const pending = new Set<Socket>();
-  const links: Link[] = [];
+  const acceptor = new ChannelAcceptor(d, side, maxPayload, channels ?? 0);
   try {
     return await new Promise<Link[]>((resolve, reject) => {
-      let expected = channels ?? 0;
-      let accepted = 0;
       const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new WireError("aborted"));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
-      const take = (incoming: Socket) => {
-        // Moved to a socket that reads frames (pages too) straight into place,
-        // as a dialed one does; else read as Node reads.
-        const direct = new DirectFrameReader({ maxPayload });
-        const adopted = adoptForDirectReads(incoming, direct.onread);
-        const socket = adopted ?? incoming;
-        pending.add(socket);
-        socket.on("error", () => {});
-        let reader: FrameSource;
-        if (adopted === undefined) {
-          socket.resume();
-          reader = new FrameReader(socket, { maxPayload });
-        } else {
-          direct.attach(adopted);
-          reader = direct;
-        }
-        const hello = setTimeout(() => socket.destroy(), 10_000);
-        const drop = () => {
-          socket.destroy();
-          pending.delete(socket);
-        };
-        reader.next().then(
-          (frame) => {
-            clearTimeout(hello);
-            if (frame.type !== MessageType.Hello) return drop();
-            let h: Hello;
-            try {
-              h = decodeHello(frame.payload);
-            } catch {
-              return drop();
-            }
-            const ok = timingSafeEqual(h.token, d.token) && h.sessionNumber === d.sessionNumber && h.sender !== side;
-            if (!ok) return drop();
-            const channel = h.channel;
-            const theirs = h.channels;
-            if (expected === 0 && theirs >= 1 && theirs <= MAX_CHANNELS) expected = theirs;
-            const valid =
-              (theirs === 0 || theirs === expected) &&
-              (expected === 0 ? channel === 0 : channel < expected) &&
-              links[channel] === undefined;
-            if (!valid) return drop();
-            pending.delete(socket);
-            socket.setNoDelay(true);
-            socket.write(encodeHelloAck({ sender: side, channels: expected }));
-            links[channel] = { socket, reader };
-            accepted++;
-            // Without a count yet (a destination connector dials channel 0
-            // first and learns it from our ack), only the source knows.
-            if (expected === 0 && side === "destination") expected = 1;
-            if (accepted === expected) {
-              signal.removeEventListener("abort", onAbort);
-              resolve(links);
-            }
-          },
-          () => {
-            clearTimeout(hello);
-            drop();
-          },
-        );
+      acceptor.onComplete = (links) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(links);
       };
+      const take = (incoming: Socket) => acceptor.take(incoming);
       server.removeAllListeners("connection");
       for (const socket of early.get(server)?.splice(0) ?? []) take(socket);
       server.on("connection", take);
     });
   } catch (err) {
-    for (const l of links) l?.socket.destroy();
+    acceptor.destroyLinks();
     throw err;
   } finally {
-    for (const s of pending) s.destroy();
+    acceptor.destroyPending();
     for (const s of early.get(server)?.splice(0) ?? []) s.destroy();
     // Stop listening; the accepted connections stay (close's callback would wait for them).
     server.close();
+  }
+}
+
+/** The listening side's channels as they arrive: each proves the token and names its channel. */
+class ChannelAcceptor {
+  /** The channels, by number, as they are accepted. */
+  readonly #links: Link[] = [];
+  /** Connections whose hello has not come yet. */
+  readonly #pending = new Set<Socket>();
+  /** Channels to accept; 0 while not known. */
+  #expected: number;
+  #accepted = 0;
+  /** Called once every channel is accepted. */
+  onComplete: (links: Link[]) => void = () => {};
+
+  constructor(
+    private readonly d: EndpointDescriptor,
+    private readonly side: Side,
+    private readonly maxPayload: number,
+    expected: number,
+  ) {
+    this.#expected = expected;
+  }
+
+  /** A new connection: it gets ten seconds to say hello. */
+  take(incoming: Socket): void {
+    const { socket, reader } = this.#reading(incoming);
+    this.#pending.add(socket);
+    socket.on("error", () => {});
+    const hello = setTimeout(() => socket.destroy(), 10_000);
+    reader.next().then(
+      (frame) => {
+        clearTimeout(hello);
+        const channel = frame.type === MessageType.Hello ? this.#channelOf(frame.payload) : undefined;
+        if (channel === undefined) return this.#drop(socket);
+        this.#pending.delete(socket);
+        this.#accept(channel, { socket, reader });
+      },
+      () => {
+        clearTimeout(hello);
+        this.#drop(socket);
+      },
+    );
+  }
+
+  destroyLinks(): void {
+    for (const l of this.#links) l?.socket.destroy();
+  }
+
+  destroyPending(): void {
+    for (const s of this.#pending) s.destroy();
+  }
+
+  // Moved to a socket that reads frames (pages too) straight into place, as a
+  // dialed one does; else read as Node reads.
+  #reading(incoming: Socket): Link {
+    const direct = new DirectFrameReader({ maxPayload: this.maxPayload });
+    const adopted = adoptForDirectReads(incoming, direct.onread);
+    if (adopted === undefined) {
+      incoming.resume();
+      return { socket: incoming, reader: new FrameReader(incoming, { maxPayload: this.maxPayload }) };
+    }
+    direct.attach(adopted);
+    return { socket: adopted, reader: direct };
+  }
+
+  /** The channel a hello claims, if it proves the token and fits the count; else undefined. */
+  #channelOf(payload: Uint8Array): number | undefined {
+    let h: Hello;
+    try {
+      h = decodeHello(payload);
+    } catch {
+      return undefined;
+    }
+    const d = this.d;
+    if (!timingSafeEqual(h.token, d.token) || h.sessionNumber !== d.sessionNumber || h.sender === this.side)
+      return undefined;
+    const { channel, channels: theirs } = h;
+    if (this.#expected === 0 && theirs >= 1 && theirs <= MAX_CHANNELS) this.#expected = theirs;
+    const expected = this.#expected;
+    const valid =
+      (theirs === 0 || theirs === expected) &&
+      (expected === 0 ? channel === 0 : channel < expected) &&
+      this.#links[channel] === undefined;
+    return valid ? channel : undefined;
+  }
+
+  #accept(channel: number, link: Link): void {
+    link.socket.setNoDelay(true);
+    link.socket.write(encodeHelloAck({ sender: this.side, channels: this.#expected }));
+    this.#links[channel] = link;
+    this.#accepted++;
+    // Without a count yet (a destination connector dials channel 0
+    // first and learns it from our ack), only the source knows.
+    if (this.#expected === 0 && this.side === "destination") this.#expected = 1;
+    if (this.#accepted === this.#expected) this.onComplete(this.#links);
+  }
+
+  #drop(socket: Socket): void {
+    socket.destroy();
+    this.#pending.delete(socket);
   }
 }
 
