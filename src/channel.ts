@@ -66,7 +66,6 @@ function writeJoined(socket: Duplex, list: readonly Uint8Array[]): void {
  */
 export class Channel {
   readonly socket: Duplex;
-  readonly maxMessageSize: number;
   readonly #decoder: FrameDecoder;
   readonly #handler: ChannelHandler;
   #pending: Uint8Array[] = [];
@@ -86,7 +85,6 @@ export class Channel {
   constructor(socket: Duplex, handler: ChannelHandler, settings: ConnectionSettings) {
     this.socket = socket;
     this.#handler = handler;
-    this.maxMessageSize = settings.maxMessageSize;
     this.#throttleReads = settings.pauseReadsWhileWriteBlocked;
     this.#decoder = new FrameDecoder(
       {
@@ -94,7 +92,7 @@ export class Channel {
         oversized: (id, type, flags, length) => handler.oversized(id, type, flags, length),
         ...(handler.wants === undefined ? {} : { wants: handler.wants }),
       },
-      this.maxMessageSize,
+      settings.maxMessageSize,
     );
     // A socket dialed (or adopted) with DirectReads reads frames straight into place.
     const reads = directReadsOf(socket);

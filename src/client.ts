@@ -319,7 +319,7 @@ class ClientImpl implements Client {
       payload,
       requestTimeoutNano(timeoutMs),
       metadata === undefined || metadata.size === 0 ? NO_ENTRIES : metadata.entries(),
-      this.#table.maxMessageSize,
+      this.#table.settings.maxMessageSize,
     );
     this.#ids.take();
     const stream = new ClientStream(id, this.#table, method, signal);

@@ -80,7 +80,7 @@ export class ServerConnection implements CallHost {
     if (channel.closed) return;
     let frame: Uint8Array[];
     try {
-      frame = encodeResponseFrame(id, status, payload, channel.maxMessageSize);
+      frame = encodeResponseFrame(id, status, payload, this.host.settings.maxMessageSize);
     } catch (e) {
       frame = encodeResponseFrame(id, statusOf(e), EMPTY);
     }

@@ -33,7 +33,6 @@ function streamMaxBytes(maxMessageSize: number): number {
 export class StreamTable<S extends Stream> {
   readonly channel: Channel;
   readonly limits: QueueLimits;
-  readonly maxMessageSize: number;
   /** The connection's settings, as its client or server resolved them. */
   readonly settings: ConnectionSettings;
   readonly #streams = new Map<number, S>();
@@ -42,13 +41,12 @@ export class StreamTable<S extends Stream> {
   constructor(socket: Duplex, owner: StreamOwner<S>, settings: ConnectionSettings) {
     this.#owner = owner;
     this.settings = settings;
-    this.maxMessageSize = settings.maxMessageSize;
     this.channel = new Channel(
       socket,
       {
         frame: (f) => owner.frame(f, this.#streams.get(f.streamId)),
         oversized: (id, _type, _flags, length) =>
-          owner.oversized(new OversizedMessageError(length, this.maxMessageSize), id, this.#streams.get(id)),
+          owner.oversized(new OversizedMessageError(length, settings.maxMessageSize), id, this.#streams.get(id)),
         closed: (err) => this.#closed(err),
         ...(settings.skipUnknownStreams ? { wants: (id: number) => this.#streams.has(id) } : {}),
       },
@@ -56,7 +54,7 @@ export class StreamTable<S extends Stream> {
     );
     this.limits = {
       bufferSize: settings.streamBufferSize,
-      maxBytes: streamMaxBytes(this.maxMessageSize),
+      maxBytes: streamMaxBytes(settings.maxMessageSize),
       graceMs: settings.streamFullGraceMs,
     };
   }
@@ -88,7 +86,8 @@ export class StreamTable<S extends Stream> {
   /** Encodes a message, refusing one over the size limit before anything is written. */
   encode(desc: DescMessage, message: unknown): EncodedMessage {
     const encoded = encodeMessage(desc, message);
-    if (encoded.length > this.maxMessageSize) throw new OversizedMessageError(encoded.length, this.maxMessageSize);
+    const max = this.settings.maxMessageSize;
+    if (encoded.length > max) throw new OversizedMessageError(encoded.length, max);
     return encoded;
   }
 
