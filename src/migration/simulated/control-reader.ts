@@ -87,7 +87,11 @@ export class ControlReader {
     })().catch((err: Error) => this.fail(err));
   }
 
-  /** The next control message; `check` runs before each wait (default {@link check}). */
+  /**
+   * The next control message. Once {@link watch}ing, it comes from the frames
+   * read ahead, and `check` (default {@link check}) runs before each wait;
+   * else it is read now, racing the transfer's failure.
+   */
   async next(check: () => void = () => this.check()): Promise<Frame> {
     const inbox = this.#inbox;
     if (inbox === undefined) return this.read();
