@@ -33,7 +33,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { MemoryTransport, createMigrationServer, migrate, sessionNumber } from "../src/migration/index.js";
 import { createSimulatedBackend } from "../src/migration/simulated/simulated-backend.js";
-import { encodeEndpointDescriptor } from "../src/migration/simulated/endpoint-descriptor.js";
+import { encodeEndpointDescriptor } from "../src/migration/endpoint-descriptor.js";
 import { MemoryImage } from "../src/migration/simulated/memory-image.js";
 
 type NetTarget = { path: string } | { host: string; port: number };

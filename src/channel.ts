@@ -1,11 +1,11 @@
 import type { Duplex } from "node:stream";
 import { FrameDecoder } from "./frame-decoder.js";
-import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
+import { HEADER_LENGTH, writeHeader, type Frame } from "./frame.js";
 import { Code } from "./code.js";
-import type { DirectReads } from "./direct-reads.js";
-import { closedError, protocolError } from "./error-reason.js";
+import type { ConnectionSettings } from "./connection-settings.js";
+import { directReadsOf } from "./direct-reads.js";
 import type { EncodedMessage } from "./message-codec.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { closedError, protocolError, TtrpcError } from "./ttrpc-error.js";
 
 /** What the owner of a channel (a client or a server connection) handles. */
 export interface ChannelHandler {
@@ -17,19 +17,6 @@ export interface ChannelHandler {
   closed(error: TtrpcError): void;
   /** See FrameSink.wants: false skips the frame's bytes unread. */
   wants?(streamId: number, type: number): boolean;
-}
-
-export interface ChannelOptions {
-  maxMessageSize?: number;
-  /**
-   * Stop reading while the socket's write buffer is over its high-water mark,
-   * and go on once it drains. For servers: a client that sends requests and
-   * never reads the answers must not make the server buffer without bound.
-   * Never for clients: if both ends did it, they could wait on each other.
-   */
-  pauseReadsWhileWriteBlocked?: boolean;
-  /** The socket was dialed with these as its `onread`: frames are read straight into place. */
-  reads?: DirectReads | undefined;
 }
 
 // Frames written in one turn are batched up to this size before leaving.
@@ -79,7 +66,6 @@ function writeJoined(socket: Duplex, list: readonly Uint8Array[]): void {
  */
 export class Channel {
   readonly socket: Duplex;
-  readonly maxMessageSize: number;
   readonly #decoder: FrameDecoder;
   readonly #handler: ChannelHandler;
   #pending: Uint8Array[] = [];
@@ -96,21 +82,22 @@ export class Channel {
   // the connection's other calls for as long as the writer goes on.
   #readSinceResume = true;
 
-  constructor(socket: Duplex, handler: ChannelHandler, options: ChannelOptions = {}) {
+  constructor(socket: Duplex, handler: ChannelHandler, settings: ConnectionSettings) {
     this.socket = socket;
     this.#handler = handler;
-    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.#throttleReads = options.pauseReadsWhileWriteBlocked ?? false;
+    this.#throttleReads = settings.pauseReadsWhileWriteBlocked;
     this.#decoder = new FrameDecoder(
       {
         frame: (f) => handler.frame(f),
         oversized: (id, type, flags, length) => handler.oversized(id, type, flags, length),
         ...(handler.wants === undefined ? {} : { wants: handler.wants }),
       },
-      this.maxMessageSize,
+      settings.maxMessageSize,
     );
-    if (options.reads === undefined) socket.on("data", this.#onData);
-    else options.reads.bind({ target: () => this.#decoder.readTarget(), filled: this.#onFilled }, this.#onData);
+    // A socket dialed (or adopted) with DirectReads reads frames straight into place.
+    const reads = directReadsOf(socket);
+    if (reads === undefined) socket.on("data", this.#onData);
+    else reads.bind({ target: () => this.#decoder.readTarget(), filled: this.#onFilled }, this.#onData);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);

@@ -3,12 +3,11 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import { NEVER } from "./deadline.js";
-import { protocolError, streamFullError } from "./error-reason.js";
 import { decodeResponse } from "./envelope.js";
 import { MessageType, type Frame } from "./frame.js";
 import { Stream } from "./stream.js";
 import type { StreamTable } from "./stream-table.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { protocolError, streamFullError, TtrpcError } from "./ttrpc-error.js";
 
 // One call of this client: a stream with the call's method and signal.
 export class ClientStream extends Stream {

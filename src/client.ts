@@ -11,8 +11,8 @@ import type {
 } from "@bufbuild/protobuf";
 import type { Channel } from "./channel.js";
 import { Code } from "./code.js";
-import type { DirectReads } from "./direct-reads.js";
-import { callSignal, NEVER, timeoutNano } from "./deadline.js";
+import { CLIENT_CONNECTIONS, connectionSettings } from "./connection-settings.js";
+import { CallDeadline, callSignal, NEVER, requestTimeoutNano } from "./deadline.js";
 import { encodeRequestFrame } from "./envelope.js";
 import { Flags } from "./frame.js";
 import {
@@ -109,10 +109,12 @@ class ClientImpl implements Client {
   readonly #streamFn: CallFn;
   readonly #intercepted: boolean;
   readonly #ids = new StreamIds();
+  /** The deadline behind each intercepted call's signal. */
+  readonly #deadlines = new WeakMap<AbortSignal, CallDeadline>();
   #resolveDone!: (e: TtrpcError) => void;
   readonly done: Promise<TtrpcError>;
 
-  constructor(socket: Duplex, options: ClientOptions, reads?: DirectReads) {
+  constructor(socket: Duplex, options: ClientOptions) {
     this.#options = options;
     this.done = new Promise((r) => (this.#resolveDone = r));
     this.#table = new StreamTable<ClientStream>(
@@ -122,13 +124,7 @@ class ClientImpl implements Client {
         oversized: (err, _id, stream) => stream?.close(err),
         closed: (err) => this.#resolveDone(err),
       },
-      {
-        maxMessageSize: options.maxMessageSize,
-        streamBufferSize: options.streamBufferSize,
-        streamFullGraceMs: options.streamFullGraceMs,
-        skipUnknownStreams: true,
-        reads,
-      },
+      connectionSettings(options, CLIENT_CONNECTIONS),
     );
     this.#channel = this.#table.channel;
     this.#intercepted = (options.interceptors?.length ?? 0) > 0;
@@ -144,6 +140,11 @@ class ClientImpl implements Client {
 
   get closed(): boolean {
     return this.#channel.closed;
+  }
+
+  /** A call's deadline, relative, in ms: its own or the client's default. The one place it is resolved. */
+  #timeoutMs(options: CallOptions): number | undefined {
+    return options.timeoutMs ?? this.#options.defaultTimeoutMs;
   }
 
   close(): void {
@@ -164,7 +165,7 @@ class ClientImpl implements Client {
   // Without interceptors: no request object and no async frames; a call with
   // neither signal nor deadline makes no AbortController and no timer.
   #unaryDirect(method: DescMethod, input: unknown, options: CallOptions): Promise<unknown> {
-    const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
+    const timeoutMs = this.#timeoutMs(options);
     const user = options.signal;
     if (user === undefined && timeoutMs === undefined) {
       try {
@@ -270,8 +271,12 @@ class ClientImpl implements Client {
     stream: boolean,
     input: unknown,
   ): { request: UnaryRequest | StreamRequest; cleanup: () => void } {
-    const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
-    const { signal, cleanup } = callSignal(options.signal, timeoutMs);
+    const timeoutMs = this.#timeoutMs(options);
+    // Re-armed if the Request goes out with another timeoutMs (see #openRequest).
+    const deadline = new CallDeadline(options.signal, timeoutMs);
+    const signal = deadline.signal;
+    this.#deadlines.set(signal, deadline);
+    const cleanup = () => deadline.cleanup();
     const service = method.parent.typeName;
     const fullMethod = `/${service}/${method.name}`;
     // Without interceptors nobody changes a call's metadata: calls without any share one.
@@ -312,9 +317,9 @@ class ClientImpl implements Client {
       method.parent.typeName,
       method.name,
       payload,
-      timeoutMs === undefined || timeoutMs === Infinity ? 0 : timeoutNano(timeoutMs),
+      requestTimeoutNano(timeoutMs),
       metadata === undefined || metadata.size === 0 ? NO_ENTRIES : metadata.entries(),
-      this.#table.maxMessageSize,
+      this.#table.settings.maxMessageSize,
     );
     this.#ids.take();
     const stream = new ClientStream(id, this.#table, method, signal);
@@ -323,7 +328,10 @@ class ClientImpl implements Client {
     return stream;
   }
 
+  // The request as the interceptors left it: if one changed timeoutMs, the
+  // call's timer follows it, so the timer and the wire say the same.
   #openRequest(req: UnaryRequest | StreamRequest, flags: number, payload: Uint8Array | EncodedMessage): ClientStream {
+    this.#deadlines.get(req.signal)?.arm(req.timeoutMs);
     return this.#open(req.method, flags, payload, req.signal, req.timeoutMs, req.metadata);
   }
 
@@ -370,9 +378,4 @@ async function* toAsync<T>(it: AsyncIterable<T> | Iterable<T>): AsyncIterable<T>
  */
 export function createClient(socket: Duplex, options: ClientOptions = {}): Client {
   return new ClientImpl(socket, options);
-}
-
-/** A client on a socket dialed with `reads.onread`, when given (see connect). */
-export function createDirectClient(socket: Duplex, options: ClientOptions, reads: DirectReads | undefined): Client {
-  return new ClientImpl(socket, options, reads);
 }

@@ -1,5 +1,5 @@
 import { dialSocket, parseAddress } from "./address.js";
-import { createDirectClient, type Client, type ClientOptions } from "./client.js";
+import { createClient, type Client, type ClientOptions } from "./client.js";
 import { DirectReads } from "./direct-reads.js";
 import type { HybridVsockOptions } from "./hybrid-vsock.js";
 
@@ -28,5 +28,7 @@ export async function connect(
   // A socket Node dials itself reads frames straight into place; a hybrid
   // vsock one comes from its handshake, which read it first.
   const reads = a.kind === "hvsock" ? undefined : new DirectReads();
-  return createDirectClient(await dialSocket(a, dialOptions, reads?.onread), clientOptions, reads);
+  const socket = await dialSocket(a, dialOptions, reads?.onread);
+  reads?.attach(socket);
+  return createClient(socket, clientOptions);
 }

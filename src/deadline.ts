@@ -46,9 +46,30 @@ export class LongTimer {
   }
 }
 
+// The rules of `timeout_nano` (protocol.md §9), both ways, live here alone.
+
 /** A relative timeout in milliseconds as `timeout_nano`: at least 1, at most int64's maximum. */
 export function timeoutNano(ms: number): number {
   return Math.min(MAX_TIMEOUT_NANO, Math.max(1, Math.round(ms * 1e6)));
+}
+
+/** The `timeout_nano` a Request carries for a call's `timeoutMs`: 0 (none) without one, or for Infinity. */
+export function requestTimeoutNano(timeoutMs: number | undefined): number {
+  return timeoutMs === undefined || timeoutMs === Infinity ? 0 : timeoutNano(timeoutMs);
+}
+
+/**
+ * A received `timeout_nano` varint of `bytes` bytes, the last one `last`: a
+ * negative int64 is sign-extended to ten bytes, the last one 1 (a Go client
+ * past its deadline sends one), and reads as -1, already expired.
+ */
+export function receivedTimeoutNano(value: number, bytes: number, last: number): number {
+  return bytes === 10 && last === 1 ? -1 : value;
+}
+
+/** How long from now a received `timeout_nano` (not 0) lets a call run, ms; 0 or less: expired already. */
+export function timeoutNanoMs(timeoutNano: number): number {
+  return timeoutNano / 1e6;
 }
 
 /** The error of a client call whose deadline passed. */
@@ -66,26 +87,56 @@ export function callSignal(
   timeoutMs: number | undefined,
 ): { signal: AbortSignal; cleanup: () => void } {
   if (user === undefined && timeoutMs === undefined) return { signal: NEVER, cleanup: noop };
-  const controller = new AbortController();
-  const onUserAbort = () =>
-    controller.abort(new TtrpcError("ttrpc: call cancelled", Code.Canceled, { cause: user?.reason }));
-  let unwatch = noop;
-  if (user !== undefined) {
-    if (user.aborted) onUserAbort();
-    else unwatch = watchAbort(user, onUserAbort);
+  const deadline = new CallDeadline(user, timeoutMs);
+  return { signal: deadline.signal, cleanup: () => deadline.cleanup() };
+}
+
+/**
+ * The deadline and cancellation of one client call, as one signal. The
+ * deadline can be armed again ({@link arm}) when the call's Request goes out
+ * with another `timeoutMs` than it started with (an interceptor changed it),
+ * so the local timer and the wire's `timeout_nano` always say the same.
+ */
+export class CallDeadline {
+  readonly #controller = new AbortController();
+  readonly #unwatch: () => void = noop;
+  #timer: LongTimer | undefined;
+  #timeoutMs: number | undefined;
+
+  constructor(user: AbortSignal | undefined, timeoutMs: number | undefined) {
+    if (user !== undefined) {
+      const onUserAbort = () =>
+        this.#controller.abort(new TtrpcError("ttrpc: call cancelled", Code.Canceled, { cause: user.reason }));
+      if (user.aborted) onUserAbort();
+      else this.#unwatch = watchAbort(user, onUserAbort);
+    }
+    this.#start(timeoutMs);
   }
-  let timer: LongTimer | undefined;
-  if (timeoutMs !== undefined && !controller.signal.aborted) {
-    if (timeoutMs <= 0) controller.abort(deadlineError());
-    else timer = new LongTimer(() => controller.abort(deadlineError()), timeoutMs);
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
   }
-  return {
-    signal: controller.signal,
-    cleanup: () => {
-      timer?.clear();
-      unwatch();
-    },
-  };
+
+  /** The deadline is `timeoutMs` from now (none when undefined), unless it is that already. */
+  arm(timeoutMs: number | undefined): void {
+    if (timeoutMs === this.#timeoutMs) return;
+    this.#timer?.clear();
+    this.#timer = undefined;
+    this.#start(timeoutMs);
+  }
+
+  /** Drops the timer and the listener on the caller's signal. */
+  cleanup(): void {
+    this.#timer?.clear();
+    this.#unwatch();
+  }
+
+  #start(timeoutMs: number | undefined): void {
+    this.#timeoutMs = timeoutMs;
+    if (timeoutMs === undefined || this.#controller.signal.aborted) return;
+    if (timeoutMs <= 0) this.#controller.abort(deadlineError());
+    else this.#timer = new LongTimer(() => this.#controller.abort(deadlineError()), timeoutMs);
+  }
 }
 
 // One listener per signal, however many calls share it: Node warns past ten

@@ -1,4 +1,5 @@
 import { type OnReadOpts, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 
 /** Who the reads of a socket go to: where each lands, and what to do once it has. */
 export interface ReadTarget {
@@ -46,6 +47,14 @@ export class DirectReads {
     },
   };
 
+  /**
+   * `socket` reads with these (it was made with {@link onread}): the channel
+   * made on it finds them there, so no constructor passes them down.
+   */
+  attach(socket: Duplex): void {
+    bySocket.set(socket, this);
+  }
+
   /** From now on reads go to `reader`; `early` gets what was read before, in order. */
   bind(reader: ReadTarget, early: (chunk: Uint8Array) => void): void {
     this.#reader = reader;
@@ -54,6 +63,13 @@ export class DirectReads {
     this.#held = [];
     for (const chunk of held) early(chunk);
   }
+}
+
+const bySocket = new WeakMap<Duplex, DirectReads>();
+
+/** The DirectReads a socket was made with, if any (see {@link DirectReads.attach}). */
+export function directReadsOf(socket: Duplex): DirectReads | undefined {
+  return bySocket.get(socket);
 }
 
 // What of an accepted net.Socket the adoption moves: its handle and its server's count of it.

@@ -3,6 +3,7 @@ import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { HEADER_LENGTH, MessageType, writeHeader } from "./frame.js";
 import type { EncodedMessage } from "./message-codec.js";
 import { OversizedMessageError } from "./ttrpc-error.js";
+import { receivedTimeoutNano } from "./deadline.js";
 import { Reader, wireTypeIs } from "./wire-reader.js";
 
 // The ttrpc envelope (ttrpc.Request, ttrpc.Response, google.rpc.Status) coded
@@ -259,9 +260,7 @@ export function decodeRequest(buf: Uint8Array): RequestEnvelope {
         if (!wireTypeIs(r, f, wt, 0)) break;
         const start = r.pos;
         const v = r.varint();
-        // A negative int64 is sign-extended to ten bytes, the last one 1 (a
-        // Go client past its deadline sends one): treat it as already expired.
-        req.timeoutNano = r.pos - start === 10 && r.buf[r.pos - 1] === 1 ? -1 : v;
+        req.timeoutNano = receivedTimeoutNano(v, r.pos - start, r.buf[r.pos - 1]!);
         break;
       }
       case 5: {

@@ -1,6 +1,3 @@
-import { Code } from "./code.js";
-import { TtrpcError } from "./ttrpc-error.js";
-
 /**
  * Why the runtime ended a call or a connection, as `TtrpcError.reason`
  * carries it. Values are stable strings, safe to compare and to log.
@@ -20,28 +17,3 @@ export const ErrorReason = {
   StreamFull: "stream-full",
 } as const;
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
-
-/** True when `e` is a TtrpcError the runtime raised for the given reason (any of them when omitted). */
-export function hasReason(e: unknown, reason?: ErrorReason): e is TtrpcError {
-  return e instanceof TtrpcError && e.reason !== undefined && (reason === undefined || e.reason === reason);
-}
-
-/** The connection ended: closed by the peer or here (UNAVAILABLE). */
-export function closedError(reason: "peer-closed" | "local-closed", cause?: unknown): TtrpcError {
-  return new TtrpcError("ttrpc: closed", Code.Unavailable, { cause, reason });
-}
-
-/** The server stopped: `words` are Go's for the situation. */
-export function shutdownError(words: string): TtrpcError {
-  return new TtrpcError(words, Code.Unavailable, { reason: ErrorReason.ServerShutdown });
-}
-
-/** The peer broke the protocol; `code` is what Go answers with there. */
-export function protocolError(message: string, code: Code = Code.Internal): TtrpcError {
-  return new TtrpcError(message, code, { reason: ErrorReason.ProtocolError });
-}
-
-/** A stream's reader fell behind past the limit and its grace period. */
-export function streamFullError(): TtrpcError {
-  return new TtrpcError("ttrpc: stream buffer full", Code.ResourceExhausted, { reason: ErrorReason.StreamFull });
-}

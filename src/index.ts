@@ -7,8 +7,8 @@
  */
 
 export { Code, codeName, codeFromName } from "./code.js";
-export { TtrpcError, OversizedMessageError, type TtrpcErrorOptions } from "./ttrpc-error.js";
-export { ErrorReason, hasReason } from "./error-reason.js";
+export { TtrpcError, OversizedMessageError, hasReason, type TtrpcErrorOptions } from "./ttrpc-error.js";
+export { ErrorReason } from "./error-reason.js";
 export { DuplicateServiceError } from "./service-registry.js";
 export { Metadata, type MetadataInit } from "./metadata.js";
 export { createClient, type Client, type ClientOptions, type CallOptions } from "./client.js";

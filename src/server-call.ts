@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
-import { LongTimer } from "./deadline.js";
+import { LongTimer, timeoutNanoMs } from "./deadline.js";
 import { ErrorReason } from "./error-reason.js";
 import { Metadata } from "./metadata.js";
 import type { HandlerContext, PeerInfo } from "./service-impl.js";
@@ -35,6 +35,9 @@ export class ServerCall extends Stream implements HandlerContext {
   #deadline: number | undefined;
   /** The method takes a client stream: Data frames are its input. */
   readonly takesInput: boolean;
+
+  // The table is the connection's own: dispatch encodes through it.
+  declare readonly table: StreamTable<ServerCall>;
 
   constructor(
     id: number,
@@ -83,7 +86,7 @@ export class ServerCall extends Stream implements HandlerContext {
 
   /** Starts the call's deadline, `timeoutNano` from now (Go's words when it passes); any length. */
   setDeadline(timeoutNano: number): void {
-    const ms = timeoutNano / 1e6;
+    const ms = timeoutNanoMs(timeoutNano);
     this.#deadline = performance.now() + ms;
     const expire = () => this.host.failCall(this, new TtrpcError("context deadline exceeded", Code.DeadlineExceeded));
     if (ms <= 0) queueMicrotask(expire);

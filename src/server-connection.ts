@@ -1,8 +1,7 @@
 import type { Duplex } from "node:stream";
 import { fromBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
-import type { DirectReads } from "./direct-reads.js";
-import { protocolError, shutdownError } from "./error-reason.js";
+import type { ConnectionSettings } from "./connection-settings.js";
 import { decodeRequest, encodeResponseFrame, type RequestEnvelope, type StatusEnvelope } from "./envelope.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
 import type { UnaryResponse } from "./interceptor.js";
@@ -11,8 +10,8 @@ import { CALL_ENDED, ServerCall, toHandlerError, type CallHost } from "./server-
 import { encodedResponse, encodeOutput, Once, requestOf, streamHandler, type Dispatch } from "./server-dispatch.js";
 import type { PeerInfo } from "./service-impl.js";
 import type { ServiceRegistry } from "./service-registry.js";
-import { StreamTable, type StreamTableOptions } from "./stream-table.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { StreamTable } from "./stream-table.js";
+import { protocolError, shutdownError, TtrpcError } from "./ttrpc-error.js";
 
 /** What a connection needs of its server, and no more. */
 export interface ConnectionHost {
@@ -20,7 +19,8 @@ export interface ConnectionHost {
   readonly dispatch: Dispatch;
   /** Calls one connection may have open. */
   readonly maxConcurrentStreams: number;
-  readonly limits: StreamTableOptions;
+  /** The settings of every connection of the server, resolved once. */
+  readonly settings: ConnectionSettings;
   /** True once the server is shutting down: new calls are refused. */
   readonly closing: boolean;
   /** The connection ended, for `error`'s reason. */
@@ -50,7 +50,6 @@ export class ServerConnection implements CallHost {
     readonly host: ConnectionHost,
     socket: Duplex,
     readonly peer: PeerInfo,
-    reads?: DirectReads,
   ) {
     this.table = new StreamTable<ServerCall>(
       socket,
@@ -62,7 +61,7 @@ export class ServerConnection implements CallHost {
         },
         closed: (err) => host.connectionClosed(this, err),
       },
-      { ...host.limits, pauseReadsWhileWriteBlocked: true, reads },
+      host.settings,
     );
   }
 
@@ -81,7 +80,7 @@ export class ServerConnection implements CallHost {
     if (channel.closed) return;
     let frame: Uint8Array[];
     try {
-      frame = encodeResponseFrame(id, status, payload, channel.maxMessageSize);
+      frame = encodeResponseFrame(id, status, payload, this.host.settings.maxMessageSize);
     } catch (e) {
       frame = encodeResponseFrame(id, statusOf(e), EMPTY);
     }

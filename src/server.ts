@@ -4,7 +4,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code } from "./code.js";
 import { LongTimer } from "./deadline.js";
 import { adoptForDirectReads, DirectReads } from "./direct-reads.js";
-import { ErrorReason, shutdownError } from "./error-reason.js";
+import { ErrorReason } from "./error-reason.js";
 import type { Interceptor } from "./interceptor.js";
 import { listenerOf, listenOnAddress, stopListening, type Listener } from "./listen.js";
 import { ServerConnection, type ConnectionHost } from "./server-connection.js";
@@ -12,8 +12,8 @@ import { createDispatch, type Dispatch } from "./server-dispatch.js";
 import type { PeerInfo, ServiceImpl } from "./service-impl.js";
 import { peerCredentials } from "./peer-credentials.js";
 import { ServiceRegistry } from "./service-registry.js";
-import type { StreamTableOptions } from "./stream-table.js";
-import { TtrpcError } from "./ttrpc-error.js";
+import { type ConnectionSettings, connectionSettings, SERVER_CONNECTIONS } from "./connection-settings.js";
+import { shutdownError, TtrpcError } from "./ttrpc-error.js";
 
 /** Options of a server. */
 export interface ServerOptions {
@@ -101,18 +101,14 @@ class ServerImpl implements Server, ConnectionHost {
   readonly connections = new Set<ServerConnection>();
   readonly #listeners: Listener[] = [];
   readonly maxConcurrentStreams: number;
-  readonly limits: StreamTableOptions;
+  readonly settings: ConnectionSettings;
   readonly dispatch: Dispatch;
   closing = false;
   #idleWaiters: (() => void)[] = [];
 
   constructor(readonly options: ServerOptions) {
     this.maxConcurrentStreams = options.maxConcurrentStreams ?? 10_000;
-    this.limits = {
-      maxMessageSize: options.maxMessageSize,
-      streamBufferSize: options.streamBufferSize,
-      streamFullGraceMs: options.streamFullGraceMs,
-    };
+    this.settings = connectionSettings(options, SERVER_CONNECTIONS);
     this.dispatch = createDispatch(options.interceptors);
   }
 
@@ -126,11 +122,10 @@ class ServerImpl implements Server, ConnectionHost {
   }
 
   serveConnection(socket: Duplex, peer: Partial<PeerInfo> = {}): void {
-    this.#serve(socket, peer, undefined);
+    this.#serve(socket, peer);
   }
 
-  // `reads`: the socket reads with onread (see adoptForDirectReads).
-  #serve(socket: Duplex, peer: Partial<PeerInfo>, reads: DirectReads | undefined): void {
+  #serve(socket: Duplex, peer: Partial<PeerInfo>): void {
     const info = peerInfo(socket, peer);
     if (this.closing) {
       socket.destroy();
@@ -138,7 +133,7 @@ class ServerImpl implements Server, ConnectionHost {
     }
     const authorize = this.options.authorize;
     if (authorize === undefined) {
-      this.connections.add(new ServerConnection(this, socket, info, reads));
+      this.connections.add(new ServerConnection(this, socket, info));
       return;
     }
     // Nothing is read until the peer is accepted.
@@ -152,7 +147,7 @@ class ServerImpl implements Server, ConnectionHost {
             socket.destroy();
             return;
           }
-          this.connections.add(new ServerConnection(this, socket, info, reads));
+          this.connections.add(new ServerConnection(this, socket, info));
           socket.resume();
         },
         (e) => {
@@ -183,18 +178,17 @@ class ServerImpl implements Server, ConnectionHost {
     l.server.on("connection", (accepted: Socket) => {
       // Sockets of a server someone else made may be held by them: they stay as they are.
       let socket = accepted;
-      let reads: DirectReads | undefined;
       if (l.own) {
-        reads = new DirectReads();
+        // Moved to a socket that reads frames straight into place (see adoptForDirectReads).
+        const reads = new DirectReads();
         const adopted = adoptForDirectReads(accepted, reads.onread);
-        if (adopted !== undefined) socket = adopted;
-        else {
-          reads = undefined;
-          accepted.resume();
-        }
+        if (adopted !== undefined) {
+          socket = adopted;
+          reads.attach(socket);
+        } else accepted.resume();
       }
       if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-      this.#serve(socket, { localAddress: l.local }, reads);
+      this.#serve(socket, { localAddress: l.local });
     });
     this.#listeners.push(l);
     return l.local;

@@ -2,11 +2,11 @@ import type { Duplex } from "node:stream";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Channel } from "./channel.js";
 import { Code } from "./code.js";
-import type { DirectReads } from "./direct-reads.js";
+import type { ConnectionSettings } from "./connection-settings.js";
 import { Flags, MessageType, type Frame } from "./frame.js";
 import type { QueueLimits } from "./message-queue.js";
 import { encodeMessage, type EncodedMessage } from "./message-codec.js";
-import { DEFAULT_STREAM_BUFFER_SIZE, DEFAULT_STREAM_FULL_GRACE_MS, type Stream } from "./stream.js";
+import type { Stream } from "./stream.js";
 import { OversizedMessageError, TtrpcError } from "./ttrpc-error.js";
 
 /** The role-specific half of a connection: what a client or a server does with frames. */
@@ -17,21 +17,6 @@ export interface StreamOwner<S extends Stream> {
   oversized(error: OversizedMessageError, streamId: number, stream: S | undefined): void;
   /** The connection ended; every stream in the table has been closed with `error`. */
   closed(error: TtrpcError): void;
-}
-
-export interface StreamTableOptions {
-  maxMessageSize?: number | undefined;
-  streamBufferSize?: number | undefined;
-  streamFullGraceMs?: number | undefined;
-  /** Server: see ChannelOptions.pauseReadsWhileWriteBlocked. */
-  pauseReadsWhileWriteBlocked?: boolean;
-  /**
-   * Client: frames of streams not in the table are skipped unread (a stream
-   * the caller abandoned may go on arriving; ttrpc has no cancel frame).
-   */
-  skipUnknownStreams?: boolean;
-  /** See ChannelOptions.reads. */
-  reads?: DirectReads | undefined;
 }
 
 /** Bytes one stream may hold unread before it fails at once, whatever the grace period. */
@@ -48,32 +33,29 @@ function streamMaxBytes(maxMessageSize: number): number {
 export class StreamTable<S extends Stream> {
   readonly channel: Channel;
   readonly limits: QueueLimits;
-  readonly maxMessageSize: number;
+  /** The connection's settings, as its client or server resolved them. */
+  readonly settings: ConnectionSettings;
   readonly #streams = new Map<number, S>();
   readonly #owner: StreamOwner<S>;
 
-  constructor(socket: Duplex, owner: StreamOwner<S>, options: StreamTableOptions = {}) {
+  constructor(socket: Duplex, owner: StreamOwner<S>, settings: ConnectionSettings) {
     this.#owner = owner;
+    this.settings = settings;
     this.channel = new Channel(
       socket,
       {
         frame: (f) => owner.frame(f, this.#streams.get(f.streamId)),
         oversized: (id, _type, _flags, length) =>
-          owner.oversized(new OversizedMessageError(length, this.maxMessageSize), id, this.#streams.get(id)),
+          owner.oversized(new OversizedMessageError(length, settings.maxMessageSize), id, this.#streams.get(id)),
         closed: (err) => this.#closed(err),
-        ...(options.skipUnknownStreams === true ? { wants: (id: number) => this.#streams.has(id) } : {}),
+        ...(settings.skipUnknownStreams ? { wants: (id: number) => this.#streams.has(id) } : {}),
       },
-      {
-        ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
-        pauseReadsWhileWriteBlocked: options.pauseReadsWhileWriteBlocked ?? false,
-        reads: options.reads,
-      },
+      settings,
     );
-    this.maxMessageSize = this.channel.maxMessageSize;
     this.limits = {
-      bufferSize: options.streamBufferSize ?? DEFAULT_STREAM_BUFFER_SIZE,
-      maxBytes: streamMaxBytes(this.maxMessageSize),
-      graceMs: options.streamFullGraceMs ?? DEFAULT_STREAM_FULL_GRACE_MS,
+      bufferSize: settings.streamBufferSize,
+      maxBytes: streamMaxBytes(settings.maxMessageSize),
+      graceMs: settings.streamFullGraceMs,
     };
   }
 
@@ -104,7 +86,8 @@ export class StreamTable<S extends Stream> {
   /** Encodes a message, refusing one over the size limit before anything is written. */
   encode(desc: DescMessage, message: unknown): EncodedMessage {
     const encoded = encodeMessage(desc, message);
-    if (encoded.length > this.maxMessageSize) throw new OversizedMessageError(encoded.length, this.maxMessageSize);
+    const max = this.settings.maxMessageSize;
+    if (encoded.length > max) throw new OversizedMessageError(encoded.length, max);
     return encoded;
   }
 

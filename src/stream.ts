@@ -1,11 +1,19 @@
 import { Flags } from "./frame.js";
-import { MessageQueue } from "./message-queue.js";
-import type { StreamTable } from "./stream-table.js";
+import { MessageQueue, type QueueLimits } from "./message-queue.js";
 
 /** Messages a stream may hold unread before its grace period starts (Go: 64). */
 export const DEFAULT_STREAM_BUFFER_SIZE = 64;
 /** How long an over-full stream waits for its reader before it fails (Go: 1 s). */
 export const DEFAULT_STREAM_FULL_GRACE_MS = 1000;
+
+/**
+ * What a stream sees of the table that holds it (`StreamTable`): the queue
+ * limits of its connection, and the way out when it finishes.
+ */
+export interface StreamHost {
+  readonly limits: QueueLimits;
+  delete(stream: Stream): void;
+}
 
 /**
  * One stream of a connection, as either end holds it: its ID, its receive
@@ -20,7 +28,7 @@ export class Stream extends MessageQueue {
 
   constructor(
     readonly id: number,
-    readonly table: StreamTable<Stream>,
+    readonly table: StreamHost,
   ) {
     super(table.limits);
   }

@@ -1,7 +1,7 @@
 import type { DescMessage, MessageShape, Registry } from "@bufbuild/protobuf";
 import { anyIs, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, codeName } from "./code.js";
-import type { ErrorReason } from "./error-reason.js";
+import { ErrorReason } from "./error-reason.js";
 
 /** Options of a {@link TtrpcError}. */
 export interface TtrpcErrorOptions {
@@ -98,4 +98,31 @@ export class OversizedMessageError extends TtrpcError {
   ) {
     super(`message length ${rejectedLength} exceed maximum message size of ${maximumLength}`, Code.ResourceExhausted);
   }
+}
+
+// The errors the runtime raises with a reason, in Go's words for each.
+
+/** True when `e` is a TtrpcError the runtime raised for the given reason (any of them when omitted). */
+export function hasReason(e: unknown, reason?: ErrorReason): e is TtrpcError {
+  return e instanceof TtrpcError && e.reason !== undefined && (reason === undefined || e.reason === reason);
+}
+
+/** The connection ended: closed by the peer or here (UNAVAILABLE). */
+export function closedError(reason: "peer-closed" | "local-closed", cause?: unknown): TtrpcError {
+  return new TtrpcError("ttrpc: closed", Code.Unavailable, { cause, reason });
+}
+
+/** The server stopped: `words` are Go's for the situation. */
+export function shutdownError(words: string): TtrpcError {
+  return new TtrpcError(words, Code.Unavailable, { reason: ErrorReason.ServerShutdown });
+}
+
+/** The peer broke the protocol; `code` is what Go answers with there. */
+export function protocolError(message: string, code: Code = Code.Internal): TtrpcError {
+  return new TtrpcError(message, code, { reason: ErrorReason.ProtocolError });
+}
+
+/** A stream's reader fell behind past the limit and its grace period. */
+export function streamFullError(): TtrpcError {
+  return new TtrpcError("ttrpc: stream buffer full", Code.ResourceExhausted, { reason: ErrorReason.StreamFull });
 }

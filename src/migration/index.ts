@@ -86,7 +86,7 @@ export type {
   MigrationSide,
   MigrationStep,
   SideOutcome,
-} from "./orchestrator.js";
+} from "./orchestrator-types.js";
 
 // StatedState, the sandbox state the source exports and the destination imports.
 export {

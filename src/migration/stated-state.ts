@@ -107,60 +107,30 @@
  * @module
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import {
-  MemoryTransport,
-  type InitializeOptions,
-} from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { Code } from "../code.js";
 import { TtrpcError } from "../ttrpc-error.js";
+import { type HcsMigrationOptions, readHcsMigrationOptions } from "./hcs-migration-options.js";
+import { fail, integer, nonEmptyString, object, oneOf, required, string, UINT32_MAX } from "./json-fields.js";
 import { createTypeRegistry, defineJsonType, TypeUrlError, type JsonType } from "../typeurl/index.js";
 import { omitEmpty } from "../typeurl/go-json.js";
 
+// StatedState carries HCS's migration options (its `init_options`): their
+// types and the conversion that makes them are part of its contract.
+export { hcsMigrationOptions } from "./hcs-migration-options.js";
+export type {
+  HcsMemoryTransferThrottleParams,
+  HcsMigrationOptions,
+  HcsMigrationOrigin,
+} from "./hcs-migration-options.js";
+
 /** The only `schema_version` this build reads and writes. */
 export const STATED_STATE_SCHEMA_VERSION = 1;
-
-/** Which side a migration runs on, as HCS spells it. */
-export type HcsMigrationOrigin = "Source" | "Destination";
 
 /** The container states a StatedState can carry. */
 export type StatedContainerState = "created" | "running" | "paused" | "stopped";
 
 /** The guest operating systems a StatedState can carry. */
 export type StatedGuestOs = "linux" | "windows";
-
-/**
- * `hcsschema.MemoryMigrationTransferThrottleParams`: every key is a pointer in
- * Go, so a key set to 0 or false is still written; only absent keys are
- * omitted.
- */
-export interface HcsMemoryTransferThrottleParams {
-  SkipThrottling?: boolean;
-  ThrottlingScale?: number;
-  MinimumThrottlePercentage?: number;
-  TargetNumberOfBrownoutTransferPasses?: number;
-  StartingBrownoutPassNumberForThrottling?: number;
-  MaximumNumberOfBrownoutTransferPasses?: number;
-  /** Milliseconds. */
-  TargetBlackoutTransferTime?: number;
-  /** Milliseconds. */
-  BlackoutTimeThresholdForCancellingMigration?: number;
-}
-
-/**
- * `hcsschema.MigrationInitializeOptions`: the JSON HCS receives when a side
- * initializes a migration, keys in Go field order. The booleans are plain
- * `omitempty` fields in Go, so they appear only when true.
- */
-export interface HcsMigrationOptions {
-  Origin?: HcsMigrationOrigin;
-  MemoryTransport?: "TCP";
-  MemoryTransferThrottleParams?: HcsMemoryTransferThrottleParams;
-  CompressionSettings?: { ThrottleWorkerCount?: number };
-  ChecksumVerification?: true;
-  PerfTracingEnabled?: true;
-  CancelIfBlackoutThresholdExceeds?: true;
-  PrepareMemoryTransferMode?: true;
-}
 
 /** Guest memory layout: what a backend needs to size and page the memory image. */
 export interface StatedMemory {
@@ -201,116 +171,6 @@ export interface StatedState {
   annotations: Record<string, string>;
 }
 
-/**
- * Converts the protobuf `InitializeOptions` of PrepareAndExportSandbox or
- * PrepareSandbox into the JSON object HCS receives, with the given origin
- * (the shim adds it: the proto has none). Throws a TtrpcError with
- * INVALID_ARGUMENT when the options are absent, the memory transport is not
- * TCP (the only one HCS accepts), or `minimum_throttle_percentage` is over
- * 100 (HCS stores it in a uint8; the real shim would truncate it silently).
- */
-export function hcsMigrationOptions(
-  initOptions: InitializeOptions | undefined,
-  origin: HcsMigrationOrigin,
-): HcsMigrationOptions {
-  if (initOptions === undefined) {
-    throw new TtrpcError("init_options is required", Code.InvalidArgument);
-  }
-  if (initOptions.memoryTransport !== MemoryTransport.TCP) {
-    const name = MemoryTransport[initOptions.memoryTransport] ?? String(initOptions.memoryTransport);
-    throw new TtrpcError(
-      `unsupported memory transport ${name}: only MEMORY_TRANSPORT_TCP is accepted`,
-      Code.InvalidArgument,
-    );
-  }
-  const options: HcsMigrationOptions = { Origin: origin, MemoryTransport: "TCP" };
-  const throttle = initOptions.memoryTransferThrottleParams;
-  if (throttle !== undefined) {
-    if (throttle.minimumThrottlePercentage !== undefined && throttle.minimumThrottlePercentage > 100) {
-      throw new TtrpcError(
-        `minimum_throttle_percentage ${throttle.minimumThrottlePercentage} is over 100`,
-        Code.InvalidArgument,
-      );
-    }
-    if (throttle.throttlingScale !== undefined && !Number.isFinite(throttle.throttlingScale)) {
-      throw new TtrpcError(`throttling_scale ${throttle.throttlingScale} is not a finite number`, Code.InvalidArgument);
-    }
-    options.MemoryTransferThrottleParams = definedOnly({
-      SkipThrottling: throttle.skipThrottling,
-      ThrottlingScale: throttle.throttlingScale,
-      MinimumThrottlePercentage: throttle.minimumThrottlePercentage,
-      TargetNumberOfBrownoutTransferPasses: throttle.targetNumberOfBrownoutTransferPasses,
-      StartingBrownoutPassNumberForThrottling: throttle.startingBrownoutPassNumberForThrottling,
-      MaximumNumberOfBrownoutTransferPasses: throttle.maximumNumberOfBrownoutTransferPasses,
-      TargetBlackoutTransferTime: throttle.targetBlackoutTransferTime,
-      BlackoutTimeThresholdForCancellingMigration: throttle.blackoutTimeThresholdForCancellingMigration,
-    });
-  }
-  if (initOptions.compressionSettings !== undefined) {
-    options.CompressionSettings = definedOnly({
-      ThrottleWorkerCount: initOptions.compressionSettings.throttleWorkerCount,
-    });
-  }
-  if (initOptions.checksumVerification) options.ChecksumVerification = true;
-  if (initOptions.perfTracingEnabled) options.PerfTracingEnabled = true;
-  if (initOptions.cancelIfBlackoutThresholdExceeds) options.CancelIfBlackoutThresholdExceeds = true;
-  if (initOptions.prepareMemoryTransferMode) options.PrepareMemoryTransferMode = true;
-  return options;
-}
-
-// Go pointer fields: only nil is omitted, so drop undefined and keep 0/false.
-function definedOnly<T extends object>(object: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as {
-    [K in keyof T]?: Exclude<T[K], undefined>;
-  };
-}
-
-type Json = Record<string, unknown>;
-
-// Validation errors start with the JSON path of the offending key.
-function fail(path: string, problem: string): never {
-  throw new Error(`${path}: ${problem}`);
-}
-
-function object(value: unknown, path: string): Json {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(path, "must be an object");
-  return value as Json;
-}
-
-function required(json: Json, key: string, path: string): unknown {
-  const value = json[key];
-  if (value === undefined || value === null) fail(path, "is required");
-  return value;
-}
-
-function string(value: unknown, path: string): string {
-  if (typeof value !== "string") fail(path, "must be a string");
-  return value;
-}
-
-function nonEmptyString(value: unknown, path: string): string {
-  const s = string(value, path);
-  if (s === "") fail(path, "must not be empty");
-  return s;
-}
-
-function integer(value: unknown, path: string, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value)) fail(path, "must be an integer");
-  if (value < min || value > max) fail(path, `must be from ${min} to ${max}, not ${value}`);
-  return value;
-}
-
-function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) fail(path, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`);
-  return value as T;
-}
-
-function boolean(value: unknown, path: string): boolean {
-  if (typeof value !== "boolean") fail(path, "must be a boolean");
-  return value;
-}
-
-const uint32Max = 2 ** 32 - 1;
 const guestOses: readonly StatedGuestOs[] = ["linux", "windows"];
 const containerStates: readonly StatedContainerState[] = ["created", "running", "paused", "stopped"];
 
@@ -337,7 +197,7 @@ function readVm(value: unknown, path: string): StatedVm {
       required(json, "processor_count", `${path}.processor_count`),
       `${path}.processor_count`,
       1,
-      uint32Max,
+      UINT32_MAX,
     ),
     memory: readMemory(required(json, "memory", `${path}.memory`), `${path}.memory`),
   };
@@ -351,7 +211,7 @@ function readContainer(value: unknown, path: string): StatedContainer {
   };
   if (json.image != null) container.image = string(json.image, `${path}.image`);
   if (json.bundle != null) container.bundle = string(json.bundle, `${path}.bundle`);
-  if (json.pid != null) container.pid = integer(json.pid, `${path}.pid`, 1, uint32Max);
+  if (json.pid != null) container.pid = integer(json.pid, `${path}.pid`, 1, UINT32_MAX);
   return container;
 }
 
@@ -373,73 +233,6 @@ function readAnnotations(value: unknown, path: string): Record<string, string> {
   const annotations: Record<string, string> = {};
   for (const [key, v] of Object.entries(json)) annotations[key] = string(v, `${path}[${JSON.stringify(key)}]`);
   return annotations;
-}
-
-const throttleUint32Keys = [
-  "TargetNumberOfBrownoutTransferPasses",
-  "StartingBrownoutPassNumberForThrottling",
-  "MaximumNumberOfBrownoutTransferPasses",
-  "TargetBlackoutTransferTime",
-  "BlackoutTimeThresholdForCancellingMigration",
-] as const;
-
-const optionFlags = [
-  "ChecksumVerification",
-  "PerfTracingEnabled",
-  "CancelIfBlackoutThresholdExceeds",
-  "PrepareMemoryTransferMode",
-] as const;
-
-function readThrottle(value: unknown, path: string): HcsMemoryTransferThrottleParams {
-  const json = object(value, path);
-  const out: HcsMemoryTransferThrottleParams = {};
-  if (json.SkipThrottling != null) out.SkipThrottling = boolean(json.SkipThrottling, `${path}.SkipThrottling`);
-  if (json.ThrottlingScale != null) {
-    if (typeof json.ThrottlingScale !== "number") fail(`${path}.ThrottlingScale`, "must be a number");
-    out.ThrottlingScale = json.ThrottlingScale;
-  }
-  if (json.MinimumThrottlePercentage != null) {
-    out.MinimumThrottlePercentage = integer(
-      json.MinimumThrottlePercentage,
-      `${path}.MinimumThrottlePercentage`,
-      0,
-      100,
-    );
-  }
-  for (const key of throttleUint32Keys) {
-    if (json[key] != null) out[key] = integer(json[key], `${path}.${key}`, 0, uint32Max);
-  }
-  return out;
-}
-
-function readInitOptions(value: unknown, path: string): HcsMigrationOptions {
-  const json = object(value, path);
-  const out: HcsMigrationOptions = {};
-  if (json.Origin != null) out.Origin = oneOf(json.Origin, `${path}.Origin`, ["Source", "Destination"] as const);
-  if (json.MemoryTransport != null)
-    out.MemoryTransport = oneOf(json.MemoryTransport, `${path}.MemoryTransport`, ["TCP"] as const);
-  if (json.MemoryTransferThrottleParams != null) {
-    out.MemoryTransferThrottleParams = readThrottle(
-      json.MemoryTransferThrottleParams,
-      `${path}.MemoryTransferThrottleParams`,
-    );
-  }
-  if (json.CompressionSettings != null) {
-    const settings = object(json.CompressionSettings, `${path}.CompressionSettings`);
-    out.CompressionSettings = {};
-    if (settings.ThrottleWorkerCount != null) {
-      out.CompressionSettings.ThrottleWorkerCount = integer(
-        settings.ThrottleWorkerCount,
-        `${path}.CompressionSettings.ThrottleWorkerCount`,
-        0,
-        uint32Max,
-      );
-    }
-  }
-  for (const flag of optionFlags) {
-    if (json[flag] != null && boolean(json[flag], `${path}.${flag}`)) out[flag] = true;
-  }
-  return out;
 }
 
 /**
@@ -465,7 +258,7 @@ function readStatedState(value: unknown): StatedState {
     containers: readContainers(json.containers, "containers"),
     annotations: readAnnotations(json.annotations, "annotations"),
   };
-  if (json.init_options != null) state.initOptions = readInitOptions(json.init_options, "init_options");
+  if (json.init_options != null) state.initOptions = readHcsMigrationOptions(json.init_options, "init_options");
   return state;
 }
 
@@ -500,7 +293,8 @@ function writeStatedState(state: StatedState): unknown {
       omitEmpty({ id: c.id, image: c.image, bundle: c.bundle, state: c.state, pid: c.pid }),
     ),
     // Reading puts the keys in Go's field order whatever order the caller used.
-    init_options: state.initOptions === undefined ? undefined : readInitOptions(state.initOptions, "init_options"),
+    init_options:
+      state.initOptions === undefined ? undefined : readHcsMigrationOptions(state.initOptions, "init_options"),
     annotations: Object.keys(state.annotations).length === 0 ? undefined : sortedMap(state.annotations),
   });
 }

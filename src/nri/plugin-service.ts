@@ -27,20 +27,22 @@ export interface PluginServiceHost {
   shuttingDown(): void;
 }
 
+type PodEvent = (pod: PodSandbox, ctx: NriContext) => unknown;
+type ContainerEvent = (pod: PodSandbox, container: Container, ctx: NriContext) => unknown;
+/** Runs an event whose reply carries nothing: pod events take (pod, ctx), container events (pod, container, ctx). */
+type Lifecycle = (
+  what: keyof PluginHandlers,
+  signal: AbortSignal,
+  pod: PodSandbox | undefined,
+  container: Container | undefined,
+) => Promise<void>;
+
+const pod = (p: PodSandbox | undefined) => p as PodSandbox;
+const ctr = (c: Container | undefined) => c as Container;
+
 /** The Plugin service of one connection. */
 export function pluginService(h: PluginHandlers, host: PluginServiceHost): Partial<PluginServer> {
-  // Chunks of a Synchronize still arriving (more = true).
-  const syncPods: PodSandbox[] = [];
-  const syncContainers: Container[] = [];
-  type PodEvent = (pod: PodSandbox, ctx: NriContext) => unknown;
-  type ContainerEvent = (pod: PodSandbox, container: Container, ctx: NriContext) => unknown;
-  // Events whose reply carries nothing: pod events take (pod, ctx), container events (pod, container, ctx).
-  const lifecycle = async (
-    what: keyof PluginHandlers,
-    signal: AbortSignal,
-    pod: PodSandbox | undefined,
-    container: Container | undefined,
-  ): Promise<void> => {
+  const lifecycle: Lifecycle = async (what, signal, pod, container) => {
     const fn = h[what];
     if (fn === undefined) return;
     await host.call(what, signal, (ctx) =>
@@ -49,49 +51,79 @@ export function pluginService(h: PluginHandlers, host: PluginServiceHost): Parti
         : (fn as ContainerEvent).call(h, pod as PodSandbox, container as Container, ctx),
     );
   };
-  const pod = (p: PodSandbox | undefined) => p as PodSandbox;
-  const ctr = (c: Container | undefined) => c as Container;
   return {
-    configure: async (req, { signal }) => {
-      if (req.requestTimeout > 0n) host.useRequestTimeout(Number(req.requestTimeout));
-      try {
-        let events = host.events;
-        if (h.configure) {
-          const asked = (await host.call("configure", signal, (ctx) => h.configure!(req, ctx))) ?? 0;
-          const extra = asked & ~host.events;
-          if (extra !== 0) {
-            const names = eventsOf(extra).map((e) => Event[e]);
-            throw new TtrpcError(
-              `nri: configure subscribed to events without a handler: ${names.join(", ")}`,
-              Code.InvalidArgument,
-            );
-          }
-          if (asked !== 0) events = asked;
-        }
-        if (req.NRIVersion === "") events &= NRI_0_6_EVENTS;
-        host.configured();
-        return { events };
-      } catch (e) {
-        // After the error status has gone out: start() then closes the connection.
-        setImmediate(() => host.configured(TtrpcError.from(e)));
-        throw e;
-      }
-    },
-    synchronize: async (req, { signal }) => {
-      syncPods.push(...req.pods);
-      syncContainers.push(...req.containers);
-      if (req.more) return create(SynchronizeResponseSchema, { more: true });
-      const pods = syncPods.splice(0);
-      const containers = syncContainers.splice(0);
-      if (!h.synchronize) return {};
-      const update = await host.call("synchronize", signal, (ctx) => h.synchronize!(pods, containers, ctx));
-      return { update: update ?? [] };
-    },
+    configure: configureHandler(h, host),
+    synchronize: synchronizeHandler(h, host),
     shutdown: async (_req, { signal }) => {
       host.shuttingDown();
       if (h.shutdown) await host.call("shutdown", signal, (ctx) => h.shutdown!(ctx));
       return {};
     },
+    ...podHandlers(h, host, lifecycle),
+    ...containerHandlers(h, host, lifecycle),
+    // NRI 0.6 sends every event without a reply payload through StateChange.
+    stateChange: async (req, { signal }) => {
+      const what = STATE_CHANGE_HANDLERS[req.event];
+      if (what !== undefined) await lifecycle(what, signal, req.pod, req.container);
+      return {};
+    },
+    validateContainerAdjustment: async (req, { signal }) => {
+      if (!h.validateContainerAdjustment) return {};
+      const r = await host.call("validateContainerAdjustment", signal, (ctx) =>
+        h.validateContainerAdjustment!(req, ctx),
+      );
+      return r ?? {};
+    },
+  };
+}
+
+/** Configure: the events to subscribe, only those with handlers; a failure closes the connection. */
+function configureHandler(h: PluginHandlers, host: PluginServiceHost): PluginServer["configure"] {
+  return async (req, { signal }) => {
+    if (req.requestTimeout > 0n) host.useRequestTimeout(Number(req.requestTimeout));
+    try {
+      let events = host.events;
+      if (h.configure) {
+        const asked = (await host.call("configure", signal, (ctx) => h.configure!(req, ctx))) ?? 0;
+        const extra = asked & ~host.events;
+        if (extra !== 0) {
+          const names = eventsOf(extra).map((e) => Event[e]);
+          throw new TtrpcError(
+            `nri: configure subscribed to events without a handler: ${names.join(", ")}`,
+            Code.InvalidArgument,
+          );
+        }
+        if (asked !== 0) events = asked;
+      }
+      if (req.NRIVersion === "") events &= NRI_0_6_EVENTS;
+      host.configured();
+      return { events };
+    } catch (e) {
+      // After the error status has gone out: start() then closes the connection.
+      setImmediate(() => host.configured(TtrpcError.from(e)));
+      throw e;
+    }
+  };
+}
+
+/** Synchronize: chunks (more = true) are gathered, and the handler sees them all at once. */
+function synchronizeHandler(h: PluginHandlers, host: PluginServiceHost): PluginServer["synchronize"] {
+  const syncPods: PodSandbox[] = [];
+  const syncContainers: Container[] = [];
+  return async (req, { signal }) => {
+    syncPods.push(...req.pods);
+    syncContainers.push(...req.containers);
+    if (req.more) return create(SynchronizeResponseSchema, { more: true });
+    const pods = syncPods.splice(0);
+    const containers = syncContainers.splice(0);
+    if (!h.synchronize) return {};
+    const update = await host.call("synchronize", signal, (ctx) => h.synchronize!(pods, containers, ctx));
+    return { update: update ?? [] };
+  };
+}
+
+function podHandlers(h: PluginHandlers, host: PluginServiceHost, lifecycle: Lifecycle): Partial<PluginServer> {
+  return {
     runPodSandbox: async (req, { signal }) => {
       await lifecycle("runPodSandbox", signal, req.pod, undefined);
       return {};
@@ -118,6 +150,11 @@ export function pluginService(h: PluginHandlers, host: PluginServiceHost): Parti
       await lifecycle("removePodSandbox", signal, req.pod, undefined);
       return {};
     },
+  };
+}
+
+function containerHandlers(h: PluginHandlers, host: PluginServiceHost, lifecycle: Lifecycle): Partial<PluginServer> {
+  return {
     createContainer: async (req, { signal }) => {
       if (!h.createContainer) return {};
       const r = await host.call("createContainer", signal, (ctx) =>
@@ -158,19 +195,6 @@ export function pluginService(h: PluginHandlers, host: PluginServiceHost): Parti
     removeContainer: async (req, { signal }) => {
       await lifecycle("removeContainer", signal, req.pod, req.container);
       return {};
-    },
-    // NRI 0.6 sends every event without a reply payload through StateChange.
-    stateChange: async (req, { signal }) => {
-      const what = STATE_CHANGE_HANDLERS[req.event];
-      if (what !== undefined) await lifecycle(what, signal, req.pod, req.container);
-      return {};
-    },
-    validateContainerAdjustment: async (req, { signal }) => {
-      if (!h.validateContainerAdjustment) return {};
-      const r = await host.call("validateContainerAdjustment", signal, (ctx) =>
-        h.validateContainerAdjustment!(req, ctx),
-      );
-      return r ?? {};
     },
   };
 }

@@ -2,11 +2,15 @@ import { SpanKind, SpanStatusCode, type Span, context, trace } from "@openteleme
 import { Code } from "../code.js";
 import type { Interceptor } from "../interceptor.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { metadataSetter } from "./metadata-carrier.js";
-import { messageCounter } from "./message-events.js";
 import { observeStream } from "./observed-stream.js";
-import { instruments, type OtelOptions } from "./options.js";
-import { STATUS_CODE_ATTRIBUTE, spanInfo } from "./span-info.js";
+import {
+  instruments,
+  messageCounter,
+  metadataSetter,
+  type OtelOptions,
+  STATUS_CODE_ATTRIBUTE,
+  spanInfo,
+} from "./instrumentation.js";
 
 /**
  * A client interceptor that traces every call as otelttrpc's

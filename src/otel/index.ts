@@ -4,5 +4,4 @@
 
 export { otelClientInterceptor } from "./client-interceptor.js";
 export { otelServerInterceptor } from "./server-interceptor.js";
-export type { OtelOptions } from "./options.js";
-export { INSTRUMENTATION_NAME, STATUS_CODE_ATTRIBUTE } from "./span-info.js";
+export { INSTRUMENTATION_NAME, type OtelOptions, STATUS_CODE_ATTRIBUTE } from "./instrumentation.js";

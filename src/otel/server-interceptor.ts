@@ -2,11 +2,16 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentel
 import { Code } from "../code.js";
 import type { Interceptor, StreamRequest, UnaryRequest } from "../interceptor.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { metadataGetter } from "./metadata-carrier.js";
-import { messageCounter } from "./message-events.js";
 import { observeStream } from "./observed-stream.js";
-import { instruments, type OtelOptions } from "./options.js";
-import { STATUS_CODE_ATTRIBUTE, isServerError, spanInfo } from "./span-info.js";
+import {
+  instruments,
+  isServerError,
+  messageCounter,
+  metadataGetter,
+  type OtelOptions,
+  STATUS_CODE_ATTRIBUTE,
+  spanInfo,
+} from "./instrumentation.js";
 
 /**
  * A server interceptor that traces every call as otelttrpc's

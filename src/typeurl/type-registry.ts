@@ -7,6 +7,7 @@ import {
   type DescMessage,
   type Message,
   type MessageShape,
+  type MutableRegistry,
   type Registry,
 } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
@@ -91,57 +92,11 @@ export interface TypeRegistry {
  * process-global registry as in Go.
  */
 export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registry>): TypeRegistry {
-  const jsonByUrl = new Map<string, AnyJsonType>();
-  const urlByCodec = new Map<AnyJsonCodec, string>();
+  const json = new JsonTypes();
   const messages = createMutableRegistry();
 
-  function registerJsonType(type: AnyJsonType): AnyJsonType {
-    const existing = jsonByUrl.get(type.typeUrl);
-    if (existing !== undefined) {
-      if (existing.codec === type.codec) return existing;
-      throw new TypeUrlError(
-        `type URL ${type.typeUrl} is already registered to another type`,
-        type.typeUrl,
-        "conflict",
-      );
-    }
-    const otherUrl = urlByCodec.get(type.codec);
-    if (otherUrl !== undefined) {
-      throw new TypeUrlError(
-        `type registered with alternate path ${JSON.stringify(otherUrl)} != ${JSON.stringify(type.typeUrl)}`,
-        type.typeUrl,
-        "conflict",
-      );
-    }
-    jsonByUrl.set(type.typeUrl, type);
-    urlByCodec.set(type.codec, type.typeUrl);
-    return type;
-  }
-
   function register(...inputs: Array<AnyJsonType | DescMessage | DescFile | Registry>): void {
-    for (const input of inputs) {
-      if (isRegistry(input)) {
-        for (const desc of input) if (desc.kind === "message") messages.add(desc);
-        continue;
-      }
-      switch (input.kind) {
-        case "json":
-          registerJsonType(input);
-          break;
-        case "message":
-          messages.add(input);
-          break;
-        case "file":
-          for (const message of input.messages) addNested(message);
-          break;
-      }
-    }
-  }
-
-  // A file's `messages` lists only its top-level messages.
-  function addNested(message: DescMessage): void {
-    messages.add(message);
-    for (const nested of message.nestedMessages) addNested(nested);
+    for (const input of inputs) registerOne(input, json, messages);
   }
 
   function typeUrlOf(typeOrMessage: TypeLike | Message): string {
@@ -163,73 +118,12 @@ export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registr
       return packMessage(schema, first);
     }
     if (first.kind === "message") return packMessage(first, value as Message);
-    let text: string;
-    try {
-      const json = first.codec.toJson === undefined ? value : first.codec.toJson(value);
-      text = encodeGoJson(json);
-    } catch (cause) {
-      throw new TypeUrlError(
-        `cannot encode a value of type ${first.typeUrl}: ${messageOf(cause)}`,
-        first.typeUrl,
-        "encode",
-        {
-          cause,
-        },
-      );
-    }
-    return create(AnySchema, { typeUrl: first.typeUrl, value: new TextEncoder().encode(text) });
-  }
-
-  function packMessage(schema: DescMessage, message: Message): Any {
-    if (message.$typeName !== schema.typeName) {
-      throw new TypeUrlError(
-        `message ${message.$typeName} does not match schema ${schema.typeName}`,
-        schema.typeName,
-        "mismatch",
-      );
-    }
-    return create(AnySchema, { typeUrl: schema.typeName, value: toBinary(schema, message) });
-  }
-
-  function decodeJson<T>(type: JsonType<T>, bytes: Uint8Array): T {
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-    } catch (cause) {
-      throw new TypeUrlError(
-        `value of type ${type.typeUrl} is not valid JSON: ${messageOf(cause)}`,
-        type.typeUrl,
-        "decode",
-        {
-          cause,
-        },
-      );
-    }
-    try {
-      return type.codec.fromJson(json);
-    } catch (cause) {
-      throw new TypeUrlError(`value of type ${type.typeUrl} is invalid: ${messageOf(cause)}`, type.typeUrl, "decode", {
-        cause,
-      });
-    }
-  }
-
-  function decodeMessage<Desc extends DescMessage>(schema: Desc, any: Any): MessageShape<Desc> {
-    try {
-      return fromBinary(schema, any.value);
-    } catch (cause) {
-      throw new TypeUrlError(
-        `value of type ${any.typeUrl} does not decode as ${schema.typeName}: ${messageOf(cause)}`,
-        any.typeUrl,
-        "decode",
-        { cause },
-      );
-    }
+    return packJson(first, value);
   }
 
   function unmarshalAny(any: Any): unknown {
-    const json = jsonByUrl.get(any.typeUrl);
-    if (json !== undefined) return decodeJson(json, any.value);
+    const type = json.get(any.typeUrl);
+    if (type !== undefined) return decodeJson(type, any.value);
     const schema = messages.getMessage(any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1));
     if (schema === undefined)
       throw new TypeUrlError(`type with url ${any.typeUrl}: not found`, any.typeUrl, "not-found");
@@ -247,8 +141,8 @@ export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registr
     }
     // As in Go, a URL registered as JSON is decoded as JSON even when asked
     // for with a message schema of the same name.
-    const json = jsonByUrl.get(any.typeUrl);
-    if (json !== undefined) {
+    const registered = json.get(any.typeUrl);
+    if (registered !== undefined) {
       if (type.kind === "message") {
         throw new TypeUrlError(
           `type URL ${any.typeUrl} is registered as JSON, not as ${type.typeName}`,
@@ -256,7 +150,7 @@ export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registr
           "mismatch",
         );
       }
-      return decodeJson(json, any.value);
+      return decodeJson(registered, any.value);
     }
     if (type.kind === "json") return decodeJson(type, any.value);
     return decodeMessage(type, any);
@@ -269,7 +163,7 @@ export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registr
   register(...types);
   return {
     registerJson: <T>(urlParts: readonly string[], codec: JsonCodec<T>) =>
-      registerJsonType(defineJsonType(urlParts, codec)) as JsonType<T>,
+      json.add(defineJsonType(urlParts, codec)) as JsonType<T>,
     register,
     typeUrlOf,
     marshalAny: marshalAny as TypeRegistry["marshalAny"],
@@ -277,6 +171,133 @@ export function createTypeRegistry(...types: Array<TypeLike | DescFile | Registr
     unmarshalTo: unmarshalTo as TypeRegistry["unmarshalTo"],
     is,
   };
+}
+
+/** The JSON types of a registry: one URL per codec, one codec per URL (Go's rules). */
+class JsonTypes {
+  readonly #byUrl = new Map<string, AnyJsonType>();
+  readonly #urlByCodec = new Map<AnyJsonCodec, string>();
+
+  get(url: string): AnyJsonType | undefined {
+    return this.#byUrl.get(url);
+  }
+
+  add(type: AnyJsonType): AnyJsonType {
+    const existing = this.#byUrl.get(type.typeUrl);
+    if (existing !== undefined) {
+      if (existing.codec === type.codec) return existing;
+      throw new TypeUrlError(
+        `type URL ${type.typeUrl} is already registered to another type`,
+        type.typeUrl,
+        "conflict",
+      );
+    }
+    const otherUrl = this.#urlByCodec.get(type.codec);
+    if (otherUrl !== undefined) {
+      throw new TypeUrlError(
+        `type registered with alternate path ${JSON.stringify(otherUrl)} != ${JSON.stringify(type.typeUrl)}`,
+        type.typeUrl,
+        "conflict",
+      );
+    }
+    this.#byUrl.set(type.typeUrl, type);
+    this.#urlByCodec.set(type.codec, type.typeUrl);
+    return type;
+  }
+}
+
+/** A JSON type's value as Go-style JSON under the type's URL. */
+function packJson(type: AnyJsonType, value: unknown): Any {
+  let text: string;
+  try {
+    text = encodeGoJson(type.codec.toJson === undefined ? value : type.codec.toJson(value));
+  } catch (cause) {
+    throw new TypeUrlError(
+      `cannot encode a value of type ${type.typeUrl}: ${messageOf(cause)}`,
+      type.typeUrl,
+      "encode",
+      {
+        cause,
+      },
+    );
+  }
+  return create(AnySchema, { typeUrl: type.typeUrl, value: new TextEncoder().encode(text) });
+}
+
+function packMessage(schema: DescMessage, message: Message): Any {
+  if (message.$typeName !== schema.typeName) {
+    throw new TypeUrlError(
+      `message ${message.$typeName} does not match schema ${schema.typeName}`,
+      schema.typeName,
+      "mismatch",
+    );
+  }
+  return create(AnySchema, { typeUrl: schema.typeName, value: toBinary(schema, message) });
+}
+
+function decodeJson<T>(type: JsonType<T>, bytes: Uint8Array): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (cause) {
+    throw new TypeUrlError(
+      `value of type ${type.typeUrl} is not valid JSON: ${messageOf(cause)}`,
+      type.typeUrl,
+      "decode",
+      {
+        cause,
+      },
+    );
+  }
+  try {
+    return type.codec.fromJson(json);
+  } catch (cause) {
+    throw new TypeUrlError(`value of type ${type.typeUrl} is invalid: ${messageOf(cause)}`, type.typeUrl, "decode", {
+      cause,
+    });
+  }
+}
+
+function decodeMessage<Desc extends DescMessage>(schema: Desc, any: Any): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, any.value);
+  } catch (cause) {
+    throw new TypeUrlError(
+      `value of type ${any.typeUrl} does not decode as ${schema.typeName}: ${messageOf(cause)}`,
+      any.typeUrl,
+      "decode",
+      { cause },
+    );
+  }
+}
+
+/** Registers one input: a JSON type, a message schema, every message of a file or of a protobuf-es registry. */
+function registerOne(
+  input: AnyJsonType | DescMessage | DescFile | Registry,
+  json: JsonTypes,
+  messages: MutableRegistry,
+): void {
+  if (isRegistry(input)) {
+    for (const desc of input) if (desc.kind === "message") messages.add(desc);
+    return;
+  }
+  switch (input.kind) {
+    case "json":
+      json.add(input);
+      break;
+    case "message":
+      messages.add(input);
+      break;
+    case "file":
+      for (const message of input.messages) addNested(message, messages);
+      break;
+  }
+}
+
+// A file's `messages` lists only its top-level messages.
+function addNested(message: DescMessage, messages: MutableRegistry): void {
+  messages.add(message);
+  for (const nested of message.nestedMessages) addNested(nested, messages);
 }
 
 function isRegistry(input: AnyJsonType | DescMessage | DescFile | Registry): input is Registry {

@@ -53,28 +53,33 @@ describe("LongTimer", () => {
   });
 });
 
+/** A peer that reads Requests (their timeout_nano in `requests`) and never answers. */
+async function silentPeer(): Promise<{ path: string; requests: bigint[]; arrived: Promise<void>; peer: NetServer }> {
+  const requests: bigint[] = [];
+  let received!: () => void;
+  const arrived = new Promise<void>((r) => (received = r));
+  const path = join(tempDir(), "silent.sock");
+  const peer = new NetServer((s) => {
+    const d = new FrameDecoder(
+      {
+        frame: (f) => {
+          requests.push(fromBinary(RequestSchema, f.payload).timeoutNano);
+          received();
+        },
+        oversized: () => {},
+      },
+      1 << 20,
+    );
+    s.on("data", (c: Buffer) => d.push(c));
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => peer.listen(path, r));
+  return { path, requests, arrived, peer };
+}
+
 describe("the client", () => {
   it("sends a deadline past 2^31-1 ms as it is, and fails the call only when it passes", async () => {
-    // A peer that reads Requests and never answers.
-    const requests: bigint[] = [];
-    let received!: () => void;
-    const arrived = new Promise<void>((r) => (received = r));
-    const path = join(tempDir(), "silent.sock");
-    const peer = new NetServer((s) => {
-      const d = new FrameDecoder(
-        {
-          frame: (f) => {
-            requests.push(fromBinary(RequestSchema, f.payload).timeoutNano);
-            received();
-          },
-          oversized: () => {},
-        },
-        1 << 20,
-      );
-      s.on("data", (c: Buffer) => d.push(c));
-      s.on("error", () => {});
-    });
-    await new Promise<void>((r) => peer.listen(path, r));
+    const { path, requests, arrived, peer } = await silentPeer();
     let signal: AbortSignal | undefined;
     const capture: Interceptor = (next) => (req) => {
       signal = req.signal;
@@ -99,6 +104,39 @@ describe("the client", () => {
     await client.done;
     await new Promise<void>((r) => peer.close(() => r()));
   });
+
+  it.each([
+    ["raises", 1000, 5000],
+    ["lowers", 60_000, 300],
+    ["sets", undefined, 700],
+  ] as const)(
+    "follows an interceptor that %s timeoutMs, on the wire and in its own timer",
+    async (_, asked, changed) => {
+      const { path, requests, arrived, peer } = await silentPeer();
+      let signal: AbortSignal | undefined;
+      const retime: Interceptor = (next) => (req) => {
+        signal = req.signal;
+        return next({ ...req, timeoutMs: changed });
+      };
+      const client = await connect(`unix://${path}`, { interceptors: [retime] });
+      fake();
+      const options = asked === undefined ? {} : { timeoutMs: asked };
+      const call = client.unary(Interop.method.echo, {}, options).catch((e: unknown) => e);
+      vi.advanceTimersByTime(changed - 1);
+      expect(signal?.aborted).toBe(false);
+      vi.advanceTimersByTime(1);
+      expect(signal?.aborted).toBe(true);
+      // The client's own timer ended the call (the peer never answers): its words, not a server's.
+      expect(await call).toMatchObject({ code: Code.DeadlineExceeded, rawMessage: "ttrpc: deadline exceeded" });
+      expect(vi.getTimerCount()).toBe(0);
+      vi.useRealTimers();
+      await arrived;
+      expect(requests).toEqual([BigInt(changed) * 1_000_000n]);
+      client.close();
+      await client.done;
+      await new Promise<void>((r) => peer.close(() => r()));
+    },
+  );
 
   it("leaves no timer behind when a call with a long deadline succeeds", async () => {
     const { client } = await startPair();

@@ -17,6 +17,7 @@ import {
   encodeFrame,
   type Frame,
 } from "ttrpc-es";
+import { type ConnectionLimits, connectionSettings } from "../../src/connection-settings.js";
 import { MessageQueue } from "../../src/message-queue.js";
 import { Stream } from "../../src/stream.js";
 import { StreamTable, type StreamOwner } from "../../src/stream-table.js";
@@ -74,10 +75,11 @@ class Recorder implements StreamOwner<Stream> {
   }
 }
 
-async function tableOnPair(options: ConstructorParameters<typeof StreamTable>[2] = {}) {
+async function tableOnPair(limits: ConnectionLimits = {}, skipUnknownStreams = false) {
   const [near, far] = await socketPair();
   const owner = new Recorder();
-  const table = new StreamTable<Stream>(near, owner, options);
+  const settings = connectionSettings(limits, { pauseReadsWhileWriteBlocked: false, skipUnknownStreams });
+  const table = new StreamTable<Stream>(near, owner, settings);
   return { table, owner, far };
 }
 
@@ -148,7 +150,7 @@ describe("routing", () => {
   });
 
   it("skips frames of streams not in the table when asked to (the client)", async () => {
-    const { table, owner, far } = await tableOnPair({ skipUnknownStreams: true });
+    const { table, owner, far } = await tableOnPair({}, true);
     const stream = new Stream(3, table);
     table.add(stream);
     far.write(data(1, 0, Uint8Array.of(9)));

@@ -18,7 +18,7 @@ import { rm } from "node:fs/promises";
 import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "../../code.js";
 import { TtrpcError } from "../../ttrpc-error.js";
-import { parseHostPort, type EndpointDescriptor } from "../simulated/endpoint-descriptor.js";
+import { parseHostPort, type EndpointDescriptor } from "../endpoint-descriptor.js";
 
 /** How the migration stream reaches QEMU. */
 export type QemuSocketMode = "uri" | "fd";

@@ -37,7 +37,7 @@ import type {
   TransferResult,
 } from "../backend.js";
 import type { HcsMigrationOptions, StatedState } from "../stated-state.js";
-import { parseEndpointDescriptor, type EndpointDescriptor } from "../simulated/endpoint-descriptor.js";
+import { parseEndpointDescriptor, type EndpointDescriptor } from "../endpoint-descriptor.js";
 import {
   dialWithToken,
   endpointProblem,

@@ -10,10 +10,25 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { MemoryImage } from "./memory-image.js";
 
 /** The image digest hashes the guest memory in blocks this big (known-zero blocks are not read). */
 export const DIGEST_BLOCK_BYTES = 256 * 1024;
+
+/**
+ * What the digest reads of a guest's memory (a `MemoryImage` is one): named
+ * here so the image can use the digest without the two importing each other.
+ */
+export interface DigestedMemory {
+  readonly pageCount: number;
+  /** Pages per digest block. */
+  readonly blockPages: number;
+  readonly blockCount: number;
+  readonly chunks: readonly SharedArrayBuffer[];
+  /** `[chunk, start, end]` byte ranges of pages `first .. first+count`. */
+  byteRanges(first: number, count: number): [number, number, number][];
+  /** The pages are known to be all zero (never written, or zeroed), so need not be read. */
+  knownZero(first: number, count: number): boolean;
+}
 
 export interface DigestBlock {
   /** Index into the image's chunks. */
@@ -27,7 +42,7 @@ export interface DigestBlock {
 }
 
 /** Digest block `b` of the image. */
-export function digestBlock(memory: MemoryImage, b: number): DigestBlock {
+export function digestBlock(memory: DigestedMemory, b: number): DigestBlock {
   const first = b * memory.blockPages;
   const count = Math.min(memory.blockPages, memory.pageCount - first);
   // Blocks never straddle chunks: chunk sizes are multiples of the block size (or smaller than one).
@@ -36,7 +51,7 @@ export function digestBlock(memory: MemoryImage, b: number): DigestBlock {
 }
 
 /** SHA-256 of one block, on this thread (a known-zero block is not read). */
-export function blockHash(memory: MemoryImage, b: DigestBlock): Buffer {
+export function blockHash(memory: DigestedMemory, b: DigestBlock): Buffer {
   return memory.knownZero(b.first, b.count)
     ? zeroBlockHash(b.end - b.start)
     : createHash("sha256")
@@ -57,7 +72,7 @@ export function zeroBlockHash(length: number): Buffer {
 }
 
 /** The image digest, on this thread: SHA-256 over every block's SHA-256, in order. */
-export function imageDigest(memory: MemoryImage): string {
+export function imageDigest(memory: DigestedMemory): string {
   const h = createHash("sha256");
   for (let b = 0; b < memory.blockCount; b++) h.update(blockHash(memory, digestBlock(memory, b)));
   return h.digest("hex");

@@ -20,7 +20,7 @@ export {
   type EndpointDescriptor,
   type EndpointRole,
   type EndpointTransport,
-} from "./endpoint-descriptor.js";
+} from "../endpoint-descriptor.js";
 export {
   SimulatedVm,
   DEFAULT_MEMORY_BYTES,
@@ -32,7 +32,7 @@ export {
 export { MemoryImage, type MemoryImageOptions } from "./memory-image.js";
 export { GuestWorkload, type GuestWorkloadState } from "./guest-workload.js";
 export { preCopyParams, PRE_COPY_DEFAULTS, type PreCopyParams } from "./pre-copy-params.js";
-export type { SourceFaults } from "./pre-copy-source.js";
+export type { SourceFaults } from "./page-frames.js";
 export { MAX_CHANNELS } from "./transfer-link.js";
 export { DIGEST_BLOCK_BYTES, imageDigest } from "./image-digest.js";
 export type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";

@@ -11,17 +11,30 @@
  *
  * @module
  */
-import { crc32 } from "node:zlib";
 import { Phase, PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferReporter, TransferResult } from "../backend.js";
-import { availableParallelism } from "node:os";
 import { BlockDigests } from "./block-digests.js";
-import { sendAbort } from "./pre-copy-source.js";
+import { ControlReader, PeerAbort } from "./control-reader.js";
+import { Mismatch, PageApplier } from "./page-applier.js";
 import type { DeviceState, SimulatedVm } from "./simulated-vm.js";
-import { emptyStats, type TransferObserver, type TransferStats } from "./transfer-events.js";
-import type { Link } from "./transfer-link.js";
-import { PageMismatch, type PageWorkers, startWorkers } from "./page-workers.js";
-import { AbortReason, encodeFrame, type Frame, MessageType, WireError } from "./wire-protocol.js";
+import type { TransferObserver } from "./transfer-events.js";
+import { type Link, sendAbort } from "./transfer-link.js";
+import { TransferTally } from "./transfer-tally.js";
+import {
+  AbortReason,
+  decodeDeviceState,
+  decodePassBegin,
+  decodePassEnd,
+  decodeSetup,
+  decodeVerify,
+  encodeEmpty,
+  encodePassAck,
+  encodeResult,
+  type Frame,
+  FRAME_HEADER,
+  MessageType,
+  WireError,
+} from "./wire-protocol.js";
 
 export interface DestinationTransfer {
   readonly vm: SimulatedVm;
@@ -36,347 +49,271 @@ export interface DestinationTransfer {
   readonly digestAhead?: boolean;
 }
 
-class Mismatch extends Error {}
+/** Runs the destination side of a transfer to its end; a failure is a result, not a throw. */
+export function runDestination(t: DestinationTransfer): Promise<TransferResult> {
+  return new PreCopyDestination(t).run();
+}
 
-export async function runDestination(t: DestinationTransfer): Promise<TransferResult> {
-  const { vm, links, report, signal, observe } = t;
-  const link = links[0]!;
-  const memory = vm.memory;
-  const pageSize = memory.pageSize;
-  const started = performance.now();
-  const stats = emptyStats("destination", false);
-  stats.channels = links.length;
-  const snapshot = (): TransferStats => ({ ...stats, durationMs: performance.now() - started });
-  const onAbort = () => {
-    for (const l of links) l.socket.destroy();
-  };
-  signal.addEventListener("abort", onAbort, { once: true });
-  // A data channel's failure ends the transfer: the control loop races it.
-  let failChannel: (err: unknown) => void = () => {};
-  const channelFailed = new Promise<never>((_, reject) => (failChannel = reject));
-  channelFailed.catch(() => {});
-  const next = async (l: Link) => {
-    const frame = await Promise.race([l.reader.next(), channelFailed]);
-    stats.wireBytes += 6 + frame.length;
-    if (frame.type === MessageType.Abort) {
-      const p = frame.payload;
-      throw Object.assign(new WireError(`source aborted the transfer: ${p.subarray(1).toString("utf8")}`), {
-        abortReason: p[0] as AbortReason,
-      });
-    }
-    return frame;
-  };
+/** The frames any channel may carry: pages and pass ends. */
+function isData(frame: Frame): boolean {
+  const t = frame.type;
+  return (
+    t === MessageType.Pages ||
+    t === MessageType.ZeroPages ||
+    t === MessageType.CompressedPages ||
+    t === MessageType.PassEnd
+  );
+}
 
-  // The image digest's blocks are hashed as pages land (again when rewritten), as on the source.
-  let digests: BlockDigests | undefined;
-  let digest: Promise<string> | undefined;
-  let pass = 0;
-  let blackout = false;
-  let passPages = 0;
-  let passDone = 0;
-  const progress = (count: number) => {
-    stats.pages += count;
-    stats.pageBytes += count * pageSize;
-    if (blackout) stats.blackoutPages += count;
-    passDone += count;
-    observe({
-      type: "progress",
-      side: "destination",
-      pass,
-      blackout,
-      passDone,
-      passPages,
-      pageBytes: stats.pageBytes,
-      imageBytes: memory.sizeBytes,
-    });
-  };
-  const checkRange = (first: number, count: number) => {
-    if (count < 1 || first + count > memory.pageCount)
-      throw new WireError(`memory stream: pages ${first} … ${first + count - 1} out of range`);
-  };
-  // The run list at the start of a Pages or CompressedPages frame.
-  const parseRuns = (frame: Frame) => {
-    const n = frame.length >= 4 ? frame.head(4).readUInt32BE(0) : 0;
-    const listBytes = 4 + 8 * n;
-    if (n < 1 || frame.length < listBytes)
-      throw new WireError(`memory stream: ${MessageType[frame.type]} frame of ${frame.length} bytes with ${n} runs`);
-    const list = frame.head(listBytes);
-    const runs: number[] = [];
-    let pages = 0;
-    for (let at = 4; at < listBytes; at += 8) {
-      const first = list.readUInt32BE(at);
-      const count = list.readUInt32BE(at + 4);
-      checkRange(first, count);
-      runs.push(first, count);
-      pages += count;
-    }
-    const sumBytes = stats.checksums ? 4 * pages : 0;
-    if (frame.length < listBytes + sumBytes)
-      throw new WireError(`memory stream: ${MessageType[frame.type]} frame too short for its checksums`);
-    return { runs, pages, listBytes, sumBytes };
-  };
-  const applyPages = (frame: Frame) => {
-    const { runs, pages, listBytes, sumBytes } = parseRuns(frame);
-    // A reader with our sink has put the pages in memory already (and checked the length).
-    const placed = frame.placed;
-    if (!placed && frame.length !== listBytes + sumBytes + pages * pageSize)
-      throw new WireError(`memory stream: Pages frame of ${frame.length} bytes does not hold ${pages} pages`);
-    let at = listBytes + sumBytes;
-    for (let r = 0; r < runs.length; r += 2) {
-      if (!placed) {
-        for (const view of memory.views(runs[r]!, runs[r + 1]!)) {
-          frame.copyTo(view, at);
-          at += view.length;
-        }
-      }
-      memory.markWritten(runs[r]!, runs[r + 1]!);
-      digests?.touch(runs[r]!, runs[r + 1]!);
-    }
-    if (sumBytes > 0) {
-      const sums = frame.head(listBytes + sumBytes);
-      let k = listBytes;
-      for (let r = 0; r < runs.length; r += 2) {
-        for (let i = runs[r]!, end = i + runs[r + 1]!; i < end; i++, k += 4) {
-          if (crc32(memory.page(i)) !== sums.readUInt32BE(k))
-            throw new Mismatch(`checksum mismatch on page ${i} in pass ${pass}`);
-        }
-      }
-    }
-    progress(pages);
-  };
-  // Compressed runs are inflated (and checked) by the workers straight into
-  // the image; a pass is acknowledged only once its runs are all in.
-  let inflaters: Promise<PageWorkers | undefined> | undefined;
-  const inflight = new Set<Promise<void>>();
-  const applyCompressed = (frame: Frame) => {
-    const { runs, pages, listBytes, sumBytes } = parseRuns(frame);
-    if (frame.length === listBytes + sumBytes)
-      throw new WireError(`memory stream: CompressedPages frame of ${frame.length} bytes holds no data`);
-    const sums = new Uint8Array(sumBytes);
-    frame.copyTo(Buffer.from(sums.buffer), listBytes);
-    const data = new Uint8Array(frame.length - listBytes - sumBytes);
-    frame.copyTo(Buffer.from(data.buffer), listBytes + sumBytes);
-    const at = pass;
-    const targets: [number, number, number][] = [];
-    for (let r = 0; r < runs.length; r += 2) targets.push(...memory.byteRanges(runs[r]!, runs[r + 1]!));
-    // The page a mismatch names: the k-th page of the frame's runs.
-    const pageAt = (k: number) => {
-      for (let r = 0; r < runs.length; r += 2) {
-        if (k < runs[r + 1]!) return runs[r]! + k;
-        k -= runs[r + 1]!;
-      }
-      return -1;
-    };
-    inflaters ??= startWorkers(memory, t.compressionWorkers ?? availableParallelism());
-    const job = inflaters
-      .then((pool) => {
-        if (pool === undefined) throw new Mismatch("no worker threads to decompress pages");
-        return pool.run({ op: "inflate", targets, pageSize, data, sums }, [data.buffer, sums.buffer]);
-      })
-      .then(
-        () => {
-          for (let r = 0; r < runs.length; r += 2) {
-            memory.markWritten(runs[r]!, runs[r + 1]!);
-            digests?.touch(runs[r]!, runs[r + 1]!);
-          }
-          stats.compressedPages += pages;
-          progress(pages);
-        },
-        (err: Error) => {
-          throw err instanceof PageMismatch
-            ? new Mismatch(`checksum mismatch on page ${pageAt(err.pageOffset)} in pass ${at}`)
-            : new WireError(`memory stream: ${err.message}`);
-        },
-      )
-      .catch(failChannel)
-      .finally(() => inflight.delete(job));
-    inflight.add(job);
-  };
-  const applyZeroPages = (frame: Frame) => {
-    if (frame.length % 8 !== 0) throw new WireError(`memory stream: ZeroPages frame of ${frame.length} bytes`);
-    const p = frame.payload;
-    for (let at = 0; at < p.length; at += 8) {
-      const first = p.readUInt32BE(at);
-      const count = p.readUInt32BE(at + 4);
-      checkRange(first, count);
-      memory.zeroPages(first, count);
-      digests?.touch(first, count);
-      stats.zeroPages += count;
-      progress(count);
-    }
-  };
+/** Pass ends per channel: a pass is complete when every channel ended it and its pages are applied. */
+class PassCompletion {
+  readonly #channels: number;
+  readonly #ended = new Map<number, number>();
+  readonly #complete = new Map<number, { done: Promise<void>; resolve: () => void }>();
 
-  // Pass ends per channel; a pass is complete when every channel ended it.
-  const ended = new Map<number, number>();
-  const complete = new Map<number, { done: Promise<void>; resolve: () => void }>();
-  const completion = (p: number) => {
-    let c = complete.get(p);
+  constructor(channels: number) {
+    this.#channels = channels;
+  }
+
+  /** A channel ended pass `pass`; true when it was the last to. */
+  channelEnded(pass: number): boolean {
+    const count = (this.#ended.get(pass) ?? 0) + 1;
+    this.#ended.set(pass, count);
+    if (count < this.#channels) return false;
+    this.#ended.delete(pass);
+    return true;
+  }
+
+  /** Pass `pass` is complete. */
+  completed(pass: number): void {
+    this.#entry(pass).resolve();
+  }
+
+  /** Resolves when pass `pass` is complete. */
+  done(pass: number): Promise<void> {
+    return this.#entry(pass).done;
+  }
+
+  #entry(pass: number): { done: Promise<void>; resolve: () => void } {
+    let c = this.#complete.get(pass);
     if (c === undefined) {
       let resolve = () => {};
       const done = new Promise<void>((r) => (resolve = r));
       c = { done, resolve };
-      complete.set(p, c);
+      this.#complete.set(pass, c);
     }
     return c;
+  }
+}
+
+/**
+ * One destination transfer: the layout agreed, every channel's pages
+ * applied, passes acknowledged, the device state loaded, the image verified.
+ */
+class PreCopyDestination {
+  readonly #t: DestinationTransfer;
+  readonly #link: Link;
+  readonly #tally: TransferTally;
+  readonly #control: ControlReader;
+  readonly #pages: PageApplier;
+  readonly #passes: PassCompletion;
+  #device: DeviceState | undefined;
+  /** The image digest, computed once the blackout ended. */
+  #digest: Promise<string> | undefined;
+  readonly #onAbort = () => {
+    for (const l of this.#t.links) l.socket.destroy();
   };
-  /** Handles a data frame (any channel); returns true on the channel's last PassEnd. */
-  const onData = (frame: Frame): boolean => {
-    switch (frame.type) {
-      case MessageType.Pages:
-        applyPages(frame);
-        return false;
-      case MessageType.ZeroPages:
-        applyZeroPages(frame);
-        return false;
-      case MessageType.CompressedPages:
-        applyCompressed(frame);
-        return false;
-      case MessageType.PassEnd: {
-        const p = frame.head(5);
-        const n = p.readUInt32BE(0);
-        const count = (ended.get(n) ?? 0) + 1;
-        ended.set(n, count);
-        if (count === links.length) {
-          ended.delete(n);
-          const end = Buffer.alloc(4);
-          end.writeUInt32BE(n, 0);
-          const last = p[4] === 1;
-          void Promise.all(inflight).then(() => {
-            if (link.socket.destroyed) return;
-            // The blackout pass is answered by OfflineAck instead.
-            if (!last) link.socket.write(encodeFrame(MessageType.PassAck, end));
-            completion(n).resolve();
-          });
-        }
-        return p[4] === 1;
-      }
-      default:
-        throw new WireError(`memory stream: unexpected ${MessageType[frame.type]} on a data channel`);
-    }
-  };
-  for (const l of links.slice(1)) {
-    void (async () => {
-      let last = false;
-      while (!last) last = onData(await next(l));
-    })().catch(failChannel);
+
+  constructor(t: DestinationTransfer) {
+    this.#t = t;
+    this.#link = t.links[0]!;
+    this.#tally = new TransferTally("destination", false, t.links.length);
+    this.#control = new ControlReader(this.#link, t.signal, (frame) => {
+      this.#tally.stats.wireBytes += FRAME_HEADER + frame.length;
+    });
+    const fail = (err: unknown) => this.#control.fail(err as Error);
+    const memory = t.vm.memory;
+    const { observe, compressionWorkers } = t;
+    this.#pages = new PageApplier({ memory, tally: this.#tally, observe, compressionWorkers, onJobFailed: fail });
+    this.#passes = new PassCompletion(t.links.length);
   }
 
-  try {
-    const setup = await next(link);
+  async run(): Promise<TransferResult> {
+    this.#t.signal.addEventListener("abort", this.#onAbort, { once: true });
+    // A data channel's failure ends the transfer: the control channel's reads race it.
+    for (const l of this.#t.links.slice(1)) {
+      void (async () => {
+        let last = false;
+        while (!last) last = this.#data(await this.#control.read(l.reader));
+      })().catch((err: Error) => this.#control.fail(err));
+    }
+    try {
+      await this.#setup();
+      for (;;) {
+        const frame = await this.#control.next();
+        // Pages on the control channel are applied at once, without another turn.
+        if (isData(frame)) this.#data(frame);
+        else {
+          const result = await this.#onControl(frame);
+          if (result !== undefined) return result;
+        }
+      }
+    } catch (err) {
+      return await this.#failure(err);
+    } finally {
+      this.#pages.digests?.close();
+      this.#pages.close();
+      this.#t.signal.removeEventListener("abort", this.#onAbort);
+      for (const l of this.#t.links) l.socket.destroy();
+    }
+  }
+
+  /** Setup: the source's layout must be ours. */
+  async #setup(): Promise<void> {
+    const { vm, report, observe, digestAhead } = this.#t;
+    const memory = vm.memory;
+    const setup = await this.#control.next();
     if (setup.type !== MessageType.Setup)
       throw new WireError(`memory stream: expected Setup, got ${MessageType[setup.type]}`);
-    const s = setup.payload;
-    const sourcePageSize = s.readUInt32BE(0);
-    const pageCount = s.readUInt32BE(4);
-    stats.checksums = (s[8]! & 1) === 1;
-    if (sourcePageSize !== pageSize || pageCount !== memory.pageCount) {
+    const s = decodeSetup(setup.payload);
+    this.#tally.stats.checksums = s.checksums;
+    if (s.pageSize !== memory.pageSize || s.pageCount !== memory.pageCount) {
       throw new Mismatch(
-        `memory layout mismatch: source has ${pageCount} pages of ${sourcePageSize} bytes, ` +
-          `destination ${memory.pageCount} of ${pageSize}`,
+        `memory layout mismatch: source has ${s.pageCount} pages of ${s.pageSize} bytes, ` +
+          `destination ${memory.pageCount} of ${memory.pageSize}`,
       );
     }
     // Readers that can put pages in memory themselves get to from now on.
     const sink = {
-      pageSize,
-      sumBytes: (pages: number) => (stats.checksums ? 4 * pages : 0),
+      pageSize: memory.pageSize,
+      pageCount: memory.pageCount,
+      sumBytes: (pages: number) => (s.checksums ? 4 * pages : 0),
       views: (first: number, count: number) => memory.views(first, count),
     };
-    for (const l of links) l.reader.sink = sink;
-    link.socket.write(encodeFrame(MessageType.Ready));
+    for (const l of this.#t.links) l.reader.sink = sink;
+    this.#link.socket.write(encodeEmpty(MessageType.Ready));
     // Before the first page is applied; after the Ready, which the workers' start would delay.
-    digests = BlockDigests.start(memory, t.digestAhead);
+    this.#pages.digests = BlockDigests.start(memory, digestAhead);
     observe({ type: "connected", side: "destination" });
     report.phase(Phase.SETUP_DONE);
-    let device: DeviceState | undefined;
-    for (;;) {
-      const frame = await next(link);
-      if (
-        frame.type === MessageType.Pages ||
-        frame.type === MessageType.ZeroPages ||
-        frame.type === MessageType.CompressedPages ||
-        frame.type === MessageType.PassEnd
-      ) {
-        onData(frame);
-        continue;
-      }
-      const p = frame.payload;
-      switch (frame.type) {
-        case MessageType.PassBegin: {
-          pass = p.readUInt32BE(0);
-          passPages = p.readUInt32BE(4);
-          passDone = 0;
-          blackout = p[8] === 1;
-          if (pass === 1) report.phase(Phase.TRANSFER_IN_PROGRESS);
-          if (blackout) {
-            report.phase(Phase.BLACKOUT_STARTED);
-            digests?.pause(true);
-          } else stats.brownoutPasses = pass;
-          observe({ type: "pass", side: "destination", pass, blackout, pages: passPages, throttlePercent: 100 });
-          break;
-        }
-        case MessageType.DeviceState: {
-          device = JSON.parse(p.toString("utf8")) as DeviceState;
-          try {
-            vm.loadDeviceState(device);
-          } catch (err) {
-            throw new Mismatch(`device state rejected: ${(err as Error).message}`);
-          }
-          break;
-        }
-        case MessageType.BlackoutEnd: {
-          if (device === undefined) throw new Mismatch("blackout ended without device state");
-          // Every channel's pages of the blackout pass are in before we say so.
-          await Promise.race([completion(pass).done, channelFailed]);
-          link.socket.write(encodeFrame(MessageType.OfflineAck));
-          stats.transferMs = performance.now() - started;
-          report.phase(Phase.OFFLINE_DONE);
-          // The image is final: digest (what is left of) it while the source
-          // digests its own, once the OfflineAck is on its way.
-          const final = digests;
-          digest = new Promise<void>((resolve) => setImmediate(resolve)).then(() => final?.digest() ?? memory.digest());
-          digest.catch(() => {});
-          break;
-        }
-        case MessageType.Verify: {
-          stats.blackoutMs = p.readDoubleBE(32);
-          report.blackoutExited({ durationMs: stats.blackoutMs, stoppedAtMs: p.readDoubleBE(40) });
-          const theirs = p.subarray(0, 32).toString("hex");
-          stats.digest = await (digest ?? Promise.resolve(memory.digest()));
-          const ok = theirs === stats.digest;
-          const message = ok ? "" : `image digest mismatch: destination ${stats.digest}, source ${theirs}`;
-          const result = Buffer.concat([
-            Buffer.from([ok ? 1 : 0]),
-            Buffer.from(stats.digest, "hex"),
-            Buffer.from(message, "utf8"),
-          ]);
-          await new Promise<void>((resolve) =>
-            link.socket.end(encodeFrame(MessageType.Result, result), () => resolve()),
-          );
-          if (!ok) throw new Mismatch(message);
-          observe({ type: "done", side: "destination", stats: snapshot() });
-          return { ok: true };
-        }
-        default:
-          throw new WireError(`memory stream: unexpected ${MessageType[frame.type]} on the destination`);
-      }
-    }
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (signal.aborted) return fail(PhaseState.CANCELLED, "cancelled", err);
-    if ((err as { abortReason?: AbortReason }).abortReason === AbortReason.Cancelled)
-      return fail(PhaseState.CANCELLED, message, err);
-    if (err instanceof Mismatch) await sendAbort(link, AbortReason.ChecksumMismatch, message);
-    else await sendAbort(link, AbortReason.Error, message);
-    return fail(PhaseState.DESTINATION_FAILED, message, err);
-  } finally {
-    digests?.close();
-    void inflaters?.then((w) => w?.close());
-    signal.removeEventListener("abort", onAbort);
-    for (const l of links) l.socket.destroy();
   }
 
-  function fail(state: PhaseState, message: string, cause?: unknown): TransferResult {
-    observe({ type: "failed", side: "destination", message, stats: snapshot() });
+  /** A data frame (any channel); true on the channel's last PassEnd. */
+  #data(frame: Frame): boolean {
+    switch (frame.type) {
+      case MessageType.Pages:
+        this.#pages.applyPages(frame);
+        return false;
+      case MessageType.ZeroPages:
+        this.#pages.applyZeroPages(frame);
+        return false;
+      case MessageType.CompressedPages:
+        this.#pages.applyCompressed(frame);
+        return false;
+      case MessageType.PassEnd:
+        return this.#passEnd(frame);
+      default:
+        throw new WireError(`memory stream: unexpected ${MessageType[frame.type]} on a data channel`);
+    }
+  }
+
+  #passEnd(frame: Frame): boolean {
+    const { pass, last } = decodePassEnd(frame.payload);
+    if (!this.#passes.channelEnded(pass)) return last;
+    void this.#pages.settled().then(() => {
+      if (this.#link.socket.destroyed) return;
+      // The blackout pass is answered by OfflineAck instead.
+      if (!last) this.#link.socket.write(encodePassAck(pass));
+      this.#passes.completed(pass);
+    });
+    return last;
+  }
+
+  /** A frame of the control channel; the result once the transfer is verified. */
+  async #onControl(frame: Frame): Promise<TransferResult | undefined> {
+    switch (frame.type) {
+      case MessageType.PassBegin:
+        this.#passBegin(frame);
+        return undefined;
+      case MessageType.DeviceState:
+        this.#loadDevice(frame);
+        return undefined;
+      case MessageType.BlackoutEnd:
+        await this.#blackoutEnd();
+        return undefined;
+      case MessageType.Verify:
+        return this.#verify(frame);
+      default:
+        throw new WireError(`memory stream: unexpected ${MessageType[frame.type]} on the destination`);
+    }
+  }
+
+  #passBegin(frame: Frame): void {
+    const { report, observe } = this.#t;
+    const b = decodePassBegin(frame.payload);
+    this.#pages.beginPass(b.pass, b.pages, b.blackout);
+    if (b.pass === 1) report.phase(Phase.TRANSFER_IN_PROGRESS);
+    if (b.blackout) {
+      report.phase(Phase.BLACKOUT_STARTED);
+      this.#pages.digests?.pause(true);
+    } else this.#tally.stats.brownoutPasses = b.pass;
+    const { pass, blackout, pages } = b;
+    observe({ type: "pass", side: "destination", pass, blackout, pages, throttlePercent: 100 });
+  }
+
+  #loadDevice(frame: Frame): void {
+    const device = decodeDeviceState(frame.payload) as DeviceState;
+    try {
+      this.#t.vm.loadDeviceState(device);
+    } catch (err) {
+      throw new Mismatch(`device state rejected: ${(err as Error).message}`);
+    }
+    this.#device = device;
+  }
+
+  async #blackoutEnd(): Promise<void> {
+    if (this.#device === undefined) throw new Mismatch("blackout ended without device state");
+    // Every channel's pages of the blackout pass are in before we say so.
+    await Promise.race([this.#passes.done(this.#pages.position.pass), this.#control.failed]);
+    this.#link.socket.write(encodeEmpty(MessageType.OfflineAck));
+    this.#tally.stats.transferMs = this.#tally.elapsedMs;
+    this.#t.report.phase(Phase.OFFLINE_DONE);
+    // The image is final: digest (what is left of) it while the source
+    // digests its own, once the OfflineAck is on its way.
+    const final = this.#pages.digests;
+    const memory = this.#t.vm.memory;
+    this.#digest = new Promise<void>((resolve) => setImmediate(resolve)).then(() => final?.digest() ?? memory.digest());
+    this.#digest.catch(() => {});
+  }
+
+  async #verify(frame: Frame): Promise<TransferResult> {
+    const stats = this.#tally.stats;
+    const v = decodeVerify(frame.payload);
+    stats.blackoutMs = v.blackoutMs;
+    this.#t.report.blackoutExited({ durationMs: v.blackoutMs, stoppedAtMs: v.stoppedAtMs });
+    stats.digest = await (this.#digest ?? Promise.resolve(this.#t.vm.memory.digest()));
+    const ok = v.digest === stats.digest;
+    const message = ok ? "" : `image digest mismatch: destination ${stats.digest}, source ${v.digest}`;
+    const result = encodeResult({ ok, digest: stats.digest, message });
+    await new Promise<void>((resolve) => this.#link.socket.end(result, () => resolve()));
+    if (!ok) throw new Mismatch(message);
+    this.#t.observe({ type: "done", side: "destination", stats: this.#tally.snapshot() });
+    return { ok: true };
+  }
+
+  async #failure(err: unknown): Promise<TransferResult> {
+    let message = err instanceof Error ? err.message : String(err);
+    if (err instanceof PeerAbort) message = `source aborted the transfer: ${err.message}`;
+    if (this.#t.signal.aborted) return this.#fail(PhaseState.CANCELLED, "cancelled", err);
+    if (err instanceof PeerAbort && err.reason === AbortReason.Cancelled)
+      return this.#fail(PhaseState.CANCELLED, message, err);
+    const reason = err instanceof Mismatch ? AbortReason.ChecksumMismatch : AbortReason.Error;
+    await sendAbort(this.#link, reason, message);
+    return this.#fail(PhaseState.DESTINATION_FAILED, message, err);
+  }
+
+  #fail(state: PhaseState, message: string, cause?: unknown): TransferResult {
+    this.#t.observe({ type: "failed", side: "destination", message, stats: this.#tally.snapshot() });
     return { ok: false, state, message, ...(cause === undefined ? {} : { cause }) };
   }
 }

@@ -23,10 +23,11 @@ import type {
 } from "../backend.js";
 import { PhaseState } from "../../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { StatedState } from "../stated-state.js";
-import { parseEndpointDescriptor, type EndpointDescriptor } from "./endpoint-descriptor.js";
+import { parseEndpointDescriptor, type EndpointDescriptor } from "../endpoint-descriptor.js";
 import { runDestination } from "./pre-copy-destination.js";
 import { compressionWorkers, preCopyParams } from "./pre-copy-params.js";
-import { runSource, type SourceFaults } from "./pre-copy-source.js";
+import type { SourceFaults } from "./page-frames.js";
+import { runSource } from "./pre-copy-source.js";
 import { SimulatedVm, type SimulatedVmOptions } from "./simulated-vm.js";
 import type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
 import { acceptPeer, bindListener, closeListener, connectPeer, type Link, MAX_CHANNELS } from "./transfer-link.js";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { MigrationSide as Side } from "../orchestrator.js";
+import type { MigrationSide as Side } from "../orchestrator-types.js";
 
 /** The figures of one side's memory transfer. */
 export interface TransferStats {

@@ -17,18 +17,22 @@ import { Code } from "../../code.js";
 import { adoptForDirectReads } from "../../direct-reads.js";
 import { listenBacklog } from "../../listen-backlog.js";
 import { TtrpcError } from "../../ttrpc-error.js";
-import { parseHostPort, type EndpointDescriptor } from "./endpoint-descriptor.js";
+import { parseHostPort, type EndpointDescriptor } from "../endpoint-descriptor.js";
+import { DirectFrameReader, type FrameSource, FrameReader } from "./frame-io.js";
 import {
-  DirectFrameReader,
-  encodeFrame,
-  type FrameSource,
-  FrameReader,
+  type AbortReason,
+  decodeHello,
+  decodeHelloAck,
+  encodeAbort,
+  encodeHello,
+  encodeHelloAck,
   MessageType,
+  type Hello,
+  type Sender,
   WireError,
 } from "./wire-protocol.js";
 
-export type Side = "source" | "destination";
-const SIDE_CODE: Record<Side, number> = { source: 1, destination: 2 };
+export type Side = Sender;
 
 export interface Link {
   readonly socket: Socket;
@@ -37,11 +41,6 @@ export interface Link {
 
 /** The most channels a transfer may use. */
 export const MAX_CHANNELS = 16;
-const HELLO_BYTES = 23;
-
-function helloAck(side: Side, channels: number): Buffer {
-  return encodeFrame(MessageType.HelloAck, Buffer.from([SIDE_CODE[side], channels]));
-}
 
 function netTarget(d: EndpointDescriptor): { path: string } | { host: string; port: number } {
   if (d.transport === "unix") return { path: d.address };
@@ -93,86 +92,130 @@ export async function acceptPeer(
   maxPayload: number,
   channels?: number,
 ): Promise<Link[]> {
-  const pending = new Set<Socket>();
-  const links: Link[] = [];
+  const acceptor = new ChannelAcceptor(d, side, maxPayload, channels ?? 0);
   try {
     return await new Promise<Link[]>((resolve, reject) => {
-      let expected = channels ?? 0;
-      let accepted = 0;
       const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new WireError("aborted"));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
-      const take = (incoming: Socket) => {
-        // Moved to a socket that reads frames (pages too) straight into place,
-        // as a dialed one does; else read as Node reads.
-        const direct = new DirectFrameReader({ maxPayload });
-        const adopted = adoptForDirectReads(incoming, direct.onread);
-        const socket = adopted ?? incoming;
-        pending.add(socket);
-        socket.on("error", () => {});
-        let reader: FrameSource;
-        if (adopted === undefined) {
-          socket.resume();
-          reader = new FrameReader(socket, { maxPayload });
-        } else {
-          direct.attach(adopted);
-          reader = direct;
-        }
-        const hello = setTimeout(() => socket.destroy(), 10_000);
-        const drop = () => {
-          socket.destroy();
-          pending.delete(socket);
-        };
-        reader.next().then(
-          (frame) => {
-            clearTimeout(hello);
-            const p = frame.payload;
-            const ok =
-              frame.type === MessageType.Hello &&
-              p.length === HELLO_BYTES &&
-              timingSafeEqual(p.subarray(0, 16), d.token) &&
-              p.readUInt32BE(16) === d.sessionNumber &&
-              p[20] !== SIDE_CODE[side];
-            if (!ok) return drop();
-            const channel = p[21]!;
-            const theirs = p[22]!;
-            if (expected === 0 && theirs >= 1 && theirs <= MAX_CHANNELS) expected = theirs;
-            const valid =
-              (theirs === 0 || theirs === expected) &&
-              (expected === 0 ? channel === 0 : channel < expected) &&
-              links[channel] === undefined;
-            if (!valid) return drop();
-            pending.delete(socket);
-            socket.setNoDelay(true);
-            socket.write(helloAck(side, expected));
-            links[channel] = { socket, reader };
-            accepted++;
-            // Without a count yet (a destination connector dials channel 0
-            // first and learns it from our ack), only the source knows.
-            if (expected === 0 && side === "destination") expected = 1;
-            if (accepted === expected) {
-              signal.removeEventListener("abort", onAbort);
-              resolve(links);
-            }
-          },
-          () => {
-            clearTimeout(hello);
-            drop();
-          },
-        );
+      acceptor.onComplete = (links) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(links);
       };
+      const take = (incoming: Socket) => acceptor.take(incoming);
       server.removeAllListeners("connection");
       for (const socket of early.get(server)?.splice(0) ?? []) take(socket);
       server.on("connection", take);
     });
   } catch (err) {
-    for (const l of links) l?.socket.destroy();
+    acceptor.destroyLinks();
     throw err;
   } finally {
-    for (const s of pending) s.destroy();
+    acceptor.destroyPending();
     for (const s of early.get(server)?.splice(0) ?? []) s.destroy();
     // Stop listening; the accepted connections stay (close's callback would wait for them).
     server.close();
+  }
+}
+
+/** The listening side's channels as they arrive: each proves the token and names its channel. */
+class ChannelAcceptor {
+  /** The channels, by number, as they are accepted. */
+  readonly #links: Link[] = [];
+  /** Connections whose hello has not come yet. */
+  readonly #pending = new Set<Socket>();
+  /** Channels to accept; 0 while not known. */
+  #expected: number;
+  #accepted = 0;
+  /** Called once every channel is accepted. */
+  onComplete: (links: Link[]) => void = () => {};
+
+  constructor(
+    private readonly d: EndpointDescriptor,
+    private readonly side: Side,
+    private readonly maxPayload: number,
+    expected: number,
+  ) {
+    this.#expected = expected;
+  }
+
+  /** A new connection: it gets ten seconds to say hello. */
+  take(incoming: Socket): void {
+    const { socket, reader } = this.#reading(incoming);
+    this.#pending.add(socket);
+    socket.on("error", () => {});
+    const hello = setTimeout(() => socket.destroy(), 10_000);
+    reader.next().then(
+      (frame) => {
+        clearTimeout(hello);
+        const channel = frame.type === MessageType.Hello ? this.#channelOf(frame.payload) : undefined;
+        if (channel === undefined) return this.#drop(socket);
+        this.#pending.delete(socket);
+        this.#accept(channel, { socket, reader });
+      },
+      () => {
+        clearTimeout(hello);
+        this.#drop(socket);
+      },
+    );
+  }
+
+  destroyLinks(): void {
+    for (const l of this.#links) l?.socket.destroy();
+  }
+
+  destroyPending(): void {
+    for (const s of this.#pending) s.destroy();
+  }
+
+  // Moved to a socket that reads frames (pages too) straight into place, as a
+  // dialed one does; else read as Node reads.
+  #reading(incoming: Socket): Link {
+    const direct = new DirectFrameReader({ maxPayload: this.maxPayload });
+    const adopted = adoptForDirectReads(incoming, direct.onread);
+    if (adopted === undefined) {
+      incoming.resume();
+      return { socket: incoming, reader: new FrameReader(incoming, { maxPayload: this.maxPayload }) };
+    }
+    direct.attach(adopted);
+    return { socket: adopted, reader: direct };
+  }
+
+  /** The channel a hello claims, if it proves the token and fits the count; else undefined. */
+  #channelOf(payload: Uint8Array): number | undefined {
+    let h: Hello;
+    try {
+      h = decodeHello(payload);
+    } catch {
+      return undefined;
+    }
+    const d = this.d;
+    if (!timingSafeEqual(h.token, d.token) || h.sessionNumber !== d.sessionNumber || h.sender === this.side)
+      return undefined;
+    const { channel, channels: theirs } = h;
+    if (this.#expected === 0 && theirs >= 1 && theirs <= MAX_CHANNELS) this.#expected = theirs;
+    const expected = this.#expected;
+    const valid =
+      (theirs === 0 || theirs === expected) &&
+      (expected === 0 ? channel === 0 : channel < expected) &&
+      this.#links[channel] === undefined;
+    return valid ? channel : undefined;
+  }
+
+  #accept(channel: number, link: Link): void {
+    link.socket.setNoDelay(true);
+    link.socket.write(encodeHelloAck({ sender: this.side, channels: this.#expected }));
+    this.#links[channel] = link;
+    this.#accepted++;
+    // Without a count yet (a destination connector dials channel 0
+    // first and learns it from our ack), only the source knows.
+    if (this.#expected === 0 && this.side === "destination") this.#expected = 1;
+    if (this.#accepted === this.#expected) this.onComplete(this.#links);
+  }
+
+  #drop(socket: Socket): void {
+    socket.destroy();
+    this.#pending.delete(socket);
   }
 }
 
@@ -235,22 +278,15 @@ async function connectChannel(
     });
     if (socket !== undefined) {
       reader.attach(socket);
-      const hello = Buffer.alloc(HELLO_BYTES);
-      hello.set(d.token, 0);
-      hello.writeUInt32BE(d.sessionNumber, 16);
-      hello[20] = SIDE_CODE[side];
-      hello[21] = channel;
-      hello[22] = channels;
-      socket.write(encodeFrame(MessageType.Hello, hello));
+      socket.write(encodeHello({ token: d.token, sessionNumber: d.sessionNumber, sender: side, channel, channels }));
       const onAbort = () => socket.destroy();
       signal.addEventListener("abort", onAbort, { once: true });
       try {
         const frame = await reader.next();
-        const ack = frame.payload;
-        if (frame.type !== MessageType.HelloAck || ack.length !== 2 || ack[0] === SIDE_CODE[side]) {
+        const ack = frame.type === MessageType.HelloAck ? decodeHelloAck(frame.payload) : undefined;
+        if (ack === undefined || ack.sender === side)
           throw new WireError("memory stream: the peer did not acknowledge the hello");
-        }
-        return { link: { socket, reader }, channels: ack[1]! };
+        return { link: { socket, reader }, channels: ack.channels };
       } catch (err) {
         socket.destroy();
         if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
@@ -302,5 +338,14 @@ function dialOnce(d: EndpointDescriptor, signal: AbortSignal, reader: DirectFram
       socket.destroy();
       reject(err);
     });
+  });
+}
+
+/** Best effort: tell the peer why this side stops, then close. */
+export async function sendAbort(link: Link, reason: AbortReason, message: string): Promise<void> {
+  if (link.socket.destroyed) return;
+  await new Promise<void>((resolve) => {
+    link.socket.end(encodeAbort({ reason, message }), () => resolve());
+    setTimeout(resolve, 200).unref();
   });
 }

@@ -1,35 +1,39 @@
 /**
- * The memory stream between two simulated shims: its own framing, not ttrpc.
+ * The memory stream between two simulated shims: its own framing, not ttrpc,
+ * and every message's one encoder and one decoder, which both sides and the
+ * tests use (docs/migration.md lists the same layouts).
  *
  * Every frame is a 6-byte header, then the payload:
  *
  * | offset | size | field |
  * |---|---|---|
- * | 0 | 1 | protocol version, `1` |
+ * | 0 | 1 | protocol version, {@link WIRE_VERSION} (`2`) |
  * | 1 | 1 | message type ({@link MessageType}) |
  * | 2 | 4 | payload length, big-endian |
  *
- * A frame with another version, an unknown type or a payload over the
- * reader's limit is a protocol error that ends the transfer. The messages
- * and their payloads are listed in docs/migration.md.
+ * All integers are big-endian. A frame with another version, an unknown
+ * type or a payload over the reader's limit is a protocol error that ends
+ * the transfer (frame-io.ts reads frames); so is a payload its decoder
+ * refuses. Version 2 is not compatible with version 1 (per-page SHA-1, one
+ * connection, zero pages sent as bytes).
  *
  * @module
  */
-import type { Socket } from "node:net";
 
 export const WIRE_VERSION = 2;
 export const FRAME_HEADER = 6;
 
 export enum MessageType {
   /**
-   * connector → listener: token[16], session number u32, sender u8 (1 source, 2 destination), channel u8, channels u8
-   * (0 when the sender does not know).
+   * connector → listener, per channel: token[16], session number u32, sender u8 (1 source, 2 destination),
+   * channel u8, channels u8 (0: not known).
    */
   Hello = 1,
-  /** listener → connector: sender u8, channels u8 (0 when the sender does not know). */
+  /** listener → connector: sender u8, channels u8 (0: not known). */
   HelloAck = 2,
   /**
-   * source → destination: page size u32, page count u32, flags u8 (bit 0 checksums, bit 1 compression), reserved u32.
+   * source → destination: page size u32, page count u32, flags u8 (bit 0 checksums, bit 1 compression),
+   * reserved u32.
    */
   Setup = 3,
   /** destination → source: empty. */
@@ -37,10 +41,14 @@ export enum MessageType {
   /** source → destination: pass u32, pages u32, blackout u8. */
   PassBegin = 5,
   /**
-   * source → destination, any channel: a run of pages: first u32, count u32, [count × CRC-32 u32], count × page bytes.
+   * source → destination, any channel: runs u32, runs × (first u32, count u32), [pages × CRC-32 u32],
+   * pages × page bytes.
    */
   Pages = 6,
-  /** source → destination, on every channel: pass u32; nothing of the pass follows on that channel. */
+  /**
+   * source → destination, on every channel: pass u32, last u8 (1: the blackout pass, nothing follows on the
+   * channel).
+   */
   PassEnd = 7,
   /** source → destination: device state, UTF-8 JSON. */
   DeviceState = 8,
@@ -48,7 +56,7 @@ export enum MessageType {
   BlackoutEnd = 9,
   /** destination → source: empty; everything is applied (the source measures the blackout here). */
   OfflineAck = 10,
-  /** source → destination: image digest[32], blackout ms f64, blackout stop time ms since epoch f64. */
+  /** source → destination: image digest[32], blackout ms f64, blackout end (ms since epoch) f64. */
   Verify = 11,
   /** destination → source: ok u8, image digest[32], message UTF-8. */
   Result = 12,
@@ -57,7 +65,8 @@ export enum MessageType {
   /** source → destination, any channel: zero pages as markers: n × (first u32, count u32). */
   ZeroPages = 14,
   /**
-   * source → destination, any channel: first u32, count u32, [count × CRC-32 u32], raw deflate of count × page bytes.
+   * source → destination, any channel: runs u32, runs × (first u32, count u32), [pages × CRC-32 u32], raw deflate of
+   * pages × page bytes.
    */
   CompressedPages = 15,
   /** destination → source: pass u32; every channel's pages of the pass are applied. */
@@ -69,6 +78,10 @@ export enum AbortReason {
   Cancelled = 2,
   ChecksumMismatch = 3,
 }
+
+/** Which shim sent a Hello or HelloAck. */
+export type Sender = "source" | "destination";
+const SENDER_CODE: Record<Sender, number> = { source: 1, destination: 2 };
 
 /** A frame as it came off the socket: its payload is the socket's own chunks, not a copy. */
 export class Frame {
@@ -118,9 +131,7 @@ export class WireError extends Error {
 /** One frame as a single buffer. */
 export function encodeFrame(type: MessageType, payload: Uint8Array = Buffer.alloc(0)): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
-  out[0] = WIRE_VERSION;
-  out[1] = type;
-  out.writeUInt32BE(payload.length, 2);
+  writeFrameHeader(out, type, payload.length);
   out.set(payload, FRAME_HEADER);
   return out;
 }
@@ -132,313 +143,305 @@ export function writeFrameHeader(out: Buffer, type: MessageType, payloadLength: 
   out.writeUInt32BE(payloadLength, 2);
 }
 
-/**
- * Writes the buffers as one frame (corked: one writev, no copy); resolves at
- * once or after 'drain'; rejects when the socket closes first.
- */
-export function write(socket: Socket, ...data: Buffer[]): Promise<void> | undefined {
-  if (socket.destroyed) return Promise.reject(new WireError("memory-transfer connection closed"));
-  let ok = true;
-  if (data.length === 1) ok = socket.write(data[0]!);
-  else {
-    socket.cork();
-    for (const d of data) ok = socket.write(d);
-    socket.uncork();
-  }
-  if (ok) return undefined;
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error) => {
-      socket.off("drain", onDrain);
-      socket.off("close", onClose);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onDrain = () => done();
-    const onClose = () => done(new WireError("memory-transfer connection closed"));
-    socket.on("drain", onDrain);
-    socket.on("close", onClose);
-  });
+/** The payload must be exactly `bytes` long (at least, when `atLeast`). */
+function expectLength(type: MessageType, p: Uint8Array, bytes: number, atLeast = false): Buffer {
+  if (atLeast ? p.length < bytes : p.length !== bytes)
+    throw new WireError(`memory stream: ${MessageType[type]} of ${p.length} bytes, not ${atLeast ? "≥ " : ""}${bytes}`);
+  return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
 }
 
-const HIGH_WATER = 16 * 1024 * 1024;
-
-/** Where a reader may put the pages of Pages frames itself (the destination's memory). */
-export interface PageSink {
-  readonly pageSize: number;
-  /** Checksum bytes a frame of this many pages carries. */
-  sumBytes(pages: number): number;
-  /** The memory of pages `first … first+count-1`; throws RangeError when out of range. */
-  views(first: number, count: number): Buffer[];
+function senderOf(code: number): Sender {
+  if (code === 1) return "source";
+  if (code === 2) return "destination";
+  throw new WireError(`memory stream: unknown sender ${code}`);
 }
 
-/** Frames off one connection. */
-export interface FrameSource {
-  next(): Promise<Frame>;
-  /** Set by the destination once the layout is agreed; a reader that can uses it. */
-  sink?: PageSink | undefined;
+const HELLO_BYTES = 23;
+
+export interface Hello {
+  /** 16 bytes, the endpoint descriptors' token. */
+  readonly token: Uint8Array;
+  readonly sessionNumber: number;
+  readonly sender: Sender;
+  readonly channel: number;
+  /** 0 when the sender does not know. */
+  readonly channels: number;
 }
 
-/** Reads frames from a socket, with backpressure (pauses the socket when far ahead). */
-export class FrameReader implements FrameSource {
-  sink?: PageSink | undefined;
-  readonly #socket: Socket;
-  readonly #maxPayload: number;
-  #chunks: Buffer[] = [];
-  #length = 0;
-  #error: Error | undefined;
-  #wake: (() => void) | undefined;
-
-  constructor(socket: Socket, options: { maxPayload: number }) {
-    this.#socket = socket;
-    this.#maxPayload = options.maxPayload;
-    socket.on("data", (chunk: Buffer) => {
-      this.#chunks.push(chunk);
-      this.#length += chunk.length;
-      if (this.#length > HIGH_WATER) socket.pause();
-      this.#notify();
-    });
-    socket.on("error", (err) => this.#fail(new WireError(`memory-transfer connection failed: ${err.message}`)));
-    socket.on("close", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
-    socket.on("end", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
-  }
-
-  #fail(err: Error): void {
-    this.#error ??= err;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  /** The next frame; rejects with a WireError when the stream ends or is malformed. */
-  async next(): Promise<Frame> {
-    for (;;) {
-      if (this.#length >= FRAME_HEADER) {
-        const header = this.#peek(FRAME_HEADER);
-        if (header[0] !== WIRE_VERSION) throw new WireError(`memory stream: unsupported protocol version ${header[0]}`);
-        const type = header[1]!;
-        if (MessageType[type] === undefined) throw new WireError(`memory stream: unknown message type ${type}`);
-        const length = header.readUInt32BE(2);
-        if (length > this.#maxPayload)
-          throw new WireError(`memory stream: frame of ${length} bytes is over the ${this.#maxPayload}-byte limit`);
-        if (this.#length >= FRAME_HEADER + length) {
-          this.#take(FRAME_HEADER);
-          const parts = this.#take(length);
-          if (this.#length < HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
-          return new Frame(type, parts, length);
-        }
-      }
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#socket.isPaused()) this.#socket.resume();
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
-  }
-
-  #peek(n: number): Buffer {
-    const first = this.#chunks[0]!;
-    if (first.length >= n) return first;
-    return Buffer.concat(this.#chunks, Math.min(this.#length, Math.max(n, 64))).subarray(0, n);
-  }
-
-  // The next n bytes as slices of the received chunks (no copy).
-  #take(n: number): Buffer[] {
-    this.#length -= n;
-    const out: Buffer[] = [];
-    for (let left = n; left > 0; ) {
-      const c = this.#chunks[0]!;
-      if (c.length > left) {
-        out.push(c.subarray(0, left));
-        this.#chunks[0] = c.subarray(left);
-        break;
-      }
-      out.push(c);
-      this.#chunks.shift();
-      left -= c.length;
-    }
-    return out;
-  }
+export function encodeHello(h: Hello): Buffer {
+  const p = Buffer.alloc(HELLO_BYTES);
+  p.set(h.token.subarray(0, 16), 0);
+  p.writeUInt32BE(h.sessionNumber, 16);
+  p[20] = SENDER_CODE[h.sender];
+  p[21] = h.channel;
+  p[22] = h.channels;
+  return encodeFrame(MessageType.Hello, p);
 }
 
-type ReadState = "head" | "payload" | "runs" | "list" | "sums" | "data" | "scatter";
-
-/**
- * Pages in views smaller than this on average are read in one go and copied: a read per small view costs more than a
- * copy.
- */
-const DIRECT_VIEW_BYTES = 64 * 1024;
-
-/**
- * Reads frames from a socket made with its `onread`: the kernel copies each
- * read straight into the buffer this reader names, so the pages of a Pages
- * frame land in the destination's memory with no copy and no garbage (Node
- * offers this only on sockets it dials, not on accepted ones).
- */
-export class DirectFrameReader implements FrameSource {
-  sink?: PageSink | undefined;
-  readonly #maxPayload: number;
-  readonly #frames: Frame[] = [];
-  #error: Error | undefined;
-  #wake: (() => void) | undefined;
-  #socket: Socket | undefined;
-  readonly #head = Buffer.alloc(FRAME_HEADER);
-  #target: Buffer = this.#head;
-  #filled = 0;
-  #state: ReadState = "head";
-  #type: MessageType = MessageType.Hello;
-  #length = 0;
-  /** Run list (and checksums) of the Pages frame being read. */
-  #list: Buffer = this.#head;
-  #views: Buffer[] = [];
-  #view = 0;
-  #scratch = Buffer.alloc(0);
-
-  /** Pass as the socket's `onread` option. */
-  readonly onread = {
-    buffer: (): Buffer => (this.#error === undefined ? this.#target.subarray(this.#filled) : this.#head),
-    callback: (n: number): boolean => {
-      if (this.#error !== undefined) return false;
-      this.#filled += n;
-      try {
-        while (this.#filled === this.#target.length && this.#error === undefined) this.#complete();
-      } catch (err) {
-        this.#fail(err instanceof WireError ? err : new WireError(`memory stream: ${(err as Error).message}`));
-        this.#socket?.destroy();
-      }
-      return true;
-    },
+export function decodeHello(payload: Uint8Array): Hello {
+  const p = expectLength(MessageType.Hello, payload, HELLO_BYTES);
+  return {
+    token: p.subarray(0, 16),
+    sessionNumber: p.readUInt32BE(16),
+    sender: senderOf(p[20]!),
+    channel: p[21]!,
+    channels: p[22]!,
   };
+}
 
-  constructor(options: { maxPayload: number }) {
-    this.#maxPayload = options.maxPayload;
-  }
+export interface HelloAck {
+  readonly sender: Sender;
+  /** 0 when the sender does not know. */
+  readonly channels: number;
+}
 
-  /** Watches the socket made with {@link onread} for its end. */
-  attach(socket: Socket): void {
-    this.#socket = socket;
-    socket.on("error", (err) => this.#fail(new WireError(`memory-transfer connection failed: ${err.message}`)));
-    socket.on("close", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
-    socket.on("end", () => this.#fail(new WireError("memory-transfer connection closed by the peer")));
-  }
+export function encodeHelloAck(a: HelloAck): Buffer {
+  return encodeFrame(MessageType.HelloAck, Buffer.from([SENDER_CODE[a.sender], a.channels]));
+}
 
-  #expect(state: ReadState, target: Buffer, filled = 0): void {
-    this.#state = state;
-    this.#target = target;
-    this.#filled = filled;
-  }
+export function decodeHelloAck(payload: Uint8Array): HelloAck {
+  const p = expectLength(MessageType.HelloAck, payload, 2);
+  return { sender: senderOf(p[0]!), channels: p[1]! };
+}
 
-  #push(frame: Frame): void {
-    this.#frames.push(frame);
-    this.#expect("head", this.#head);
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
+export interface Setup {
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** Pages frames carry a CRC-32 of each page. */
+  readonly checksums: boolean;
+  /** The source may send CompressedPages. */
+  readonly compression: boolean;
+}
 
-  #complete(): void {
-    switch (this.#state) {
-      case "head": {
-        const h = this.#head;
-        if (h[0] !== WIRE_VERSION) throw new WireError(`memory stream: unsupported protocol version ${h[0]}`);
-        if (MessageType[h[1]!] === undefined) throw new WireError(`memory stream: unknown message type ${h[1]}`);
-        this.#type = h[1]!;
-        this.#length = h.readUInt32BE(2);
-        if (this.#length > this.#maxPayload)
-          throw new WireError(
-            `memory stream: frame of ${this.#length} bytes is over the ${this.#maxPayload}-byte limit`,
-          );
-        if (this.#type === MessageType.Pages && this.sink !== undefined && this.#length >= 4)
-          this.#expect("runs", Buffer.allocUnsafe(4));
-        else this.#expect("payload", Buffer.allocUnsafe(this.#length));
-        return;
-      }
-      case "payload":
-        this.#push(new Frame(this.#type, [this.#target], this.#length));
-        return;
-      case "runs": {
-        const listBytes = 4 + 8 * this.#target.readUInt32BE(0);
-        if (listBytes > this.#length) throw new WireError(`memory stream: Pages frame of ${this.#length} bytes`);
-        const list = Buffer.allocUnsafe(listBytes);
-        this.#target.copy(list);
-        this.#expect("list", list, 4);
-        return;
-      }
-      case "list": {
-        const sink = this.sink!;
-        const list = this.#target;
-        let pages = 0;
-        this.#views = [];
-        for (let at = 4; at < list.length; at += 8) {
-          const count = list.readUInt32BE(at + 4);
-          pages += count;
-          this.#views.push(...sink.views(list.readUInt32BE(at), count));
-        }
-        const sumBytes = sink.sumBytes(pages);
-        if (this.#length !== list.length + sumBytes + pages * sink.pageSize)
-          throw new WireError(`memory stream: Pages frame of ${this.#length} bytes does not hold ${pages} pages`);
-        this.#list = list;
-        if (sumBytes === 0) {
-          this.#data();
-          return;
-        }
-        const withSums = Buffer.allocUnsafe(list.length + sumBytes);
-        list.copy(withSums);
-        this.#list = withSums;
-        this.#expect("sums", withSums, list.length);
-        return;
-      }
-      case "sums":
-        this.#data();
-        return;
-      case "data":
-        this.#view++;
-        this.#dataView();
-        return;
-      case "scatter": {
-        let at = 0;
-        for (const view of this.#views) at += this.#target.copy(view, 0, at, at + view.length);
-        this.#views = [];
-        this.#dataView();
-        return;
-      }
-    }
-  }
+export function encodeSetup(s: Setup): Buffer {
+  const p = Buffer.alloc(13);
+  p.writeUInt32BE(s.pageSize, 0);
+  p.writeUInt32BE(s.pageCount, 4);
+  p[8] = (s.checksums ? 1 : 0) | (s.compression ? 2 : 0);
+  return encodeFrame(MessageType.Setup, p);
+}
 
-  #data(): void {
-    this.#view = 0;
-    const bytes = this.#views.reduce((n, v) => n + v.length, 0);
-    if (this.#views.length > 1 && bytes / this.#views.length < DIRECT_VIEW_BYTES) {
-      if (this.#scratch.length < bytes) this.#scratch = Buffer.allocUnsafeSlow(bytes);
-      this.#expect("scatter", this.#scratch.subarray(0, bytes));
-      return;
-    }
-    this.#dataView();
-  }
+export function decodeSetup(payload: Uint8Array): Setup {
+  const p = expectLength(MessageType.Setup, payload, 13);
+  return {
+    pageSize: p.readUInt32BE(0),
+    pageCount: p.readUInt32BE(4),
+    checksums: (p[8]! & 1) !== 0,
+    compression: (p[8]! & 2) !== 0,
+  };
+}
 
-  #dataView(): void {
-    const view = this.#views[this.#view];
-    if (view !== undefined) {
-      this.#expect("data", view);
-      return;
-    }
-    this.#push(new Frame(MessageType.Pages, [this.#list], this.#list.length, true));
-  }
+export interface PassBegin {
+  readonly pass: number;
+  readonly pages: number;
+  readonly blackout: boolean;
+}
 
-  #fail(err: Error): void {
-    this.#error ??= err;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
+export function encodePassBegin(b: PassBegin): Buffer {
+  const p = Buffer.alloc(9);
+  p.writeUInt32BE(b.pass, 0);
+  p.writeUInt32BE(b.pages, 4);
+  p[8] = b.blackout ? 1 : 0;
+  return encodeFrame(MessageType.PassBegin, p);
+}
 
-  async next(): Promise<Frame> {
-    for (;;) {
-      const frame = this.#frames.shift();
-      if (frame !== undefined) return frame;
-      if (this.#error !== undefined) throw this.#error;
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
+export function decodePassBegin(payload: Uint8Array): PassBegin {
+  const p = expectLength(MessageType.PassBegin, payload, 9);
+  return { pass: p.readUInt32BE(0), pages: p.readUInt32BE(4), blackout: p[8] === 1 };
+}
+
+export interface PassEnd {
+  readonly pass: number;
+  /** The blackout pass: nothing follows on the channel. */
+  readonly last: boolean;
+}
+
+export function encodePassEnd(e: PassEnd): Buffer {
+  const p = Buffer.alloc(5);
+  p.writeUInt32BE(e.pass, 0);
+  p[4] = e.last ? 1 : 0;
+  return encodeFrame(MessageType.PassEnd, p);
+}
+
+export function decodePassEnd(payload: Uint8Array): PassEnd {
+  const p = expectLength(MessageType.PassEnd, payload, 5);
+  return { pass: p.readUInt32BE(0), last: p[4] === 1 };
+}
+
+export function encodePassAck(pass: number): Buffer {
+  const p = Buffer.alloc(4);
+  p.writeUInt32BE(pass, 0);
+  return encodeFrame(MessageType.PassAck, p);
+}
+
+/** The pass a PassAck acknowledges. */
+export function decodePassAck(payload: Uint8Array): number {
+  return expectLength(MessageType.PassAck, payload, 4).readUInt32BE(0);
+}
+
+/** The device state, as JSON. */
+export function encodeDeviceState(state: unknown): Buffer {
+  return encodeFrame(MessageType.DeviceState, Buffer.from(JSON.stringify(state), "utf8"));
+}
+
+export function decodeDeviceState(payload: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"));
+  } catch (err) {
+    throw new WireError(`memory stream: DeviceState is not JSON: ${(err as Error).message}`);
   }
+}
+
+/** Messages with no payload: Ready, BlackoutEnd, OfflineAck. */
+export function encodeEmpty(type: MessageType.Ready | MessageType.BlackoutEnd | MessageType.OfflineAck): Buffer {
+  return encodeFrame(type);
+}
+
+export interface Verify {
+  /** The source's image digest, 32 bytes as hex. */
+  readonly digest: string;
+  readonly blackoutMs: number;
+  /** When the blackout ended, ms since the epoch. */
+  readonly stoppedAtMs: number;
+}
+
+export function encodeVerify(v: Verify): Buffer {
+  const p = Buffer.alloc(48);
+  digestBytes(v.digest).copy(p, 0);
+  p.writeDoubleBE(v.blackoutMs, 32);
+  p.writeDoubleBE(v.stoppedAtMs, 40);
+  return encodeFrame(MessageType.Verify, p);
+}
+
+export function decodeVerify(payload: Uint8Array): Verify {
+  const p = expectLength(MessageType.Verify, payload, 48);
+  return { digest: p.subarray(0, 32).toString("hex"), blackoutMs: p.readDoubleBE(32), stoppedAtMs: p.readDoubleBE(40) };
+}
+
+export interface Result {
+  readonly ok: boolean;
+  /** The destination's image digest, 32 bytes as hex. */
+  readonly digest: string;
+  /** Why not, when not ok (may be empty). */
+  readonly message: string;
+}
+
+export function encodeResult(r: Result): Buffer {
+  const message = Buffer.from(r.message, "utf8");
+  return encodeFrame(MessageType.Result, Buffer.concat([Buffer.from([r.ok ? 1 : 0]), digestBytes(r.digest), message]));
+}
+
+export function decodeResult(payload: Uint8Array): Result {
+  const p = expectLength(MessageType.Result, payload, 33, true);
+  return { ok: p[0] === 1, digest: p.subarray(1, 33).toString("hex"), message: p.subarray(33).toString("utf8") };
+}
+
+function digestBytes(hex: string): Buffer {
+  const b = Buffer.from(hex, "hex");
+  if (b.length !== 32) throw new WireError(`an image digest is 32 bytes, not ${b.length}`);
+  return b;
+}
+
+export interface Abort {
+  readonly reason: AbortReason;
+  readonly message: string;
+}
+
+export function encodeAbort(a: Abort): Buffer {
+  return encodeFrame(MessageType.Abort, Buffer.concat([Buffer.from([a.reason]), Buffer.from(a.message, "utf8")]));
+}
+
+/** An unknown reason reads as {@link AbortReason.Error}: the peer stopped either way. */
+export function decodeAbort(payload: Uint8Array): Abort {
+  const p = expectLength(MessageType.Abort, payload, 1, true);
+  const reason = AbortReason[p[0]!] === undefined ? AbortReason.Error : (p[0] as AbortReason);
+  return { reason, message: p.subarray(1).toString("utf8") };
+}
+
+/**
+ * Pages are named by runs, flat `[first, count, first, count, …]`: a run is
+ * `count ≥ 1` consecutive pages from `first`, all below the page count.
+ */
+export type PageRuns = readonly number[];
+
+/** The most runs one Pages or CompressedPages frame may hold. */
+export const MAX_RUNS_PER_FRAME = 256;
+
+/** The bytes of a run list of `runs` runs (`runs u32`, then the pairs). */
+export function runListBytes(runs: number): number {
+  return 4 + 8 * runs;
+}
+
+/**
+ * The head of a Pages or CompressedPages frame: the frame header, the run
+ * list, then `sumBytes` left for the checksums, which the caller writes at
+ * `sumsAt`; `dataBytes` of page data (or deflate) follow in other buffers.
+ */
+export function encodePagesHead(
+  type: MessageType.Pages | MessageType.CompressedPages,
+  runs: PageRuns,
+  sumBytes: number,
+  dataBytes: number,
+): { head: Buffer; sumsAt: number } {
+  const listBytes = runListBytes(runs.length / 2);
+  const head = Buffer.allocUnsafe(FRAME_HEADER + listBytes + sumBytes);
+  writeFrameHeader(head, type, listBytes + sumBytes + dataBytes);
+  head.writeUInt32BE(runs.length / 2, FRAME_HEADER);
+  for (let k = 0; k < runs.length; k++) head.writeUInt32BE(runs[k]!, FRAME_HEADER + 4 + 4 * k);
+  return { head, sumsAt: FRAME_HEADER + listBytes };
+}
+
+/** The number of runs a run list says it holds, from its first 4 bytes. */
+export function runCount(list: Uint8Array): number {
+  return Buffer.from(list.buffer, list.byteOffset, list.byteLength).readUInt32BE(0);
+}
+
+/**
+ * A run list (`runs u32`, then the pairs; `list` exactly that long): its
+ * runs and their total of pages. Refuses an empty list, and a run that is
+ * empty or reaches past `pageCount`.
+ */
+export function decodeRunList(list: Uint8Array, pageCount: number): { runs: number[]; pages: number } {
+  const b = Buffer.from(list.buffer, list.byteOffset, list.byteLength);
+  const n = b.length >= 4 ? b.readUInt32BE(0) : 0;
+  if (n < 1 || b.length !== runListBytes(n))
+    throw new WireError(`memory stream: a run list of ${b.length} bytes with ${n} runs`);
+  const runs: number[] = [];
+  let pages = 0;
+  for (let at = 4; at < b.length; at += 8) {
+    const first = b.readUInt32BE(at);
+    const count = b.readUInt32BE(at + 4);
+    checkRun(first, count, pageCount);
+    runs.push(first, count);
+    pages += count;
+  }
+  return { runs, pages };
+}
+
+/** Refuses a run that is empty or reaches past `pageCount`. */
+export function checkRun(first: number, count: number, pageCount: number): void {
+  if (count < 1 || first + count > pageCount)
+    throw new WireError(`memory stream: pages ${first} … ${first + count - 1} out of range`);
+}
+
+/** A ZeroPages frame: these runs of pages are zero. */
+export function encodeZeroPages(runs: PageRuns): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER + runs.length * 4);
+  writeFrameHeader(frame, MessageType.ZeroPages, runs.length * 4);
+  for (let k = 0; k < runs.length; k++) frame.writeUInt32BE(runs[k]!, FRAME_HEADER + 4 * k);
+  return frame;
+}
+
+/** The zero runs of a ZeroPages payload, each checked against `pageCount`. */
+export function decodeZeroPages(payload: Uint8Array, pageCount: number): number[] {
+  if (payload.length % 8 !== 0) throw new WireError(`memory stream: ZeroPages frame of ${payload.length} bytes`);
+  const p = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const runs: number[] = [];
+  for (let at = 0; at < p.length; at += 8) {
+    const first = p.readUInt32BE(at);
+    const count = p.readUInt32BE(at + 4);
+    checkRun(first, count, pageCount);
+    runs.push(first, count);
+  }
+  return runs;
 }

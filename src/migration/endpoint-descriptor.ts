@@ -1,9 +1,11 @@
 /**
- * The simulated backend's stand-in for `WSAPROTOCOL_INFOW`: a small,
- * versioned binary endpoint descriptor carried in
+ * The backends' stand-in for `WSAPROTOCOL_INFOW`: a small, versioned
+ * binary endpoint descriptor carried in
  * `CreateDuplicateSocketRequest.protocol_info`. It names the memory-transfer
  * socket both shims meet on, which side listens, and a one-time token the
- * listener checks before it accepts the connection.
+ * listener checks before it accepts the connection. It lives with the
+ * service, not in a backend, because the orchestrator makes the default pair
+ * and backends depend on the service, never the other way.
  *
  * Layout, version 1 (all integers big-endian), exactly `30 + N` bytes:
  *
@@ -30,8 +32,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
-import { Code } from "../../code.js";
-import { TtrpcError } from "../../ttrpc-error.js";
+import { Code } from "../code.js";
+import { TtrpcError } from "../ttrpc-error.js";
 
 /** The four bytes every endpoint descriptor starts with. */
 export const ENDPOINT_DESCRIPTOR_MAGIC = "TMEP";
@@ -47,7 +49,7 @@ export type EndpointTransport = "unix" | "tcp";
 export type EndpointRole = "listen" | "connect";
 
 /**
- * What the simulated backend carries in `protocol_info` where hcsshim carries a
+ * What a backend carries in `protocol_info` where hcsshim carries a
  * duplicated socket (`WSAPROTOCOL_INFOW`): where and how to meet the other side.
  */
 export interface EndpointDescriptor {
