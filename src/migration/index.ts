@@ -54,6 +54,10 @@ export {
   saveFiles,
 } from "./save-payload.js";
 export type { ImportedContainer, SavePayload } from "./save-payload.js";
+/**
+ * hcsshim's save payloads, one namespace per file: `save.migration.Payload`
+ * is the envelope, `save.vm.Payload` the VM's.
+ */
 export * as save from "./save-payloads.js";
 
 // The backend interface, and the HCS session number a backend derives from a

@@ -34,5 +34,5 @@ export { GuestWorkload, type GuestWorkloadState } from "./guest-workload.js";
 export { preCopyParams, PRE_COPY_DEFAULTS, type PreCopyParams } from "./pre-copy-params.js";
 export type { SourceFaults } from "./page-frames.js";
 export { MAX_CHANNELS } from "./transfer-link.js";
-export { DIGEST_BLOCK_BYTES, imageDigest } from "./image-digest.js";
+export { DIGEST_BLOCK_BYTES, imageDigest, type DigestedMemory } from "./image-digest.js";
 export type { TransferEvent, TransferObserver, TransferStats } from "./transfer-events.js";
