@@ -1,7 +1,10 @@
 // The generated save payload messages under one namespace each, as
 // `save.migration.Payload`, `save.vm.Payload`, ... (every file names its
 // top message `Payload`, so they cannot share one flat export).
-/** The envelope a LCOW shim exports: `hcsshim.controller.migration.save.v1.Payload` (schema_version, the VM, the pods). */
+/**
+ * The envelope a LCOW shim exports: `hcsshim.controller.migration.save.v1.Payload`
+ * (schema_version, the VM, the pods).
+ */
 export * as migration from "../../gen/github.com/Microsoft/hcsshim/internal/controller/migration/save/payload_pb.js";
 /** The VM's saved state (`hcsshim.controller.vm.save.v1`), carried in the envelope's `vm`. */
 export * as vm from "../../gen/github.com/Microsoft/hcsshim/internal/controller/vm/save/payload_pb.js";

@@ -485,6 +485,7 @@ const entryPoints: Record<string, { values: string[]; types: string[] }> = {
     ],
     types: [
       "DeviceState",
+      "DigestedMemory",
       "EndpointDescriptor",
       "EndpointRole",
       "EndpointTransport",
