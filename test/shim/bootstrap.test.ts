@@ -1,9 +1,8 @@
 // Both start formats, byte for byte. The golden bytes are what Go's
-// proto.Marshal writes for these messages (fields in number order, proto3
-// defaults left out, a negative enum as a 10-byte varint); they were made with
-// `protoc --encode` from proto/containerd/runtime/bootstrap/v1/bootstrap.proto,
-// whose encoding of these field types is the same as Go's. The interop suite
-// checks them against Go itself where a Go toolchain is built.
+// proto.Marshal (google.golang.org/protobuf, as containerd uses it) writes
+// for these values: printed by `test/interop/shim/.build/bin/bootstrap-go
+// encode`, which the interop suite (bootstrap-go.test.ts) runs again against
+// the same values. A test that fails here, fails there too.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, anyPack } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
@@ -12,6 +11,7 @@ import {
   BootstrapResultSchema,
   LogLevel,
 } from "../../gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js";
+import { FIXTURE_ADDRESS, fixtureParams } from "./bootstrap-fixture.js";
 import { encodeStartReply, readStartInput, taskApiVersion } from "ttrpc-es/shim";
 
 const GO_PARAMS = Buffer.from(
@@ -22,7 +22,7 @@ const GO_PARAMS = Buffer.from(
   "hex",
 );
 const GO_RESULT = Buffer.from("0803121c756e69783a2f2f2f72756e2f636f6e7461696e6572642f732f6162631a057474727063", "hex");
-const ADDRESS = "unix:///run/containerd/s/abc";
+const ADDRESS = FIXTURE_ADDRESS;
 
 describe("start's stdin", () => {
   it("reads containerd 2.3's BootstrapParams from Go's bytes", () => {
@@ -39,17 +39,7 @@ describe("start's stdin", () => {
   });
 
   it("encodes BootstrapParams exactly as Go does", () => {
-    const params = create(BootstrapParamsSchema, {
-      instanceId: "task-1",
-      namespace: "default",
-      logLevel: LogLevel.DEBUG,
-      containerdVersion: "2.3.0",
-      containerdTtrpcAddress: "/run/containerd/containerd.sock.ttrpc",
-      containerdGrpcAddress: "/run/containerd/containerd.sock",
-      containerdBinary: "/usr/bin/containerd",
-      extensions: [{ value: { typeUrl: "containerd.runc.v1.Options", value: new Uint8Array([0x10, 0x01]) } }],
-      socketDir: "/run/containerd/s",
-    });
+    const params = fixtureParams();
     expect(Buffer.from(toBinary(BootstrapParamsSchema, params))).toEqual(GO_PARAMS);
   });
 

@@ -20,6 +20,7 @@ import { DeleteResponseSchema as DeleteResponseV3, Task as TaskV3 } from "../../
 import { RuntimeInfoSchema } from "../../gen/containerd/types/introspection_pb.js";
 import { compileForTest } from "../cli/harness.js";
 import { tempDir } from "../common.js";
+import { gone } from "./processes.js";
 
 let shim: { main: string; cleanup: () => void };
 beforeAll(() => {
@@ -55,17 +56,6 @@ function reapLater(pid: number): void {
       // already gone, as it should be
     }
   });
-}
-
-async function gone(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe("shim start", () => {

@@ -15,6 +15,7 @@ import {
   startContainerd,
   VERSIONS,
 } from "./containerd-run.js";
+import { gone } from "../../shim/processes.js";
 
 const IMAGE = "localhost/ttrpc-es-shim-busybox:1";
 const SH = ["/bin/busybox", "sh", "-c"];
@@ -43,18 +44,6 @@ function shimPid(id: string): number {
     }
   }
   throw new Error(`no shim server for ${id}`);
-}
-
-// Resolves once `pid` is gone: checked every 20 ms, bounded by the test's timeout.
-async function gone(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 // Whether runc still knows container `id` (the reference shim keeps runc's state where Go's shim does).

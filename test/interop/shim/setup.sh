@@ -87,3 +87,35 @@ unpack containerd-2.1 "$(ls "$debs"/private/containerd_2.*.deb)"
 for v in 1.6 1.7 2.1; do
   log "containerd $v: $("$build/containerd-$v/usr/bin/containerd" --version)"
 done
+
+# bootstrap-go: Go's encoding of containerd 2.3's bootstrap messages (no
+# containerd 2.3 binary exists here), built with the Go toolchain, sources and
+# protoc-gen-go that test/interop/go/setup.sh provides.
+bash "$here/../go/setup.sh" || die "test/interop/go/setup.sh failed (Go toolchain and protobuf sources)"
+go_build="$here/../go/.build"
+go="$go_build/toolchain/usr/lib/go-1.23/bin/go"
+gen_go="$go_build/tools/protoc-gen-go"
+new_src="$go_build/root/usr/share/gocode"
+[[ -x $go && -x $gen_go ]] || die "the Go toolchain or protoc-gen-go is missing under $go_build"
+proto_root="$here/../../../proto"
+boot_proto="containerd/runtime/bootstrap/v1/bootstrap.proto"
+bin="$build/bin"
+key=$(cat "$here/setup.sh" "$proto_root/$boot_proto" "$here/bootstrap-go/main.go" | sha256sum | cut -d' ' -f1)
+if [[ $(cat "$bin/.stamp" 2>/dev/null) != "$key" || ! -x $bin/bootstrap-go ]]; then
+  # protoc ships no well-known types here; grpc's source package carries upstream's copies.
+  wkt_dir=/usr/include
+  [[ -f $wkt_dir/google/protobuf/any.proto ]] ||
+    wkt_dir="$new_src/src/google.golang.org/grpc/debian/missing-sources/protocolbuffers/protobuf/main/src"
+  [[ -f $wkt_dir/google/protobuf/any.proto ]] || die "google/protobuf/any.proto not found"
+  gp="$build/gopath"
+  rm -rf "$gp" && mkdir -p "$gp/src/ttrpces/shim" "$bin"
+  ln -sfn "$here/bootstrap-go" "$gp/src/ttrpces/shim/bootstrapgo"
+  log "generating Go code for $boot_proto and building bootstrap-go"
+  protoc -I "$proto_root" -I "$wkt_dir" --plugin=protoc-gen-go="$gen_go" --go_out="$gp/src" \
+    --go_opt="M$boot_proto=ttrpces/shim/bootstrap" "$proto_root/$boot_proto"
+  export GO111MODULE=off GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS= GOENV=off
+  export GOCACHE="$go_build/gocache" GOPATH="$gp:$new_src"
+  "$go" build -o "$bin/bootstrap-go" ttrpces/shim/bootstrapgo
+  echo "$key" >"$bin/.stamp"
+fi
+log "built $bin/bootstrap-go"
