@@ -37,3 +37,18 @@ export { ShimLog, type LogLevel } from "./shim-log.js";
 export { ShimError, type ShimErrorCode } from "./shim-error.js";
 export { processIo, type ShimIo } from "./shim-io.js";
 export * as topics from "./topics.js";
+/** containerd.runtime.bootstrap.v1: BootstrapParams and BootstrapResult (containerd 2.3+). */
+export * as bootstrapApi from "../../gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js";
+/** containerd.types introspection: RuntimeInfo, which `-info` prints. */
+export * as runtimeInfoTypes from "../../gen/containerd/types/introspection_pb.js";
+/** containerd.types Mount: the rootfs of a Create. */
+export * as mountTypes from "../../gen/containerd/types/mount_pb.js";
+/** containerd.types Envelope: what the publisher forwards. */
+export * as eventTypes from "../../gen/containerd/types/event_pb.js";
+// containerd's messages a shim works with, generated from proto/containerd.
+/** containerd.task.v3: the Task service's requests and responses (v2 has the same shapes). */
+export * as taskApi from "../../gen/containerd/task/v3/shim_pb.js";
+/** containerd.events: TaskCreate, TaskStart, TaskExit, TaskDelete, ... for the publisher. */
+export * as taskEvents from "../../gen/containerd/events/task_pb.js";
+/** containerd.v1.types: the process Status enum and ProcessInfo. */
+export * as processTypes from "../../gen/containerd/v1/types/task_pb.js";

@@ -59,7 +59,8 @@ const versionOf = (def: ShimDefinition) => ({ version: def.version, revision: de
 
 function versionText(def: ShimDefinition, io: ShimIo): string {
   const name = basename(io.self.at(-1) ?? def.name);
-  return `${name}:\n  Version:  ${def.version}\n  Revision: ${def.revision ?? ""}\n  Node version: ${process.version}\n\n`;
+  const lines = [`${name}:`, `  Version:  ${def.version}`, `  Revision: ${def.revision ?? ""}`];
+  return `${[...lines, `  Node version: ${process.version}`].join("\n")}\n\n`;
 }
 
 async function runDelete(def: ShimDefinition, args: ShimArgs, io: ShimIo): Promise<DeleteResult> {

@@ -44,6 +44,7 @@ export interface DeleteContext {
 
 /** One more service on the shim's server, typed by its descriptor (see {@link shimService}). */
 export interface ShimService {
+  /** Registers the service on the shim's server. */
   register(server: Server): void;
 }
 

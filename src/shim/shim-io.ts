@@ -4,8 +4,11 @@ import { writeSync } from "node:fs";
 
 /** The shim process's stdin, stdout, stderr, environment and working directory. */
 export interface ShimIo {
+  /** All of stdin, once it ends. */
   readStdin(): Promise<Uint8Array>;
+  /** Writes to stdout before the process exits. */
   writeStdout(bytes: Uint8Array | string): void;
+  /** Writes to stderr. */
   writeStderr(text: string): void;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;

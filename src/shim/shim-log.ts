@@ -30,6 +30,7 @@ export class ShimLog {
     }
   }
 
+  /** Writes one line, as logrus's text format does; debug lines only with -debug. */
   log(level: LogLevel, msg: string, fields: Record<string, string | number> = {}): void {
     if (level === "debug" && !this.debugEnabled) return;
     const extra = Object.entries(fields).map(([k, v]) => ` ${k}=${JSON.stringify(String(v))}`);
@@ -38,6 +39,7 @@ export class ShimLog {
     write(this.#fd, line, () => undefined);
   }
 
+  /** Closes the fifo (not stderr). */
   close(): void {
     if (this.#own) closeSync(this.#fd);
   }

@@ -24,8 +24,11 @@ import { gone } from "./processes.js";
 
 let shim: { main: string; cleanup: () => void };
 beforeAll(() => {
-  const { out, cleanup } = compileForTest(["test/shim/fixtures/echo-shim.ts"], ["test/shim/fixtures/echo-shim.js"]);
-  shim = { main: join(out, "test/shim/fixtures/echo-shim.js"), cleanup };
+  const { out, cleanup } = compileForTest(
+    ["test/shim/fixtures/example-shim.ts"],
+    ["test/shim/fixtures/example-shim.js"],
+  );
+  shim = { main: join(out, "test/shim/fixtures/example-shim.js"), cleanup };
 }, 120_000);
 afterAll(() => shim.cleanup());
 
@@ -135,12 +138,12 @@ function memoryIo(cwd: string, stdin = new Uint8Array()) {
     },
     env: {},
     cwd,
-    self: ["node", "/opt/containerd-shim-echo-v1"],
+    self: ["node", "/opt/containerd-shim-example-v1"],
   };
   return { io, stdout: () => Buffer.concat(out), stderr: () => err };
 }
 
-const definition = { name: "io.containerd.echo.v1", version: "1.2.3", revision: "abc", task: () => ({}) };
+const definition = { name: "io.containerd.example.v1", version: "1.2.3", revision: "abc", task: () => ({}) };
 
 describe("shim delete, -info, -v", () => {
   it("delete prints a binary DeleteResponse from the definition's cleanup, and removes the dead server's socket", async () => {
@@ -183,7 +186,7 @@ describe("shim delete, -info, -v", () => {
     const plain = memoryIo("/");
     expect(await runShim(definition, ["-info"], plain.io)).toBe(0);
     expect(fromBinary(RuntimeInfoSchema, plain.stdout())).toMatchObject({
-      name: "io.containerd.echo.v1",
+      name: "io.containerd.example.v1",
       version: { version: "1.2.3", revision: "abc" },
     });
     const options = new Uint8Array([1, 2, 3]);
@@ -201,14 +204,14 @@ describe("shim delete, -info, -v", () => {
   it("-v prints the version as Go's shims do", async () => {
     const { io, stdout } = memoryIo("/");
     expect(await runShim(definition, ["-v"], io)).toBe(0);
-    expect(stdout().toString()).toMatch(/^containerd-shim-echo-v1:\n {2}Version: {2}1\.2\.3\n {2}Revision: abc\n/);
+    expect(stdout().toString()).toMatch(/^containerd-shim-example-v1:\n {2}Version: {2}1\.2\.3\n {2}Revision: abc\n/);
   });
 
   it("refuses a missing namespace or id, and unknown flags and actions, on stderr with exit code 1", async () => {
     for (const argv of [["-id", "x", "start"], ["-namespace", "n", "start"], ["-bogus"], [...FLAGS, "stop"]]) {
       const { io, stderr } = memoryIo("/");
       expect(await runShim(definition, argv, io)).toBe(1);
-      expect(stderr()).toMatch(/^containerd-shim-echo-v1: /);
+      expect(stderr()).toMatch(/^containerd-shim-example-v1: /);
     }
     expect(() => parseShimArgs(["-namespace"])).toThrow(ShimError);
     expect(parseShimArgs(["--namespace=a", "-id", "b", "-debug=true", "delete"])).toMatchObject({
