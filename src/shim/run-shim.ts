@@ -8,7 +8,6 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeleteResponseSchema } from "../../gen/containerd/task/v2/shim_pb.js";
 import { RuntimeInfoSchema } from "../../gen/containerd/types/introspection_pb.js";
 import { parseShimArgs, type ShimArgs } from "./flags.js";
-import { serveCommand } from "./serve-command.js";
 import type { DeleteResult, ShimDefinition } from "./shim-definition.js";
 import { ShimError } from "./shim-error.js";
 import { processIo, type ShimIo } from "./shim-io.js";
@@ -51,7 +50,8 @@ async function dispatch(def: ShimDefinition, args: ShimArgs, io: ShimIo): Promis
       io.writeStdout(encodeDelete(await runDelete(def, args, io)));
       return 0;
     case "serve":
-      return serveCommand(def, args, io);
+      // Loaded here: start, delete and -info, which containerd waits for, need none of the server.
+      return (await import("./serve-command.js")).serveCommand(def, args, io);
   }
 }
 

@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runShim } from "../run-shim.js";
 import type { DeleteContext, ShimDefinition } from "../shim-definition.js";
-import { RuncTaskService } from "./runc-task-service.js";
 import { unmountRootfs } from "./rootfs.js";
 import { Runc } from "./runc.js";
 
@@ -37,7 +36,11 @@ async function cleanup(ctx: DeleteContext) {
 export const referenceShim: ShimDefinition = {
   name: "io.containerd.ttrpces.v2",
   version: VERSION,
-  task: (ctx) => new RuncTaskService(ctx, runcFor(ctx.namespace), VERSION).service(),
+  // Loaded by the server only: `start`, which containerd waits for, skips it.
+  task: async (ctx) => {
+    const { RuncTaskService } = await import("./runc-task-service.js");
+    return new RuncTaskService(ctx, runcFor(ctx.namespace), VERSION).service();
+  },
   delete: cleanup,
 };
 
