@@ -28,7 +28,8 @@ printf '{"extends":"%s/tsconfig.build.json","compilerOptions":{"outDir":"%s","ro
   "$repo" "$out" "$repo" "$repo" "$repo" >"$out/tsconfig.json"
 node "$repo/node_modules/typescript/bin/tsc" -p "$out/tsconfig.json"
 shim="$out/containerd-shim-ttrpces-v2"
-printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(command -v node)" "$out/src/shim/reference/main.js" >"$shim"
+# SHIM_NODE_FLAGS: node flags for the launcher, to compare (e.g. --max-semi-space-size=1).
+printf '#!/bin/sh\nexec "%s" %s "%s" "$@"\n' "$(command -v node)" "${SHIM_NODE_FLAGS:-}" "$out/src/shim/reference/main.js" >"$shim"
 chmod +x "$shim"
 image=localhost/ttrpc-es-shim-busybox:1
 mkdir -p "$work/image"
@@ -73,10 +74,13 @@ for rt in "$shim" "$bin/containerd-shim-runc-v2"; do
   for i in $(seq 1 5); do
     b="$work/bundle-$name-$i" && mkdir -p "$b" && echo '{}' >"$b/config.json"
     t0=$(date +%s%N)
-    (cd "$b" && MAX_SHIM_VERSION=2 TTRPC_ADDRESS="$work/c.sock.ttrpc" "$rt" -namespace startbench -id "s$i" \
-      -address "$work/c.sock" start </dev/null >/dev/null)
+    reply=$(cd "$b" && MAX_SHIM_VERSION=2 TTRPC_ADDRESS="$work/c.sock.ttrpc" "$rt" -namespace startbench -id "s$i" \
+      -address "$work/c.sock" start </dev/null)
     starts+=("$(ms "$t0")")
     for p in $(pgrep -f -- "-namespace startbench -id s$i "); do kill "$p"; done
+    # Go's shim leaves its socket behind on SIGTERM
+    address=$(grep -o 'unix://[0-9a-z/]*' <<<"$reply")
+    rm -f "${address#unix://}"
   done
   echo "$name: ctr run --rm median $(median "${runs[@]}") ms [${runs[*]}]; RSS ${rss} kB, PSS ${pss} kB; start median $(median "${starts[@]}") ms [${starts[*]}]"
 done
