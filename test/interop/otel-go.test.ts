@@ -1,7 +1,11 @@
 // Tracing interop with the real Go ttrpc 1.2.4 peer. The Go client sends W3C
-// trace context in its Request metadata exactly as containerd's otelttrpc
-// client interceptor puts it there (the lower-case propagator keys next to the
-// caller's own); a ttrpc-es server span must continue that trace. The other
+// trace context in its Request metadata where containerd's otelttrpc client
+// interceptor puts it (the lower-case propagator keys next to the caller's
+// own); a ttrpc-es server span must continue that trace. A stand-in for
+// otelttrpc itself: it is not in Debian's archive (only the OpenTelemetry Go
+// SDK is), so the peer writes the three headers itself, with the W3C
+// specification's example values, and reports what it sent; the test checks
+// our server read exactly those, not that otelttrpc would write them so. The other
 // way, a ttrpc-es client's traceparent must reach the Go server unchanged
 // (the peer's Echo returns the metadata it received).
 import { join } from "node:path";

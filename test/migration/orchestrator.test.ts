@@ -64,7 +64,11 @@ describe("orchestrator with the simulated backend", () => {
       "BLACKOUT_EXITED",
       "DONE",
     ]);
-    expect(result.blackoutMs).toBeTypeOf("number");
+    // The blackout the source measured, as BLACKOUT_EXITED carried it (whole ms).
+    expect(result.blackoutMs).toBe(Math.round(src.backend.lastStats!.blackoutMs));
+    expect(result.notifications.find((n) => n.side === "source" && n.blackoutMs !== undefined)?.blackoutMs).toBe(
+      result.blackoutMs,
+    );
     // The source was stopped, the destination runs the same memory.
     expect(src.backend.vm).toBeUndefined();
     const destVm = dst.backend.vm!;
