@@ -203,6 +203,15 @@ describe("the end of the connection", () => {
     s.cancel(new Error("second"));
     s.close();
     expect(finishes).toEqual([first]);
+    // Cancelled first: out of the table too, its reader failed at once.
+    const c = new Counted(3, table);
+    table.add(c);
+    c.push(Uint8Array.of(1));
+    const cancelled = new Error("cancelled");
+    c.cancel(cancelled);
+    expect([c.finished, table.size]).toEqual([true, 0]);
+    expect(finishes).toEqual([first, cancelled]);
+    await expect(c.next()).rejects.toBe(cancelled);
   });
 
   it("a local close ends the streams with reason local-closed", async () => {
