@@ -20,6 +20,9 @@ export default defineConfig({
       "test/plugin/corpus.test.ts",
       // Packs and installs the package: not a test of one source line.
       "test/package/**",
+      // The CLI (out of scope, src/cli) run as a child process, where no
+      // mutant is active; list-describe reads ../shared, outside the sandbox.
+      "test/cli/**",
     ],
     setupFiles: ["./test/setup-leak-check.ts"],
     testTimeout: 30_000,
