@@ -14,7 +14,16 @@ export type Fault =
   | "sigkill";
 
 export type ClientMessage =
-  | { type: "stats"; calls: Record<string, number>; codes: Record<string, number>; faults: Record<string, number> }
+  | {
+      type: "stats";
+      calls: Record<string, number>;
+      codes: Record<string, number>;
+      faults: Record<string, number>;
+      /** Calls settled more than --slack-ms past their deadline or abort, since the last stats. */
+      lateCalls: number;
+      /** The latest settle past a deadline or abort so far, ms. */
+      maxOverrunMs: number;
+    }
   | { type: "violation"; message: string; events: string[] }
   | { type: "stopped"; leftover: string[]; maxOverrunMs: number; events: string[] };
 

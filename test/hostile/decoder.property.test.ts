@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, HEADER_LENGTH, encodeFrame } from "ttrpc-es";
 import { checkLeaksAfterAll } from "../leak-check.js";
-import { fuzzParams, fuzzTimeout } from "./fuzz-config.js";
+import { assertMost, fuzzParams, fuzzTimeout } from "./fuzz-config.js";
 
 checkLeaksAfterAll();
 
@@ -118,60 +118,68 @@ function recordAllocations(fn: () => void): number[] {
   return sizes;
 }
 
-describe("frame decoder properties", { timeout: fuzzTimeout(4000) }, () => {
+describe("frame decoder properties", { timeout: fuzzTimeout(10_000) }, () => {
   it("valid frames in any chunking decode to the same frames, in order; frames over the limit are skipped and reported", () => {
-    fc.assert(
-      fc.property(fc.array(validFrame, { maxLength: 10 }), cuts, (frames, at) => {
-        const bytes = concat(frames);
-        const got = decodeChunks(split(bytes, at), MAX);
-        expect(got.events.map((e) => e[0])).toEqual(
-          frames.map((f) => (f.length - HEADER_LENGTH > MAX ? "oversized" : "frame")),
-        );
-        expect(got).toEqual(reference(bytes, MAX));
-        expect(got.idle).toBe(true);
-      }),
-      fuzzParams(500, 4000),
+    assertMost(
+      fc.check(
+        fc.property(fc.array(validFrame, { maxLength: 10 }), cuts, (frames, at) => {
+          const bytes = concat(frames);
+          const got = decodeChunks(split(bytes, at), MAX);
+          expect(got.events.map((e) => e[0])).toEqual(
+            frames.map((f) => (f.length - HEADER_LENGTH > MAX ? "oversized" : "frame")),
+          );
+          expect(got).toEqual(reference(bytes, MAX));
+          expect(got.idle).toBe(true);
+        }),
+        fuzzParams(500, 10_000),
+      ),
     );
   });
 
   it("arbitrary bytes in arbitrary chunks never throw and decode exactly as the whole-buffer reference", () => {
-    fc.assert(
-      fc.property(hostileBytes, cuts, (bytes, at) => {
-        const got = decodeChunks(split(bytes, at), MAX);
-        expect(got).toEqual(reference(bytes, MAX));
-      }),
-      fuzzParams(1000, 4000),
+    assertMost(
+      fc.check(
+        fc.property(hostileBytes, cuts, (bytes, at) => {
+          const got = decodeChunks(split(bytes, at), MAX);
+          expect(got).toEqual(reference(bytes, MAX));
+        }),
+        fuzzParams(1000, 10_000),
+      ),
     );
   });
 
   it("completely random bytes never throw; every frame handed on is within the limit", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 400 }), cuts, (bytes, at) => {
-        const got = decodeChunks(split(bytes, at), MAX);
-        for (const e of got.events) if (e[0] === "frame") expect(e[4].length / 2).toBeLessThanOrEqual(MAX);
-        expect(got).toEqual(reference(bytes, MAX));
-      }),
-      fuzzParams(1000, 3000),
+    assertMost(
+      fc.check(
+        fc.property(fc.uint8Array({ maxLength: 400 }), cuts, (bytes, at) => {
+          const got = decodeChunks(split(bytes, at), MAX);
+          for (const e of got.events) if (e[0] === "frame") expect(e[4].length / 2).toBeLessThanOrEqual(MAX);
+          expect(got).toEqual(reference(bytes, MAX));
+        }),
+        fuzzParams(1000, 8000),
+      ),
     );
   });
 
   it("allocates nothing larger than the limit, whatever lengths the headers announce (4 GiB included)", () => {
     // The recorder itself is checked: a 5 MiB allocation is seen.
     expect(recordAllocations(() => new Uint8Array(5 << 20))).toContain(5 << 20);
-    fc.assert(
-      fc.property(hostileBytes, cuts, fc.integer({ min: 0, max: 9 }), (bytes, at, huge) => {
-        // Lead with a header announcing up to 4 GiB - 1 and keep feeding bytes.
-        const lie = encodeFrame(1, 3, 0);
-        new DataView(lie.buffer).setUint32(0, 0xffffffff - huge);
-        const chunks = [lie, ...split(bytes, at), new Uint8Array(4096)];
-        const d = new FrameDecoder({ frame: () => {}, oversized: () => {} }, DEFAULT_MAX_MESSAGE_SIZE);
-        const sizes = recordAllocations(() => {
-          for (const c of chunks) d.push(c);
-        });
-        expect(Math.max(0, ...sizes)).toBeLessThanOrEqual(DEFAULT_MAX_MESSAGE_SIZE);
-        expect(d.idle).toBe(false); // still skipping the announced 4 GiB
-      }),
-      fuzzParams(300, 3000),
+    assertMost(
+      fc.check(
+        fc.property(hostileBytes, cuts, fc.integer({ min: 0, max: 9 }), (bytes, at, huge) => {
+          // Lead with a header announcing up to 4 GiB - 1 and keep feeding bytes.
+          const lie = encodeFrame(1, 3, 0);
+          new DataView(lie.buffer).setUint32(0, 0xffffffff - huge);
+          const chunks = [lie, ...split(bytes, at), new Uint8Array(4096)];
+          const d = new FrameDecoder({ frame: () => {}, oversized: () => {} }, DEFAULT_MAX_MESSAGE_SIZE);
+          const sizes = recordAllocations(() => {
+            for (const c of chunks) d.push(c);
+          });
+          expect(Math.max(0, ...sizes)).toBeLessThanOrEqual(DEFAULT_MAX_MESSAGE_SIZE);
+          expect(d.idle).toBe(false); // still skipping the announced 4 GiB
+        }),
+        fuzzParams(300, 8000),
+      ),
     );
   });
 });

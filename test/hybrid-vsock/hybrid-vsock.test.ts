@@ -6,7 +6,7 @@
 // ones; no test waits for time to pass.
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { Code, type Server, connect, createClient, createServer, dial, formatAddress, parseAddress } from "ttrpc-es";
 import { Interop, drain, interopImpl, tempDir } from "../common.js";
 import { type StandInOptions, VmmStandIn } from "./vmm-stand-in.js";
@@ -26,6 +26,11 @@ async function vmmWithAgent(options: StandInOptions = {}) {
     await agent.close();
   });
   return { vmm, dir };
+}
+
+/** Event-loop turns (setImmediate, never faked here) until `done()` holds. */
+async function turnsUntil(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 async function connected(address: string, options: Parameters<typeof connect>[1] = {}) {
@@ -125,9 +130,20 @@ describe("host-initiated connections", () => {
 
   it("a slow VMM: the handshake times out and is retried; the next attempt succeeds", async () => {
     const { vmm } = await vmmWithAgent({ stall: 1 });
-    const client = await connected(`hvsock:${vmm.path}:${AGENT_PORT}`, {
+    // The handshake timer and the retry pause on a fake clock (sockets stay
+    // real): the first attempt times out when the test says so, and the
+    // second has all the time it needs, however loaded the machine.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    onTestFinished(() => void vi.useRealTimers());
+    const connecting = connected(`hvsock:${vmm.path}:${AGENT_PORT}`, {
       hvsock: { handshakeTimeoutMs: 20, retryDelayMs: 1 },
     });
+    await turnsUntil(() => vmm.lines.length === 1); // the stalled CONNECT reached the VMM
+    vi.advanceTimersByTime(20); // its handshake times out
+    await turnsUntil(() => vi.getTimerCount() === 1); // the retry pause is set
+    vi.advanceTimersByTime(1);
+    const client = await connecting;
+    vi.useRealTimers();
     await client.unary(Interop.method.echoEmpty, {});
     expect(vmm.lines).toEqual([`CONNECT ${AGENT_PORT}`, `CONNECT ${AGENT_PORT}`]);
   });

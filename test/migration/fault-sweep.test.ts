@@ -6,6 +6,12 @@
 // event) gets each fault; the seed picks when within the point (at once or a
 // few event-loop turns later) and which progress event of a pass.
 //
+// Each fault has an expected outcome, fixed by where the workflow stood when
+// it fired (see `expectedOutcome`): a cancel before the orchestrator has both
+// DONE notifications ends "cancelled", a dead destination or a dropped memory
+// socket before the transfer ended "rolled back", anything later "completed".
+// The test asserts the returned outcome against it, and the grid's totals.
+//
 // After each fault: the source VM runs again with its memory digest unchanged
 // (or, when the fault came too late to stop the migration, the destination
 // runs that memory); the live shims are Idle with no VM left on the
@@ -53,6 +59,12 @@ interface Point {
   match: (t: Trigger) => boolean;
   /** How many matching triggers a migration has at least (the seed picks one of them). */
   occurrences: number;
+  /**
+   * At the transfer's end: a fault here, or a few turns later, may come after
+   * the point where it can still stop the migration, so its outcome depends on
+   * the stage it met (`expectedOutcome`). Every other point has one outcome per fault.
+   */
+  late?: true;
 }
 
 const step = (side: string, name: string): Point => ({
@@ -64,14 +76,17 @@ const phase = (side: string, p: Phase): Point => ({
   name: `${side} notification ${Phase[p]}`,
   match: (t) => t.kind === "notification" && t.side === side && t.phase === p,
   occurrences: 1,
+  ...(LATE_PHASES.has(p) ? { late: true as const } : {}),
 });
-const transfer = (name: string, occurrences: number, match: (e: TransferEvent) => boolean): Point => ({
+const transfer = (name: string, occurrences: number, match: (e: TransferEvent) => boolean, late?: "late"): Point => ({
   name: `transfer: ${name}`,
   match: (t) => t.kind === "transfer" && match(t.event),
   occurrences,
+  ...(late === undefined ? {} : { late: true as const }),
 });
 
 const MEMORY = 8 * 1024 * 1024; // 2,048 pages: 8 progress events in the first pass (Pages frames of 1 MiB)
+const LATE_PHASES = new Set([Phase.BLACKOUT_EXITED, Phase.DONE]);
 const PHASES = [
   Phase.SETUP_DONE,
   Phase.TRANSFER_IN_PROGRESS,
@@ -98,14 +113,23 @@ const POINTS: Point[] = [
   transfer("first pass received", 6, (e) => e.type === "progress" && e.pass === 1 && e.side === "destination"),
   transfer("first pass ends", 1, (e) => e.type === "pass-end" && e.pass === 1),
   transfer("blackout pass starts", 1, (e) => e.type === "pass" && e.blackout),
-  transfer("destination verified", 1, (e) => e.type === "done" && e.side === "destination"),
-  transfer("source done", 1, (e) => e.type === "done" && e.side === "source"),
+  transfer("destination verified", 1, (e) => e.type === "done" && e.side === "destination", "late"),
+  transfer("source done", 1, (e) => e.type === "done" && e.side === "source", "late"),
 ];
 
-/** Unix sockets forwarded from `front` to `back`, until dropped: then every connection, open or new, is destroyed. */
-async function memoryProxy(front: string, back: string): Promise<{ drop(): void; close(): Promise<void> }> {
+/**
+ * Unix sockets forwarded from `front` to `back`, until dropped: then every
+ * connection, open or new, is destroyed. `destinationEnded` says whether the
+ * back side (the destination, which ends its stream after its last frame) has
+ * ended a connection: all it sent has been passed on.
+ */
+async function memoryProxy(
+  front: string,
+  back: string,
+): Promise<{ drop(): void; close(): Promise<void>; destinationEnded(): boolean }> {
   const sockets = new Set<Socket>();
   let dropped = false;
+  let ended = false;
   const track = (s: Socket) => {
     sockets.add(s);
     s.on("error", () => {});
@@ -117,6 +141,7 @@ async function memoryProxy(front: string, back: string): Promise<{ drop(): void;
     const outbound = netConnect({ path: back });
     track(outbound);
     inbound.pipe(outbound).pipe(inbound);
+    outbound.on("end", () => (ended = true));
     inbound.on("close", () => outbound.destroy());
     outbound.on("close", () => inbound.destroy());
   });
@@ -127,6 +152,7 @@ async function memoryProxy(front: string, back: string): Promise<{ drop(): void;
       for (const s of sockets) s.destroy();
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    destinationEnded: () => ended,
   };
 }
 
@@ -139,8 +165,25 @@ async function shim(dir: string, name: string, sandbox: boolean) {
   return { backend, server, service, address };
 }
 
-/** How one faulted migration ended, for the sweep's count. */
-type Outcome = "recovered" | "completed";
+/** How one faulted migration ended: stopped by the cancel, rolled back after a failure, or succeeded anyway. */
+type Outcome = "cancelled" | "rolled-back" | "completed";
+
+/** Where the workflow stood when the fault fired. */
+interface Stage {
+  /** The orchestrator had received DONE from both sides: it no longer checks the signal. */
+  bothDone: boolean;
+  /** The destination's last frame (its verification Result) had passed the memory proxy: the memory socket is no longer needed. */
+  resultRelayed: boolean;
+  /** The destination ran FinalizeSandbox RESUME: the migration has succeeded. */
+  destinationRunning: boolean;
+}
+
+/** The outcome a fault must have, given where the workflow stood when it fired. */
+function expectedOutcome(fault: FaultKind, at: Stage): Outcome {
+  if (fault === "cancel") return at.bothDone ? "completed" : "cancelled";
+  if (fault === "drop-memory-socket") return at.resultRelayed ? "completed" : "rolled-back";
+  return at.destinationRunning ? "completed" : "rolled-back";
+}
 
 /** Migrates once with `fault` at `point` (its `occurrence`-th trigger, `turns` event-loop turns later) and checks the aftermath. */
 async function faultedMigration(point: Point, fault: FaultKind, occurrence: number, turns: number): Promise<Outcome> {
@@ -165,11 +208,15 @@ async function faultedMigration(point: Point, fault: FaultKind, occurrence: numb
     const cancel = new AbortController();
     let fired = false;
     let killed = false;
-    // The destination ran FinalizeSandbox RESUME: the migration has succeeded, whatever comes.
-    let pastNoReturn = false;
+    const doneSides = new Set<string>();
+    let expected: Outcome | undefined;
     const inject = () => {
       fired = true;
-      pastNoReturn = dst.backend.vm?.status === "running";
+      expected = expectedOutcome(fault, {
+        bothDone: doneSides.size === 2,
+        resultRelayed: proxy.destinationEnded(),
+        destinationRunning: dst.backend.vm?.status === "running",
+      });
       if (fault === "kill-destination") {
         killed = true;
         dst.backend.crash();
@@ -202,29 +249,36 @@ async function faultedMigration(point: Point, fault: FaultKind, occurrence: numb
       timeoutMs: 20_000,
       onEvent: (e: MigrationEvent) => {
         if (e.type === "step" && e.error === undefined) trigger({ kind: "step", side: e.side, step: e.step });
-        else if (e.type === "notification") trigger({ kind: "notification", side: e.side, phase: e.phase });
+        else if (e.type === "notification") {
+          // The orchestrator tells of a DONE before it acts on it: the fault comes first.
+          trigger({ kind: "notification", side: e.side, phase: e.phase });
+          if (e.phase === Phase.DONE) doneSides.add(e.side);
+        }
       },
     });
     await afterTurns(turns); // a late fault fires before the checks, not during them
     expect(fired, "the fault fired").toBe(true);
+    const outcome: Outcome = result.ok
+      ? "completed"
+      : result.error?.startsWith("aborted: ")
+        ? "cancelled"
+        : "rolled-back";
+    expect(outcome, `${fault} ${point.name}: ${result.error ?? "ok"}`).toBe(expected);
 
-    let outcome: Outcome;
     if (result.ok) {
       // The fault came too late to stop the migration: the destination runs
       // the source's memory (or ran it: a destination killed after its RESUME
       // died after the migration had succeeded).
       expect(src.backend.vm).toBeUndefined();
       expect(dst.backend.vm?.memory.digest()).toBe(digest);
-      if (killed) expect(pastNoReturn, "killed before RESUME, yet ok").toBe(true);
-      else expect(dst.backend.vm?.status).toBe("running");
-      outcome = "completed";
+      if (!killed) expect(dst.backend.vm?.status).toBe("running");
     } else {
       expect(src.backend.vm?.status, result.error).toBe("running");
       expect(src.backend.vm?.memory.digest()).toBe(digest);
       expect(src.backend.vm?.workload.throttlePercent).toBe(100);
       expect(result.recovered, `abort path: ${result.abortErrors.join("; ")}`).not.toBe(false);
       if (!killed) expect(dst.backend.vm).toBeUndefined();
-      outcome = "recovered";
+      if (outcome === "cancelled") expect(result.error).toBe(`aborted: fault sweep: cancelled ${point.name}`);
     }
     expect(src.service.session.state).toBe("Idle");
     if (!killed) expect(dst.service.session.state).toBe("Idle");
@@ -250,6 +304,8 @@ async function faultedMigration(point: Point, fault: FaultKind, occurrence: numb
 const afterTurns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 };
+
+const outcomeCounts = (): Record<Outcome, number> => ({ cancelled: 0, "rolled-back": 0, completed: 0 });
 
 /** The seed's draw for one (point, fault): which matching trigger, and how many turns after it. */
 function draw(rand: Prng, point: Point): { occurrence: number; turns: number } {
@@ -295,8 +351,19 @@ describe("migration fault sweep", () => {
   // Draws that found bugs in longer sweeps, kept whatever the grid's seed draws.
   const byName = (name: string) => POINTS.find((p) => p.name === name)!;
   cases.push({ point: byName("after source TransferSandbox"), fault: "cancel", occurrence: 1, turns: 0 });
+  const totals = { early: outcomeCounts(), late: outcomeCounts() };
   test.each(cases)("$fault $point.name (occurrence $occurrence, $turns turns later)", async (c) => {
-    await faultedMigration(c.point, c.fault, c.occurrence, c.turns);
+    const outcome = await faultedMigration(c.point, c.fault, c.occurrence, c.turns);
+    if (c.point.late === undefined) expect(outcome).toBe(c.fault === "cancel" ? "cancelled" : "rolled-back");
+    totals[c.point.late === undefined ? "early" : "late"][outcome]++;
+  });
+  // Before the transfer's end every cancel stops the migration and every
+  // destination death or memory drop rolls it back: 22 points, and the kept
+  // draw. At the end (6 points, 18 faults) how each ends depends on the
+  // instant the fault met, checked case by case above.
+  test("the grid's totals per outcome", () => {
+    expect(totals.early).toEqual({ cancelled: 23, "rolled-back": 44, completed: 0 });
+    expect(totals.late.cancelled + totals.late["rolled-back"] + totals.late.completed).toBe(18);
   });
 
   const count = Number(process.env.FAULT_SWEEP_COUNT ?? 0);
@@ -307,7 +374,7 @@ describe("migration fault sweep", () => {
       async () => {
         const seed = Number(process.env.FAULT_SWEEP_SEED ?? 1);
         const rand = prng(seed, 0x5eed);
-        const outcomes = { recovered: 0, completed: 0 };
+        const outcomes = outcomeCounts();
         for (let i = 0; i < count; i++) {
           const point = rand.pick(POINTS);
           const fault = rand.pick(FAULTS);
@@ -333,7 +400,7 @@ describe("migration fault sweep", () => {
           }
         }
         console.log(
-          `fault sweep, seed ${seed}: ${count} faults injected, ${count} survived (${outcomes.recovered} rolled back, ${outcomes.completed} too late to stop the migration)`,
+          `fault sweep, seed ${seed}: ${count} faults injected, ${count} survived (${outcomes.cancelled} cancelled, ${outcomes["rolled-back"]} rolled back, ${outcomes.completed} too late to stop the migration)`,
         );
       },
       24 * 60 * 60 * 1000,

@@ -100,7 +100,7 @@ describe("Notifications over the wire", () => {
     const idle = await src.connectAgain();
     const stalled = idle.client.notifications({ sessionId: SESSION })[Symbol.asyncIterator]();
     const first = stalled.next();
-    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(1));
+    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(1), { timeout: 10_000 });
     const active = await listen(src);
     await src.client.transferSandbox({ sessionId: SESSION });
     await active.until(Phase.DONE);
@@ -121,12 +121,12 @@ describe("Notifications over the wire", () => {
     const ac = new AbortController();
     const events = other.client.notifications({ sessionId: SESSION }, { signal: ac.signal })[Symbol.asyncIterator]();
     const pending = events.next();
-    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(1));
+    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(1), { timeout: 10_000 });
     ac.abort();
     await expect(pending).rejects.toBeInstanceOf(Error);
     // The connection closing is what the server sees; ttrpc has no cancel frame.
     other.conn.close();
-    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(0));
+    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(0), { timeout: 10_000 });
     // The session goes on for the others.
     const events2 = await listen(src);
     await src.client.transferSandbox({ sessionId: SESSION });

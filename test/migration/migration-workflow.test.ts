@@ -1,6 +1,6 @@
 // The whole live-migration workflow between a source and a destination
 // reference shim, over real unix sockets with the prebuilt client.
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { FinalizeAction, SAVE_PAYLOAD_TYPE_URL, decodeSandboxConfig } from "ttrpc-es/migration";
 import {
   INIT,
@@ -13,6 +13,9 @@ import {
   startShim,
   testingEndpoint,
 } from "./shim.js";
+
+/** 2026-01-02T03:04:05.678Z, for the blackout's stop stamp. */
+const STOPPED_AT = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
 
 describe("Migration workflow", () => {
   it("moves a sandbox from a source shim to a destination shim with Notifications open", async () => {
@@ -39,9 +42,14 @@ describe("Migration workflow", () => {
 
     const srcEvents = await listen(src);
     const dstEvents = await listen(dst);
-    await vi.waitFor(() => expect(src.service.session.subscribers + dst.service.session.subscribers).toBe(2));
+    await vi.waitFor(() => expect(src.service.session.subscribers + dst.service.session.subscribers).toBe(2), {
+      timeout: 10_000,
+    });
 
-    const before = Date.now();
+    // The backend stamps the guest's stop with Date.now(): a stopped Date
+    // makes the stamp on the wire exactly this instant.
+    vi.useFakeTimers({ toFake: ["Date"], now: STOPPED_AT });
+    onTestFinished(() => void vi.useRealTimers());
     await src.client.transferSandbox({ sessionId: SESSION });
     await dst.client.transferSandbox({ sessionId: SESSION });
     await srcEvents.until(Phase.DONE);
@@ -60,7 +68,7 @@ describe("Migration workflow", () => {
     expect(exited.case).toBe("blackoutExited");
     expect(exited.value!.blackoutDurationMilliseconds).toBe(12n);
     const stop = exited.value!.blackoutStopTimestamp!;
-    expect(Number(stop.seconds) * 1000).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    expect([stop.seconds, stop.nanos]).toEqual([BigInt(Math.floor(STOPPED_AT / 1000)), (STOPPED_AT % 1000) * 1e6]);
     // Only BLACKOUT_EXITED carries details.
     expect(srcEvents.items.filter((r) => r.notification!.phaseDetails.case !== undefined)).toHaveLength(1);
     // start_time is the notifier's, the same on every message; update_time moves on.
@@ -68,6 +76,7 @@ describe("Migration workflow", () => {
     expect(
       srcEvents.items.every((r) => r.startTime!.seconds === start.seconds && r.startTime!.nanos === start.nanos),
     ).toBe(true);
+    // Readings of one monotonic clock, compared with each other (no bound on how far apart).
     const updates = srcEvents.items.map((r) => Number(r.updateTime!.seconds) * 1e9 + r.updateTime!.nanos);
     expect([...updates].sort((a, b) => a - b)).toEqual(updates);
     expect(updates[0]).toBeGreaterThanOrEqual(Number(start.seconds) * 1e9 + start.nanos);

@@ -64,7 +64,11 @@ describe("orchestrator with the simulated backend", () => {
       "BLACKOUT_EXITED",
       "DONE",
     ]);
-    expect(result.blackoutMs).toBeTypeOf("number");
+    // The blackout the source measured, as BLACKOUT_EXITED carried it (whole ms).
+    expect(result.blackoutMs).toBe(Math.round(src.backend.lastStats!.blackoutMs));
+    expect(result.notifications.find((n) => n.side === "source" && n.blackoutMs !== undefined)?.blackoutMs).toBe(
+      result.blackoutMs,
+    );
     // The source was stopped, the destination runs the same memory.
     expect(src.backend.vm).toBeUndefined();
     const destVm = dst.backend.vm!;
@@ -202,4 +206,71 @@ describe("orchestrator with the simulated backend", () => {
       await expectWoundDown(src, dst, result);
     },
   );
+});
+
+describe("orchestrator cancelled through its signal", () => {
+  it("a signal aborted before migrate(): no session opens, the source runs on untouched", async () => {
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 4 * MiB, dirtyPagesPerSecond: 0 },
+    });
+    const dst = await simulatedShim("dst");
+    const digest = src.backend.vm!.memory.digest();
+    const events: MigrationEvent[] = [];
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: transferSocket().path,
+      initOptions: INIT,
+      signal: AbortSignal.abort(new Error("operator said no")),
+      onEvent: (e) => events.push(e),
+    });
+    expect(result).toMatchObject({
+      ok: false,
+      error: "aborted: operator said no",
+      source: "not-started",
+      destination: "not-started",
+    });
+    // Not one RPC: the abort path has nothing to wind down.
+    expect(events.filter((e) => e.type === "step")).toEqual([]);
+    expect(events.map((e) => e.type)).toEqual(["abort"]);
+    expect(src.backend.vm?.status).toBe("running");
+    expect(src.backend.vm?.memory.digest()).toBe(digest);
+    expect(src.service.session.state).toBe("Idle");
+    expect(dst.backend.vm).toBeUndefined();
+  });
+
+  it("aborted during TransferSandbox: the transfer stops, the source resumes with its memory unchanged", async () => {
+    const src = await simulatedShim("src", {
+      sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 0 },
+    });
+    const dst = await simulatedShim("dst");
+    const digest = src.backend.vm!.memory.digest();
+    const cancel = new AbortController();
+    let abortedAtPages: number | undefined;
+    // The first page batch the source sends: TransferSandbox is running.
+    src.backend.observe((e) => {
+      if (abortedAtPages === undefined && e.type === "progress" && e.side === "source") {
+        abortedAtPages = e.pageBytes;
+        cancel.abort(new Error("operator cancelled mid-transfer"));
+      }
+    });
+    const sock = transferSocket();
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      transferAddress: sock.path,
+      initOptions: INIT,
+      signal: cancel.signal,
+    });
+    expect(abortedAtPages).toBeLessThan(16 * MiB);
+    expect(result.error).toBe("aborted: operator cancelled mid-transfer");
+    const source = phases(result.notifications, "source");
+    expect(source).not.toContain("DONE");
+    expect(source).not.toContain("BLACKOUT_STARTED");
+    expect(source).toContain("FAILED/CANCELLED");
+    expect(src.backend.lastStats?.pageBytes).toBeLessThan(16 * MiB);
+    expect(src.backend.vm?.memory.digest()).toBe(digest);
+    await expectWoundDown(src, dst, result);
+    expect(sock.leftOver()).toBe(false);
+  });
 });

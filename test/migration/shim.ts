@@ -114,7 +114,7 @@ export function read(stream: AsyncIterable<NotificationsResponse>): Reader {
 export async function listen(shim: Shim, session = SESSION): Promise<Reader> {
   const before = shim.service.session.subscribers;
   const r = read(shim.client.notifications({ sessionId: session }));
-  await vi.waitFor(() => expect(shim.service.session.subscribers).toBeGreaterThan(before));
+  await vi.waitFor(() => expect(shim.service.session.subscribers).toBeGreaterThan(before), { timeout: 10_000 });
   return r;
 }
 

@@ -3,6 +3,12 @@
 // cap(buf) < frame) under Go ttrpc's channel.recv (bufio.NewReader, 4096
 // bytes; io.ReadFull of the 10-byte header, then of the payload). Written from
 // the Go sources (bufio.Reader.Read, pkg/net/multiplex/mux.go, ttrpc/channel.go).
+//
+// A stand-in, on purpose: the property tests feed it thousands of frame
+// sizes and write chunkings a second, which real Go cannot be driven through
+// from outside (a Go process per case, and no control of how its reads
+// fall). Real Go checks the same edges in test/interop/nri/go-adaptation.test.ts
+// ("carries … messages both ways", seven sizes from 4,000 bytes to 4 MiB).
 
 const BUFIO_SIZE = 4096;
 

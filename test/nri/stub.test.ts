@@ -1,3 +1,11 @@
+// The plugin stub against a TypeScript NRI runtime (test-runtime.ts), a
+// stand-in for containerd/nri's pkg/adaptation: it can be told to misbehave
+// on cue (never answer RegisterPlugin, never Configure, go away and come back
+// on the same socket), which the Go runtime cannot, and it runs in the unit
+// project without the Debian peers. The paths the Go runtime can produce run
+// against it too, in test/interop/nri/go-adaptation.test.ts: a handler error
+// failing the runtime's request, UpdateContainers failures, reconnect mode,
+// exit mode (run() ends with reason "gone").
 import { join } from "node:path";
 import { Code, TtrpcError } from "ttrpc-es";
 import { createStub, Event, eventMask, type PluginHandlers, type Stub, type StubOptions } from "ttrpc-es/nri";

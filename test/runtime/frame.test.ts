@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, encodeFrame, type Frame } from "ttrpc-es";
+import { writeHeader } from "../../src/frame.js";
 
 const hex = (s: string) =>
   Uint8Array.from(
@@ -30,6 +31,14 @@ describe("frame header", () => {
     const req = encodeFrame(1, 0x01, 0x00, new Uint8Array(42));
     expect(req.subarray(0, 10)).toEqual(hex("0000002a 00000001 01 00"));
     expect(req.length).toBe(52);
+  });
+
+  it("writes all four bytes of length and stream ID big-endian, at any offset", () => {
+    // IDs past 2^24 (a long-lived connection's): every byte of the ID counts.
+    expect(encodeFrame(0x7f020305, 0x02, 0x00)).toEqual(hex("00000000 7f020305 02 00"));
+    const buf = new Uint8Array(13).fill(0xee);
+    writeHeader(buf, 3, 0x0a0b0c0d, 0x7f020305, 0x03, 0x05);
+    expect(buf).toEqual(hex("eeeeee 0a0b0c0d 7f020305 03 05"));
   });
 
   it("decodes every frame kind from hand-made bytes", () => {

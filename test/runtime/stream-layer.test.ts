@@ -189,6 +189,33 @@ describe("the end of the connection", () => {
     }
   });
 
+  it("a stream leaves its table and tells its owner once, however often it is ended", async () => {
+    const { table } = await tableOnPair();
+    const finishes: unknown[] = [];
+    class Counted extends Stream {
+      protected override onFinish(reason: unknown): void {
+        finishes.push(reason);
+      }
+    }
+    const s = new Counted(1, table);
+    table.add(s);
+    const first = new Error("first");
+    s.close(first);
+    expect([s.finished, table.size]).toEqual([true, 0]);
+    s.cancel(new Error("second"));
+    s.close();
+    expect(finishes).toEqual([first]);
+    // Cancelled first: out of the table too, its reader failed at once.
+    const c = new Counted(3, table);
+    table.add(c);
+    c.push(Uint8Array.of(1));
+    const cancelled = new Error("cancelled");
+    c.cancel(cancelled);
+    expect([c.finished, table.size]).toEqual([true, 0]);
+    expect(finishes).toEqual([first, cancelled]);
+    await expect(c.next()).rejects.toBe(cancelled);
+  });
+
   it("a local close ends the streams with reason local-closed", async () => {
     const { table, owner } = await tableOnPair();
     const s = new Stream(1, table);

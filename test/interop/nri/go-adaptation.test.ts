@@ -177,6 +177,10 @@ describe("Go pkg/adaptation (NRI 0.6.1) drives the TypeScript plugin", () => {
   // bigger than the 4096-byte bufio buffer asks for: these sizes cross that
   // both ways (Go → TS in the request, TS → Go in the adjustment).
   it.each([
+    // Around one and two bufio buffers, where the envelope's few hundred bytes decide the cut.
+    ["4,000 bytes", 4000],
+    ["4,100 bytes", 4100],
+    ["8,200 bytes", 8200],
     ["5 KiB", 5 << 10],
     ["64 KiB", 64 << 10],
     ["4 MiB (less the envelope)", (4 << 20) - (8 << 10)],
@@ -232,11 +236,16 @@ describe("Go pkg/adaptation (NRI 0.6.1) drives the TypeScript plugin", () => {
   it("in exit mode, run() resolves when the runtime goes away", async () => {
     const socketPath = join(tempDir(), "nri.sock");
     const rt = await goRuntime(socketPath);
-    const stub = plugin({ runPodSandbox: () => {} }, socketPath);
-    const running = stub.run();
+    const reasons: string[] = [];
+    const stub = plugin({ runPodSandbox: () => {} }, socketPath, { onDisconnect: (r) => void reasons.push(r) });
+    let ended = false;
+    const running = stub.run().then(() => (ended = true));
     await rt.request({ op: "wait", plugins: 1 });
-    await rt.close();
+    expect(ended, "run() ended while the runtime was still there").toBe(false);
+    expect(await rt.close()).toBe(0);
     await running;
+    // It ended because the runtime went away, not through stop().
+    expect(reasons).toEqual(["gone"]);
   });
 
   it("a plugin the runtime launches (`ttrpc-es nri run logger` as NN-name) works over the inherited socket, NRI_PLUGIN_SOCKET", async () => {

@@ -70,9 +70,12 @@ describe("Go pkg/stub (NRI 0.6.1) against a TypeScript runtime", () => {
     expect(await go.next((l) => l.event === "UpdateContainer")).toMatchObject({ cpuShares: 2048 });
     expect(updated.update[0]?.linux?.resources?.memory?.limit?.value).toBe(256n << 20n);
 
-    await p.plugin.stopContainer({ pod, container: ctr });
+    expect(await p.plugin.stopContainer({ pod, container: ctr })).toMatchObject({ update: [] });
+    expect(await go.next((l) => l.event === "StopContainer")).toMatchObject({ pod: "pod-1", container: "c1" });
     await p.plugin.stateChange({ event: Event.REMOVE_CONTAINER, pod, container: ctr });
     expect(await go.next((l) => l.event === "RemoveContainer")).toMatchObject({ container: "c1" });
+    await p.plugin.stateChange({ event: Event.STOP_POD_SANDBOX, pod });
+    expect(await go.next((l) => l.event === "StopPodSandbox")).toMatchObject({ pod: "pod-1" });
   });
 
   it("a Go handler error reaches the TypeScript runtime as a TtrpcError", async () => {

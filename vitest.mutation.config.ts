@@ -1,0 +1,30 @@
+// The tests StrykerJS runs against each mutant (stryker.config.mjs): the unit
+// project without what is too slow to run per mutant or needs more than this
+// repository. MUTATION_TESTS (a comma-separated list of globs) narrows it
+// further, for a small run. See docs/testing.md, "Mutation testing".
+import { defineConfig } from "vitest/config";
+import base from "./vitest.config.js";
+
+const only = process.env.MUTATION_TESTS?.split(",").filter((g) => g !== "");
+
+export default defineConfig({
+  resolve: base.resolve,
+  test: {
+    include: only ?? ["test/**/*.test.ts"],
+    exclude: [
+      // Real Go and NRI peers: minutes to build, seconds per case.
+      "test/interop/**",
+      // 85 migrations per run: the orchestrator tests cover the same code per mutant.
+      "test/migration/fault-sweep.test.ts",
+      // protoc and the generator's corpus, not src/.
+      "test/plugin/corpus.test.ts",
+      // Packs and installs the package: not a test of one source line.
+      "test/package/**",
+      // The CLI (out of scope, src/cli) run as a child process, where no
+      // mutant is active; list-describe reads ../shared, outside the sandbox.
+      "test/cli/**",
+    ],
+    setupFiles: ["./test/setup-leak-check.ts"],
+    testTimeout: 30_000,
+  },
+});
