@@ -1,17 +1,16 @@
 // `ttrpc-es list`: the services of .proto files, or one service's methods and call shapes.
 
-import { parseArgs } from "node:util";
 import {
   Exit,
   PROTO_OPTIONS_HELP,
   CliError,
   EXIT_STATUS_HELP,
-  usageErrors,
+  parseCommandLine,
   protoOptions,
   runCommand,
 } from "./cli-support.js";
 import { callShape, rpcSignature } from "./describe-format.js";
-import { loadProtos } from "./proto-loader.js";
+import { loadProtos, protoSources } from "./proto-loader.js";
 import { allServices, findService } from "./symbols.js";
 
 const USAGE = `usage: ttrpc-es list --proto FILE [-I DIR]... [--protoset FILE] [SERVICE]
@@ -26,21 +25,13 @@ ${PROTO_OPTIONS_HELP}
 ${EXIT_STATUS_HELP}`;
 
 export function run(argv: string[]): Promise<number> {
-  return runCommand("list", USAGE, async () => {
-    const { values, positionals } = usageErrors(() =>
-      parseArgs({ args: argv, options: protoOptions, allowPositionals: true }),
-    );
-    if (values.help === true) {
-      process.stdout.write(USAGE);
-      return Exit.ok;
-    }
+  return runCommand("list", async () => {
+    const parsed = parseCommandLine(argv, protoOptions, USAGE);
+    if (parsed === undefined) return Exit.ok;
+    const { values, positionals } = parsed;
     if (positionals.length > 1)
       throw new CliError(`expected at most one SERVICE, got ${positionals.join(" ")}`, Exit.usage);
-    const { files } = await loadProtos({
-      protos: values.proto ?? [],
-      importPaths: values["import-path"] ?? [],
-      protosets: values.protoset ?? [],
-    });
+    const { files } = await loadProtos(protoSources(values));
     const name = positionals[0];
     if (name === undefined) {
       for (const s of allServices(files)) process.stdout.write(`${s.typeName}\n`);

@@ -51,6 +51,15 @@ export interface LoadedProtos {
   registry: Registry;
 }
 
+/** The sources named by the options of `protoOptions` (--proto, -I, --protoset). */
+export function protoSources(values: {
+  proto?: string[] | undefined;
+  "import-path"?: string[] | undefined;
+  protoset?: string[] | undefined;
+}): ProtoSources {
+  return { protos: values.proto ?? [], importPaths: values["import-path"] ?? [], protosets: values.protoset ?? [] };
+}
+
 /** Loads and links the descriptors; every failure is a CliError with status `Exit.protos` (or `usage`). */
 export async function loadProtos(src: ProtoSources): Promise<LoadedProtos> {
   if (src.protos.length === 0 && src.protosets.length === 0) {
