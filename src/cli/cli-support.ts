@@ -58,7 +58,10 @@ export const protoOptions = {
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
-export const PROTO_OPTIONS_HELP = `  --proto FILE          a .proto file, resolved against the -I directories
+export const PROTO_OPTIONS_HELP = `  (built in, no --proto needed: containerd's task v2 and v3, events, sandbox and
+   streaming services, NRI and hcsshim's Migration; --proto and --protoset add
+   services, and their types override the built-in ones of the same name)
+  --proto FILE          a .proto file, resolved against the -I directories
                         (the current directory when no -I is given); repeatable
   -I, --import-path DIR where imports are looked up (like protoc -I); repeatable
   --protoset FILE       a FileDescriptorSet (buf build -o x.binpb, protoc --include_imports -o);

@@ -13,7 +13,7 @@ import { callShape, formatEnum, formatMessage, formatMethod, formatService, head
 import { loadProtos, protoSources } from "./proto-loader.js";
 import { findSymbol } from "./symbols.js";
 
-const USAGE = `usage: ttrpc-es describe --proto FILE [-I DIR]... [--protoset FILE] SYMBOL
+const USAGE = `usage: ttrpc-es describe [--proto FILE [-I DIR]...] [--protoset FILE] SYMBOL
 
 Prints the definition of SYMBOL with its comments: a service (all its
 methods), a method (SERVICE.METHOD or SERVICE/METHOD: the rpc, its call shape

@@ -11,11 +11,12 @@ import {
 } from "./cli-support.js";
 import { callShape, rpcSignature } from "./describe-format.js";
 import { loadProtos, protoSources } from "./proto-loader.js";
-import { allServices, findService } from "./symbols.js";
+import { findService } from "./symbols.js";
 
-const USAGE = `usage: ttrpc-es list --proto FILE [-I DIR]... [--protoset FILE] [SERVICE]
+const USAGE = `usage: ttrpc-es list [--proto FILE [-I DIR]...] [--protoset FILE] [SERVICE]
 
-Without SERVICE, lists the services the protos define, one full name a line.
+Without SERVICE, lists the services the protos given define (the built-in
+ones without --proto or --protoset), one full name a line.
 With SERVICE (full name, or a unique simple name), lists its methods:
 name, call shape (unary, server-streaming, client-streaming, bidi-streaming)
 and signature.
@@ -31,10 +32,10 @@ export function run(argv: string[]): Promise<number> {
     const { values, positionals } = parsed;
     if (positionals.length > 1)
       throw new CliError(`expected at most one SERVICE, got ${positionals.join(" ")}`, Exit.usage);
-    const { files } = await loadProtos(protoSources(values));
+    const { files, services } = await loadProtos(protoSources(values));
     const name = positionals[0];
     if (name === undefined) {
-      for (const s of allServices(files)) process.stdout.write(`${s.typeName}\n`);
+      for (const s of services) process.stdout.write(`${s.typeName}\n`);
       return Exit.ok;
     }
     const service = findService(files, name);

@@ -204,7 +204,6 @@ describe("exit statuses", () => {
       ["call", "--address", "unix:/x", ...interopProto, "-H", "novalue", "Interop/Echo"],
       ["call", "--address", "http://x", ...interopProto, "Interop/Echo"],
       ["call", "--address", "unix:/x", ...interopProto, "Interop"],
-      ["call", "--address", "unix:/x", "Interop/Echo"], // no protos
     ];
     for (const args of cases) {
       const r = await runCli(cli(), args);
