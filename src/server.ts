@@ -63,6 +63,8 @@ export interface Server {
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
   /** Immediate close: stops listening and closes every connection; handlers see their signal abort. */
   close(): Promise<void>;
+  /** `await using server = createServer()`: {@link Server.close} at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
   /** Open connections. */
   readonly connectionCount: number;
 }
@@ -223,6 +225,10 @@ class ServerImpl implements Server, ConnectionHost {
     const stopped = this.#stopListening();
     for (const c of [...this.connections]) c.close(shutdownError("ttrpc: server closed"));
     await stopped;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 
