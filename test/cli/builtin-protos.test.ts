@@ -80,3 +80,25 @@ describe("built-in protos", () => {
     for (const [i, f] of files.entries()) for (const d of f.dependency) expect(names.indexOf(d)).toBeLessThan(i);
   });
 });
+
+describe("Migration with no --proto", () => {
+  test("PrepareAndExportSandbox prints the response, its StatedState config as JSON", async () => {
+    const { startShim, SESSION } = await import("../migration/shim.js");
+    const src = await startShim();
+    const r = await runCli(cli(), [
+      "call",
+      src.address,
+      "Migration/PrepareAndExportSandbox",
+      "-d",
+      JSON.stringify({ sessionId: SESSION, initOptions: { memoryTransport: "MEMORY_TRANSPORT_TCP" } }),
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const { config } = JSON.parse(r.stdout) as { config: { "@type": string; value: Record<string, unknown> } };
+    expect(config["@type"]).toBe("sandbox-spec/vm/v2/StatedState/StatedState");
+    // The JSON the shim exported, as it travelled (Go's field names).
+    expect(JSON.stringify(config.value)).toContain(SESSION);
+    expect(JSON.stringify(config.value)).toContain("sandbox-1");
+    expect(src.service.session.state).toBe("SourceExported");
+  });
+});
