@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { type Client, connect, createServer, type Server } from "ttrpc-es";
+import { createInteropClient } from "../../gen/ttrpces/interop/v1/interop_ttrpc.js";
 import { Interop, interopImpl, tempDir } from "../common.js";
 
 test("await using closes the client and the server at the end of the scope", async () => {
@@ -23,4 +24,18 @@ test("await using closes the client and the server at the end of the scope", asy
   expect(server.connectionCount).toBe(0);
   // The server stopped listening: nobody answers at its address any more.
   await expect(connect(address, { connectTimeoutMs: 5000 })).rejects.toThrow(/dispose\.sock/);
+});
+
+test("a generated client closes its connection with await using or close()", async () => {
+  await using server = createServer().register(Interop, interopImpl);
+  const address = await server.listen(join(tempDir(), "generated.sock"));
+  const raw = await connect(address);
+  {
+    await using interop = createInteropClient(raw);
+    expect((await interop.echo({ text: "y" })).text).toBe("y");
+  }
+  expect(raw.closed).toBe(true);
+  const again = await connect(address);
+  createInteropClient(again).close();
+  expect(again.closed).toBe(true);
 });
