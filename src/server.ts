@@ -232,7 +232,19 @@ class ServerImpl implements Server, ConnectionHost {
   }
 }
 
-/** Creates a ttrpc server. Register services, then `listen` or `serveConnection`. */
+/**
+ * Creates a ttrpc server. Register services, then `listen` or `serveConnection`.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "ttrpc-es";
+ * import { registerGreeterServer } from "./gen/greeter/v1/greeter_ttrpc.js";
+ *
+ * await using server = createServer();
+ * registerGreeterServer(server, { sayHello: (req) => ({ message: `hello ${req.name}` }) });
+ * await server.listen("unix:/tmp/greeter.sock");
+ * ```
+ */
 export function createServer(options: ServerOptions = {}): Server {
   return new ServerImpl(options);
 }
