@@ -90,6 +90,8 @@ export interface Client {
   ): AsyncIterable<MessageShape<O>>;
   /** Closes the connection; pending calls fail with UNAVAILABLE. */
   close(): void;
+  /** `await using client = await connect(…)`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
   readonly closed: boolean;
   /** Resolves with the reason once the connection has ended, whoever ended it. */
   readonly done: Promise<TtrpcError>;
@@ -149,6 +151,11 @@ class ClientImpl implements Client {
 
   close(): void {
     this.#channel.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.done;
   }
 
   unary<I extends DescMessage, O extends DescMessage>(

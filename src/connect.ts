@@ -7,6 +7,15 @@ import type { HybridVsockOptions } from "./hybrid-vsock.js";
  * Dials a ttrpc address (`unix:/run/containerd/containerd.sock.ttrpc`,
  * `unix-abstract:NAME`, `tcp:HOST:PORT`, `npipe:NAME`, `hvsock:PATH:PORT`,
  * see `parseAddress`) and returns a client on the connection.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "ttrpc-es";
+ * import { createGreeterClient } from "./gen/greeter/v1/greeter_ttrpc.js";
+ *
+ * await using greeter = createGreeterClient(await connect("unix:/tmp/greeter.sock"));
+ * const { message } = await greeter.sayHello({ name: "ttrpc" });
+ * ```
  */
 export async function connect(
   address: string,

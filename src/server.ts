@@ -69,6 +69,8 @@ export interface Server {
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
   /** Immediate close: stops listening and closes every connection; handlers see their signal abort. */
   close(): Promise<void>;
+  /** `await using server = createServer()`: {@link Server.close} at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
   /** Open connections. */
   readonly connectionCount: number;
 }
@@ -227,9 +229,25 @@ class ServerImpl implements Server, ConnectionHost {
     for (const c of [...this.connections]) c.close(shutdownError("ttrpc: server closed"));
     await stopped;
   }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
-/** Creates a ttrpc server. Register services, then `listen` or `serveConnection`. */
+/**
+ * Creates a ttrpc server. Register services, then `listen` or `serveConnection`.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "ttrpc-es";
+ * import { registerGreeterServer } from "./gen/greeter/v1/greeter_ttrpc.js";
+ *
+ * await using server = createServer();
+ * registerGreeterServer(server, { sayHello: (req) => ({ message: `hello ${req.name}` }) });
+ * await server.listen("unix:/tmp/greeter.sock");
+ * ```
+ */
 export function createServer(options: ServerOptions = {}): Server {
   return new ServerImpl(options);
 }

@@ -1,7 +1,7 @@
 // What `call`, `list` and `describe` share: exit statuses, the error type
 // that carries one, argument parsing, Go-style durations and "did you mean".
 
-import type { ParseArgsConfig } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 
 /** Exit statuses of `call`, `list` and `describe`. RPC errors exit with 64 + the status code. */
 export const Exit = {
@@ -43,6 +43,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    /** Print the message as it is, without the `ttrpc-es COMMAND:` prefix (machine-readable output). */
+    readonly bare = false,
   ) {
     super(message);
   }
@@ -56,13 +58,40 @@ export const protoOptions = {
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
-export const PROTO_OPTIONS_HELP = `  --proto FILE          a .proto file, resolved against the -I directories
+export const PROTO_OPTIONS_HELP = `  (built in, no --proto needed: containerd's task v2 and v3, events, sandbox and
+   streaming services, NRI and hcsshim's Migration; --proto and --protoset add
+   services, and their types override the built-in ones of the same name)
+  --proto FILE          a .proto file, resolved against the -I directories
                         (the current directory when no -I is given); repeatable
   -I, --import-path DIR where imports are looked up (like protoc -I); repeatable
   --protoset FILE       a FileDescriptorSet (buf build -o x.binpb, protoc --include_imports -o);
                         repeatable, may be combined with --proto
   -h, --help            this help
 `;
+
+type OptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+/** What {@link parseCommandLine} returns for a command's options. */
+export type CommandLine<T extends OptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>
+>;
+
+/**
+ * The prologue every command shares: parses argv against `options` (which
+ * include `help`), turning parse errors into usage errors. Returns undefined
+ * after printing `usage` when --help was given.
+ */
+export function parseCommandLine<const T extends OptionsConfig>(
+  argv: string[],
+  options: T,
+  usage: string,
+): CommandLine<T> | undefined {
+  const parsed = usageErrors(() => parseArgs({ args: argv, options, allowPositionals: true, strict: true }));
+  if ((parsed.values as { help?: unknown }).help === true) {
+    process.stdout.write(usage);
+    return undefined;
+  }
+  return parsed;
+}
 
 /** Runs parseArgs (or anything), its errors turned into usage errors. */
 export function usageErrors<T>(parse: () => T): T {
@@ -75,15 +104,16 @@ export function usageErrors<T>(parse: () => T): T {
 
 /**
  * Runs a command body: prints a CliError's message to stderr and returns its
- * status; anything else is a bug (exit 1, with the stack).
+ * status (a usage error adds one line pointing at --help, not the whole help);
+ * anything else is a bug (exit 1, with the stack).
  */
-export async function runCommand(name: string, usage: string, body: () => Promise<number>): Promise<number> {
+export async function runCommand(name: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (e) {
     if (e instanceof CliError) {
-      process.stderr.write(`ttrpc-es ${name}: ${e.message}\n`);
-      if (e.status === Exit.usage) process.stderr.write(`\n${usage}`);
+      process.stderr.write(e.bare ? `${e.message}\n` : `ttrpc-es ${name}: ${e.message}\n`);
+      if (e.status === Exit.usage) process.stderr.write(`Run 'ttrpc-es ${name} --help' for usage.\n`);
       return e.status;
     }
     process.stderr.write(

@@ -1,20 +1,19 @@
 // `ttrpc-es describe`: a service, method, message or enum in proto-like form.
 
-import { parseArgs } from "node:util";
 import {
   CliError,
   Exit,
   EXIT_STATUS_HELP,
   PROTO_OPTIONS_HELP,
-  usageErrors,
+  parseCommandLine,
   protoOptions,
   runCommand,
 } from "./cli-support.js";
 import { callShape, formatEnum, formatMessage, formatMethod, formatService, header } from "./describe-format.js";
-import { loadProtos } from "./proto-loader.js";
+import { loadProtos, protoSources } from "./proto-loader.js";
 import { findSymbol } from "./symbols.js";
 
-const USAGE = `usage: ttrpc-es describe --proto FILE [-I DIR]... [--protoset FILE] SYMBOL
+const USAGE = `usage: ttrpc-es describe [--proto FILE [-I DIR]...] [--protoset FILE] SYMBOL
 
 Prints the definition of SYMBOL with its comments: a service (all its
 methods), a method (SERVICE.METHOD or SERVICE/METHOD: the rpc, its call shape
@@ -26,20 +25,12 @@ ${PROTO_OPTIONS_HELP}
 ${EXIT_STATUS_HELP}`;
 
 export function run(argv: string[]): Promise<number> {
-  return runCommand("describe", USAGE, async () => {
-    const { values, positionals } = usageErrors(() =>
-      parseArgs({ args: argv, options: protoOptions, allowPositionals: true }),
-    );
-    if (values.help === true) {
-      process.stdout.write(USAGE);
-      return Exit.ok;
-    }
+  return runCommand("describe", async () => {
+    const parsed = parseCommandLine(argv, protoOptions, USAGE);
+    if (parsed === undefined) return Exit.ok;
+    const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new CliError("expected one SYMBOL", Exit.usage);
-    const { files } = await loadProtos({
-      protos: values.proto ?? [],
-      importPaths: values["import-path"] ?? [],
-      protosets: values.protoset ?? [],
-    });
+    const { files } = await loadProtos(protoSources(values));
     const sym = findSymbol(files, positionals[0]!);
     let out: string;
     switch (sym.kind) {

@@ -5,6 +5,8 @@ import { createReadStream, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { fromJson, type DescMessage, type JsonValue, type Message, type Registry } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import type { Any } from "@bufbuild/protobuf/wkt";
 import { CliError, Exit } from "./cli-support.js";
 
 /**
@@ -159,9 +161,48 @@ async function readAll(src: DataSource, stdin: () => Readable): Promise<string> 
   }
 }
 
-function toMessage(desc: DescMessage, json: JsonValue, registry: Registry, where: string): Message {
+/** How request JSON becomes messages. */
+export interface InputOptions {
+  registry: Registry;
+  /**
+   * Send each Any's `@type` exactly as written. protobuf JSON resolves it and
+   * writes `type.googleapis.com/NAME`; containerd 1.6 registers bare names
+   * (`containerd.events.TaskExit`) and cannot decode the rewritten URL.
+   */
+  keepTypeUrl?: boolean;
+  /** Ignore JSON fields the message does not define (grpcurl's -allow-unknown-fields). */
+  allowUnknownFields?: boolean;
+}
+
+/** Sets each Any's type URL below `r` to the `@type` its JSON gave, walking message and JSON together. */
+function restoreTypeUrls(r: ReflectMessage, json: JsonValue | undefined): void {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return;
+  if (r.desc.typeName === "google.protobuf.Any") {
+    const t = json["@type"];
+    if (typeof t === "string") (r.message as Any).typeUrl = t;
+    return;
+  }
+  for (const f of r.fields) {
+    if (!r.isSet(f)) continue;
+    const j = json[f.jsonName] ?? json[f.name];
+    if (f.fieldKind === "message") restoreTypeUrls(r.get(f), j);
+    else if (f.fieldKind === "list" && f.listKind === "message" && Array.isArray(j)) {
+      let i = 0;
+      for (const m of r.get(f)) restoreTypeUrls(m as ReflectMessage, j[i++]);
+    } else if (f.fieldKind === "map" && f.mapKind === "message" && j !== null && typeof j === "object") {
+      for (const [k, m] of r.get(f)) restoreTypeUrls(m as ReflectMessage, (j as Record<string, JsonValue>)[String(k)]);
+    }
+  }
+}
+
+function toMessage(desc: DescMessage, json: JsonValue, options: InputOptions, where: string): Message {
   try {
-    return fromJson(desc, json, { registry });
+    const message = fromJson(desc, json, {
+      registry: options.registry,
+      ignoreUnknownFields: options.allowUnknownFields === true,
+    });
+    if (options.keepTypeUrl === true) restoreTypeUrls(reflect(desc, message), json);
+    return message;
   } catch (e) {
     throw new CliError(
       `request data (${where}) is not a valid ${desc.typeName}: ${(e as Error).message}`,
@@ -183,12 +224,12 @@ function parseOne(text: string, source: string, firstLine: number): JsonValue {
 export async function readSingleMessage(
   src: DataSource,
   desc: DescMessage,
-  registry: Registry,
+  options: InputOptions,
   stdin: () => Readable,
 ): Promise<Message> {
   const text = await readAll(src, stdin);
   const name = sourceName(src);
-  if (text.trim() === "") return toMessage(desc, {}, registry, name);
+  if (text.trim() === "") return toMessage(desc, {}, options, name);
   const err = jsonErrorOffset(text);
   if (err?.extra === true) {
     throw new CliError(
@@ -197,7 +238,7 @@ export async function readSingleMessage(
       Exit.badInput,
     );
   }
-  return toMessage(desc, parseOne(text, name, 1), registry, `${name}, line 1`);
+  return toMessage(desc, parseOne(text, name, 1), options, `${name}, line 1`);
 }
 
 async function* lines(
@@ -239,7 +280,7 @@ async function* lines(
 export async function* readMessageStream(
   src: DataSource,
   desc: DescMessage,
-  registry: Registry,
+  options: InputOptions,
   stdin: () => Readable,
   onClose: (close: () => void) => void = () => {},
 ): AsyncGenerator<Message> {
@@ -259,7 +300,7 @@ export async function* readMessageStream(
     const json = parseOne(buffer, name, startLine);
     const where = startLine === lineNo ? `${name}, line ${startLine}` : `${name}, lines ${startLine}-${lineNo}`;
     buffer = "";
-    yield toMessage(desc, json, registry, where);
+    yield toMessage(desc, json, options, where);
   }
   if (buffer.trim() !== "") parseOne(buffer, name, startLine);
 }

@@ -1,22 +1,22 @@
 // `ttrpc-es list`: the services of .proto files, or one service's methods and call shapes.
 
-import { parseArgs } from "node:util";
 import {
   Exit,
   PROTO_OPTIONS_HELP,
   CliError,
   EXIT_STATUS_HELP,
-  usageErrors,
+  parseCommandLine,
   protoOptions,
   runCommand,
 } from "./cli-support.js";
 import { callShape, rpcSignature } from "./describe-format.js";
-import { loadProtos } from "./proto-loader.js";
-import { allServices, findService } from "./symbols.js";
+import { loadProtos, protoSources } from "./proto-loader.js";
+import { findService } from "./symbols.js";
 
-const USAGE = `usage: ttrpc-es list --proto FILE [-I DIR]... [--protoset FILE] [SERVICE]
+const USAGE = `usage: ttrpc-es list [--proto FILE [-I DIR]...] [--protoset FILE] [SERVICE]
 
-Without SERVICE, lists the services the protos define, one full name a line.
+Without SERVICE, lists the services the protos given define (the built-in
+ones without --proto or --protoset), one full name a line.
 With SERVICE (full name, or a unique simple name), lists its methods:
 name, call shape (unary, server-streaming, client-streaming, bidi-streaming)
 and signature.
@@ -26,24 +26,16 @@ ${PROTO_OPTIONS_HELP}
 ${EXIT_STATUS_HELP}`;
 
 export function run(argv: string[]): Promise<number> {
-  return runCommand("list", USAGE, async () => {
-    const { values, positionals } = usageErrors(() =>
-      parseArgs({ args: argv, options: protoOptions, allowPositionals: true }),
-    );
-    if (values.help === true) {
-      process.stdout.write(USAGE);
-      return Exit.ok;
-    }
+  return runCommand("list", async () => {
+    const parsed = parseCommandLine(argv, protoOptions, USAGE);
+    if (parsed === undefined) return Exit.ok;
+    const { values, positionals } = parsed;
     if (positionals.length > 1)
       throw new CliError(`expected at most one SERVICE, got ${positionals.join(" ")}`, Exit.usage);
-    const { files } = await loadProtos({
-      protos: values.proto ?? [],
-      importPaths: values["import-path"] ?? [],
-      protosets: values.protoset ?? [],
-    });
+    const { files, services } = await loadProtos(protoSources(values));
     const name = positionals[0];
     if (name === undefined) {
-      for (const s of allServices(files)) process.stdout.write(`${s.typeName}\n`);
+      for (const s of services) process.stdout.write(`${s.typeName}\n`);
       return Exit.ok;
     }
     const service = findService(files, name);

@@ -30,11 +30,18 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (command === undefined) {
-    process.stderr.write(`ttrpc-es: unknown command "${name}"\n\n${usage()}`);
+    process.stderr.write(`ttrpc-es: unknown command "${name}"\nRun 'ttrpc-es --help' for the commands.\n`);
     return 2;
   }
   return (await command.load()).run(rest);
 }
+
+// A reader that stops early (`ttrpc-es list | head`) closes stdout: that ends
+// the command quietly, as it does for other command-line tools.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -94,7 +94,7 @@ async function stopShim(shim: Shim): Promise<void> {
 
 export async function demo(argv: string[]): Promise<number> {
   // `--backend qemu` moves a real QEMU guest instead (a module of its own, loaded only then).
-  const backend = argv.findIndex((a) => a === "--backend");
+  const backend = argv.indexOf("--backend");
   if (backend >= 0 && argv[backend + 1] === "qemu") {
     const { qemuDemo } = await import("./migration-demo-qemu.js");
     return qemuDemo([...argv.slice(0, backend), ...argv.slice(backend + 2)]);

@@ -25,7 +25,7 @@ connection failed, 2 usage error
 const EXAMPLES = ["logger", "adjuster"] as const;
 
 export function run(argv: string[]): Promise<number> {
-  return runCommand("nri", HELP, async () => {
+  return runCommand("nri", async () => {
     const { values, positionals } = usageErrors(() =>
       parseArgs({
         args: argv,

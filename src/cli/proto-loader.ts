@@ -22,12 +22,16 @@ import {
   createRegistry,
   fromBinary,
   type DescFile,
+  type DescService,
   type FileRegistry,
   type Registry,
 } from "@bufbuild/protobuf";
+import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import * as wkt from "@bufbuild/protobuf/wkt";
 import { FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { builtinProtos } from "./builtin-protos.js";
 import { CliError, Exit } from "./cli-support.js";
+import { allServices } from "./symbols.js";
 
 export interface ProtoSources {
   /** .proto files, as given on the command line. */
@@ -42,6 +46,8 @@ export interface ProtoSources {
 export interface LoadedProtos {
   /** Every file compiled or read, with its imports. */
   files: FileRegistry;
+  /** What `list` shows: the services of the files given, or the built-in ones when none were. */
+  services: DescService[];
   /**
    * For JSON: the files plus the well-known types, so an Any holding a
    * Timestamp or Struct prints even when no .proto imported it. Any type URLs
@@ -51,31 +57,71 @@ export interface LoadedProtos {
   registry: Registry;
 }
 
-/** Loads and links the descriptors; every failure is a CliError with status `Exit.protos` (or `usage`). */
-export async function loadProtos(src: ProtoSources): Promise<LoadedProtos> {
-  if (src.protos.length === 0 && src.protosets.length === 0) {
-    throw new CliError("no descriptors: pass --proto FILE (with -I DIR as needed) or --protoset FILE", Exit.usage);
+/** The sources named by the options of `protoOptions` (--proto, -I, --protoset). */
+export function protoSources(values: {
+  proto?: string[] | undefined;
+  "import-path"?: string[] | undefined;
+  protoset?: string[] | undefined;
+}): ProtoSources {
+  return { protos: values.proto ?? [], importPaths: values["import-path"] ?? [], protosets: values.protoset ?? [] };
+}
+
+/** Links the descriptors into a registry; a failure is a CliError saying what to check. */
+function link(files: FileDescriptorProto[], fromProtoset: boolean): FileRegistry {
+  try {
+    return createFileRegistry(create(FileDescriptorSetSchema, { file: files }));
+  } catch (e) {
+    throw new CliError(
+      `cannot link the descriptors: ${(e as Error).message}` +
+        (fromProtoset ? " (was the protoset built with its imports? protoc needs --include_imports)" : ""),
+      Exit.protos,
+    );
   }
+}
+
+/**
+ * The built-in files the given ones leave room for: a built-in file is kept
+ * unless a given file has its name or defines one of its types (the given one
+ * overrides it), and only when all it imports is kept or given.
+ */
+function builtinsBeside(given: FileRegistry, builtins: FileDescriptorProto[]): FileDescriptorProto[] {
+  const names = new Set<string>();
+  for (const f of given.files) for (const t of nestedTypes(f)) names.add(t.typeName);
+  const available = new Set([...given.files].map((f) => f.name));
+  const builtinRegistry = link(builtins, false);
+  const kept: FileDescriptorProto[] = [];
+  for (const proto of builtins) {
+    const file = builtinRegistry.getFile(proto.name)!;
+    if (available.has(proto.name) || !proto.dependency.every((d) => available.has(d))) continue;
+    if ([...nestedTypes(file)].some((t) => names.has(t.typeName))) continue;
+    available.add(proto.name);
+    kept.push(proto);
+  }
+  return kept;
+}
+
+/**
+ * Loads and links the descriptors: the files given, and the built-in ones
+ * (containerd, NRI, Migration) they do not override. Every failure is a
+ * CliError with status `Exit.protos`.
+ */
+export async function loadProtos(src: ProtoSources): Promise<LoadedProtos> {
   const cwd = src.cwd ?? process.cwd();
   const files: FileDescriptorProto[] = [];
   if (src.protos.length > 0) files.push(...(await compileProtos(src.protos, src.importPaths, cwd)));
   for (const p of src.protosets) files.push(...readProtoset(resolve(cwd, p)));
   const seen = new Set<string>();
-  const unique = files.filter((f) => !seen.has(f.name) && seen.add(f.name));
-  let registry: FileRegistry;
-  try {
-    registry = createFileRegistry(create(FileDescriptorSetSchema, { file: unique }));
-  } catch (e) {
-    throw new CliError(
-      `cannot link the descriptors: ${(e as Error).message}` +
-        (src.protosets.length > 0 ? " (was the protoset built with its imports? protoc needs --include_imports)" : ""),
-      Exit.protos,
-    );
-  }
+  const given = link(
+    files.filter((f) => !seen.has(f.name) && seen.add(f.name)),
+    src.protosets.length > 0,
+  );
+  const builtins = builtinsBeside(given, await builtinProtos());
+  const registry = builtins.length === 0 ? given : link([...[...given.files].map((f) => f.proto), ...builtins], false);
+  const services = allServices(files.length > 0 ? given : registry);
   const wktFiles = Object.values(wkt).filter(
     (v): v is DescFile => typeof v === "object" && v !== null && "kind" in v && v.kind === "file",
   );
-  return { files: registry, registry: createRegistry(...wktFiles, registry) };
+  return { files: registry, services, registry: createRegistry(...wktFiles, registry) };
 }
 
 function readProtoset(path: string): FileDescriptorProto[] {

@@ -1,6 +1,10 @@
-// ttrpc-es/nri: write NRI (Node Resource Interface) plugins in TypeScript.
-// A plugin implements handlers; createStub connects it to the runtime
-// (containerd, CRI-O) over NRI's multiplexed socket.
+/**
+ * Write NRI (Node Resource Interface) plugins in TypeScript. A plugin
+ * implements handlers; `createStub` connects it to the runtime (containerd,
+ * CRI-O) over NRI's multiplexed socket.
+ *
+ * @module ttrpc-es/nri
+ */
 
 export {
   createStub,

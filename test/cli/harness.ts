@@ -11,7 +11,6 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll } from "vitest";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const corpus = resolve(repoRoot, "../shared/corpus");
 /** -I and --proto for the interop service. */
 export const interopProto = ["-I", join(repoRoot, "test/proto"), "--proto", "ttrpces/interop/v1/interop.proto"];
 

@@ -1,20 +1,24 @@
 // `ttrpc-es list` and `describe` as child processes, on the interop proto and
-// on containerd's real protos from ../shared/corpus; and the worked example
-// of docs/cli.md: containerd.task.v2.Task/Connect on a shim-like server.
+// on containerd's real protos (2.1, as Debian ships them: test/corpus/setup.sh);
+// and the worked example of docs/cli.md: containerd.task.v2.Task/Connect on a
+// shim-like server.
 
 import { join } from "node:path";
-import { describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import type { DescService } from "@bufbuild/protobuf";
 import { createServer, type ServiceImpl } from "ttrpc-es";
 import { loadProtos } from "../../src/cli/proto-loader.js";
 import { tempDir } from "../common.js";
-import { useCli, corpus, interopProto, runCli } from "./harness.js";
+import { corpus, ensureCorpus } from "../corpus/corpus.js";
+import { useCli, interopProto, runCli } from "./harness.js";
 
 const cli = useCli();
 
-const containerdApi = join(corpus, "containerd-main/api");
-const googleapis = join(corpus, "_deps/googleapis");
-const shimProto = ["-I", containerdApi, "-I", googleapis, "--proto", "runtime/task/v2/shim.proto"];
+// containerd 2.0-2.2 import their protos by Go import path.
+const containerdApi = join(corpus, "containerd-2.1/gocode");
+const api = "github.com/containerd/containerd/api";
+const googleapis = join(corpus, "googleapis");
+const shimProto = ["-I", containerdApi, "-I", googleapis, "--proto", `${api}/runtime/task/v2/shim.proto`];
 
 describe("list", () => {
   test("the services, then one service's methods with their call shapes", async () => {
@@ -82,7 +86,9 @@ describe("describe", () => {
   });
 });
 
-describe("containerd's protos from ../shared/corpus", () => {
+describe("containerd's protos", () => {
+  beforeAll(() => ensureCorpus(), 300_000);
+
   test("list and describe containerd.task.v2.Task", async () => {
     const services = await runCli(cli(), ["list", ...shimProto]);
     expect(services.status, services.stderr).toBe(0);
@@ -99,7 +105,7 @@ describe("containerd's protos from ../shared/corpus", () => {
     const d = await runCli(cli(), ["describe", ...shimProto, "containerd.task.v2.Task"]);
     expect(d.status, d.stderr).toBe(0);
     expect(d.stdout).toContain(
-      "// containerd.task.v2.Task: service in runtime/task/v2/shim.proto (package containerd.task.v2)\n",
+      `// containerd.task.v2.Task: service in ${api}/runtime/task/v2/shim.proto (package containerd.task.v2)\n`,
     );
     expect(d.stdout).toContain("// Shim service is launched for each container");
     expect(d.stdout).toContain("service Task {\n  rpc State(StateRequest) returns (StateResponse);\n");
@@ -113,7 +119,7 @@ describe("containerd's protos from ../shared/corpus", () => {
       "-I",
       containerdApi,
       "--proto",
-      "types/sandbox.proto",
+      `${api}/types/sandbox.proto`,
       "containerd.types.Sandbox",
     ]);
     expect(r.status, r.stderr).toBe(0);
@@ -123,7 +129,7 @@ describe("containerd's protos from ../shared/corpus", () => {
   });
 
   test("introspection.proto needs the googleapis root too", async () => {
-    const proto = ["--proto", "services/introspection/v1/introspection.proto"];
+    const proto = ["--proto", `${api}/services/introspection/v1/introspection.proto`];
     const without = await runCli(cli(), ["list", "-I", containerdApi, ...proto]);
     expect(without.status).toBe(3);
     expect(without.stderr).toContain('import "google/rpc/status.proto" not found');
@@ -135,7 +141,7 @@ describe("containerd's protos from ../shared/corpus", () => {
   test("the docs/cli.md example: Task/Connect on a shim with --namespace", async () => {
     // A stand-in shim serving containerd.task.v2.Task from the corpus descriptors.
     const { files } = await loadProtos({
-      protos: ["runtime/task/v2/shim.proto"],
+      protos: [`${api}/runtime/task/v2/shim.proto`],
       importPaths: [containerdApi],
       protosets: [],
     });
@@ -158,7 +164,7 @@ describe("containerd's protos from ../shared/corpus", () => {
         "-I",
         containerdApi,
         "--proto",
-        "runtime/task/v2/shim.proto",
+        `${api}/runtime/task/v2/shim.proto`,
         "--namespace",
         "default",
         "-d",

@@ -73,6 +73,8 @@ describe("protoc-gen-ttrpc-es", () => {
       "clientStream(requests: AsyncIterable<MessageInitShape<typeof PingSchema>> | Iterable<MessageInitShape<typeof PingSchema>>, options?: CallOptions): Promise<Pong>",
       "bidi(requests: AsyncIterable<MessageInitShape<typeof PingSchema>> | Iterable<MessageInitShape<typeof PingSchema>>, options?: CallOptions): AsyncIterable<Pong>",
       "nothing(request: MessageInitShape<typeof EmptySchema>, options?: CallOptions): Promise<Empty>",
+      "close(): void",
+      "[Symbol.asyncDispose](): Promise<void>",
     ]);
     // The names resolve to the real types: the messages of shapes_pb.ts, the runtime's CallOptions.
     const unary = iface(sf, "ShapesClient").getMethodOrThrow("unary");
@@ -114,6 +116,9 @@ describe("protoc-gen-ttrpc-es", () => {
       "clientStream: (requests, options) => client.clientStream(Shapes.method.clientStream, requests, options)",
     );
     expect(body).toContain("bidi: (requests, options) => client.bidiStream(Shapes.method.bidi, requests, options)");
+    // Closing the typed client closes its connection: no raw Client kept beside it.
+    expect(body).toContain("close: () => client.close()");
+    expect(body).toContain("[Symbol.asyncDispose]: () => client[Symbol.asyncDispose]()");
   });
 
   it("types calls and implementations: wrong shapes do not compile", () => {
@@ -226,7 +231,7 @@ message switch { bool default = 1; }
       iface(sf, "interfaceClient")
         .getMethods()
         .map((m) => m.getName()),
-    ).toEqual(["delete", "class", "switch", "constructor$"]);
+    ).toEqual(["delete", "class", "switch", "constructor$", "close", "[Symbol.asyncDispose]"]);
     expect(
       iface(sf, "interfaceServer")
         .getMethods()
@@ -237,6 +242,23 @@ message switch { bool default = 1; }
     );
     expect(sf.getFunction("registerInterfaceServer")).toBeDefined();
     expect(sf.getText()).toContain('import type { class$, classSchema, switch$, switchSchema } from "./kw_pb.js";');
+  });
+
+  it("leaves close() out of a client whose service has an rpc Close; await using still works", () => {
+    const { sources, errors } = compile({
+      "door/v1/door.proto": `
+syntax = "proto3";
+package door.v1;
+message Req {}
+service Door { rpc Close(Req) returns (Req); }
+`,
+    });
+    expect(errors()).toEqual([]);
+    const sf = sources.get("door/v1/door_ttrpc.ts")!;
+    expect(iface(sf, "DoorClient").getMethods().map(signature)).toEqual([
+      "close(request: MessageInitShape<typeof ReqSchema>, options?: CallOptions): Promise<Req>",
+      "[Symbol.asyncDispose](): Promise<void>",
+    ]);
   });
 
   it("aliases imports that clash with generated or runtime names (Request/Response, a service named Client)", () => {

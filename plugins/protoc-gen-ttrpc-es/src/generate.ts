@@ -96,6 +96,8 @@ function serviceContext(
     doc: ph.add(f.jsDoc(service)),
     names,
     methods: service.methods.map((method) => methodContext(f, method, ph)),
+    // The client gets close() unless an rpc already takes that name.
+    closable: !service.methods.some((m) => m.localName === "close"),
   };
 }
 

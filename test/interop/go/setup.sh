@@ -72,22 +72,15 @@ if ! command -v protoc >/dev/null; then
 fi
 
 # --- downloads --------------------------------------------------------------------
-mirror() {
-  local uri
-  uri=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | awk '{print $2}' || true)
-  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [[ -n $uri ]] || die "no Debian mirror found in the apt sources"
-  echo "$uri"
-}
+# shellcheck source=test/debian-mirror.sh
+source "$here/../../debian-mirror.sh"
 
 debs="$build/debs"
 download_stamp="$debs/.stamp"
 download_key=$(printf '%s\n' "${toolchain_pkgs[@]}" "${source_pkgs[@]}" "${old_pkgs[@]}" | sha256sum | cut -d' ' -f1)
 
 if [[ $(cat "$download_stamp" 2>/dev/null) != "$download_key" ]]; then
-  m=$(mirror)
+  m=$(debian_mirror)
   apt_dir="$build/apt"
   rm -rf "$apt_dir" "$debs"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$debs/new" "$debs/old"

@@ -111,6 +111,12 @@ export interface TaskClient {
    * @generated from rpc containerd.task.v2.Task.Shutdown
    */
   shutdown(request: MessageInitShape<typeof ShutdownRequestSchema>, options?: CallOptions): Promise<Empty>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -135,6 +141,8 @@ export function createTaskClient(client: Client): TaskClient {
     stats: (request, options) => client.unary(Task.method.stats, request, options),
     connect: (request, options) => client.unary(Task.method.connect, request, options),
     shutdown: (request, options) => client.unary(Task.method.shutdown, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

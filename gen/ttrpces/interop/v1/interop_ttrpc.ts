@@ -57,6 +57,12 @@ export interface InteropClient {
     requests: AsyncIterable<MessageInitShape<typeof EchoRequestSchema>> | Iterable<MessageInitShape<typeof EchoRequestSchema>>,
     options?: CallOptions,
   ): AsyncIterable<EchoResponse>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -69,6 +75,8 @@ export function createInteropClient(client: Client): InteropClient {
     serverStream: (request, options) => client.serverStream(Interop.method.serverStream, request, options),
     clientStream: (requests, options) => client.clientStream(Interop.method.clientStream, requests, options),
     bidi: (requests, options) => client.bidiStream(Interop.method.bidi, requests, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

@@ -89,6 +89,12 @@ export interface StreamingClient {
    * @generated from rpc ttrpces.streaming.v1.Streaming.Ping
    */
   ping(request: MessageInitShape<typeof EmptySchema>, options?: CallOptions): Promise<Empty>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -104,6 +110,8 @@ export function createStreamingClient(client: Client): StreamingClient {
     echoNullStream: (requests, options) => client.bidiStream(Streaming.method.echoNullStream, requests, options),
     emptyPayloadStream: (request, options) => client.serverStream(Streaming.method.emptyPayloadStream, request, options),
     ping: (request, options) => client.unary(Streaming.method.ping, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

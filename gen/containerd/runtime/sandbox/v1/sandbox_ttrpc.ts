@@ -65,6 +65,12 @@ export interface SandboxClient {
    * @generated from rpc containerd.runtime.sandbox.v1.Sandbox.SandboxMetrics
    */
   sandboxMetrics(request: MessageInitShape<typeof SandboxMetricsRequestSchema>, options?: CallOptions): Promise<SandboxMetricsResponse>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -81,6 +87,8 @@ export function createSandboxClient(client: Client): SandboxClient {
     pingSandbox: (request, options) => client.unary(Sandbox.method.pingSandbox, request, options),
     shutdownSandbox: (request, options) => client.unary(Sandbox.method.shutdownSandbox, request, options),
     sandboxMetrics: (request, options) => client.unary(Sandbox.method.sandboxMetrics, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

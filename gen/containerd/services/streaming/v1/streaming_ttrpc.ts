@@ -28,6 +28,12 @@ export interface StreamingClient {
     requests: AsyncIterable<MessageInitShape<typeof AnySchema>> | Iterable<MessageInitShape<typeof AnySchema>>,
     options?: CallOptions,
   ): AsyncIterable<Any>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -36,6 +42,8 @@ export interface StreamingClient {
 export function createStreamingClient(client: Client): StreamingClient {
   return {
     stream: (requests, options) => client.bidiStream(Streaming.method.stream, requests, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

@@ -38,6 +38,12 @@ export interface RuntimeClient {
    * @generated from rpc nri.pkg.api.v1alpha1.Runtime.UpdateContainers
    */
   updateContainers(request: MessageInitShape<typeof UpdateContainersRequestSchema>, options?: CallOptions): Promise<UpdateContainersResponse>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -47,6 +53,8 @@ export function createRuntimeClient(client: Client): RuntimeClient {
   return {
     registerPlugin: (request, options) => client.unary(Runtime.method.registerPlugin, request, options),
     updateContainers: (request, options) => client.unary(Runtime.method.updateContainers, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 
@@ -186,6 +194,12 @@ export interface PluginClient {
    * @generated from rpc nri.pkg.api.v1alpha1.Plugin.ValidateContainerAdjustment
    */
   validateContainerAdjustment(request: MessageInitShape<typeof ValidateContainerAdjustmentRequestSchema>, options?: CallOptions): Promise<ValidateContainerAdjustmentResponse>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -211,6 +225,8 @@ export function createPluginClient(client: Client): PluginClient {
     removeContainer: (request, options) => client.unary(Plugin.method.removeContainer, request, options),
     stateChange: (request, options) => client.unary(Plugin.method.stateChange, request, options),
     validateContainerAdjustment: (request, options) => client.unary(Plugin.method.validateContainerAdjustment, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 
@@ -391,6 +407,12 @@ export interface HostFunctionsClient {
    * @generated from rpc nri.pkg.api.v1alpha1.HostFunctions.Log
    */
   log(request: MessageInitShape<typeof LogRequestSchema>, options?: CallOptions): Promise<Empty>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -399,6 +421,8 @@ export interface HostFunctionsClient {
 export function createHostFunctionsClient(client: Client): HostFunctionsClient {
   return {
     log: (request, options) => client.unary(HostFunctions.method.log, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

@@ -29,6 +29,12 @@ export interface EventsClient {
    * @generated from rpc containerd.services.events.ttrpc.v1.Events.Forward
    */
   forward(request: MessageInitShape<typeof ForwardRequestSchema>, options?: CallOptions): Promise<Empty>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -37,6 +43,8 @@ export interface EventsClient {
 export function createEventsClient(client: Client): EventsClient {
   return {
     forward: (request, options) => client.unary(Events.method.forward, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 

@@ -113,6 +113,12 @@ export interface MigrationClient {
    * @generated from rpc Migration.Cleanup
    */
   cleanup(request: MessageInitShape<typeof CleanupRequestSchema>, options?: CallOptions): Promise<CleanupResponse>;
+
+  /** Closes the connection the client calls on, as the runtime client's close() does. */
+  close(): void;
+
+  /** `await using`: closes the connection and waits for it to end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -129,6 +135,8 @@ export function createMigrationClient(client: Client): MigrationClient {
     createDuplicateSocket: (request, options) => client.unary(Migration.method.createDuplicateSocket, request, options),
     cancel: (request, options) => client.unary(Migration.method.cancel, request, options),
     cleanup: (request, options) => client.unary(Migration.method.cleanup, request, options),
+    close: () => client.close(),
+    [Symbol.asyncDispose]: () => client[Symbol.asyncDispose](),
   };
 }
 
