@@ -6,6 +6,8 @@
 import {
   clone,
   create,
+  fromBinary,
+  toBinary,
   toJson,
   type DescMessage,
   type JsonValue,
@@ -65,6 +67,36 @@ function replaceMarkers(json: JsonValue, opaque: JsonValue[]): JsonValue {
   return Object.fromEntries(Object.entries(json).map(([k, x]) => [k, replaceMarkers(x, opaque)]));
 }
 
+/**
+ * Swaps each Any the registry cannot unpack for a marker (its opaque form goes
+ * to `opaque`), also inside the Anys it can unpack: hcsshim's save envelope
+ * carries the StatedState, a JSON typeurl type, in its `vm`.
+ */
+function hideUnknownAnys(r: ReflectMessage, registry: Registry, opaque: JsonValue[]): void {
+  visitAnys(r, (any) => {
+    if (any.typeUrl === "") return;
+    const known = registry.getMessage(typeNameOf(any.typeUrl));
+    const inner = known === undefined ? undefined : decodeOrUndefined(known, any.value);
+    if (known !== undefined && inner !== undefined) {
+      const before = opaque.length;
+      hideUnknownAnys(reflect(known, inner), registry, opaque);
+      if (opaque.length > before) any.value = toBinary(known, inner);
+      return;
+    }
+    // Unknown, or bytes that are not the type they claim: printed as they came.
+    opaque.push(opaqueAnyJson(any));
+    anyPack(StringValueSchema, create(StringValueSchema, { value: `${marker}${opaque.length - 1}` }), any);
+  });
+}
+
+function decodeOrUndefined(desc: DescMessage, bytes: Uint8Array): Message | undefined {
+  try {
+    return fromBinary(desc, bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface MessageJsonOptions {
   registry: Registry;
   emitDefaults?: boolean;
@@ -75,11 +107,7 @@ export function messageJson(desc: DescMessage, message: Message, options: Messag
   const { registry } = options;
   const copy = clone(desc, message);
   const opaque: JsonValue[] = [];
-  visitAnys(reflect(desc, copy), (any) => {
-    if (any.typeUrl === "" || registry.getMessage(typeNameOf(any.typeUrl)) !== undefined) return;
-    opaque.push(opaqueAnyJson(any));
-    anyPack(StringValueSchema, create(StringValueSchema, { value: `${marker}${opaque.length - 1}` }), any);
-  });
+  hideUnknownAnys(reflect(desc, copy), registry, opaque);
   const json = toJson(desc, copy, { registry, alwaysEmitImplicit: options.emitDefaults === true });
   return opaque.length === 0 ? json : replaceMarkers(json, opaque);
 }

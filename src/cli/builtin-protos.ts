@@ -1,6 +1,6 @@
 // The services everyone calls, known to the CLI without --proto: containerd's
 // task v2 and v3, events (ttrpc Events/Forward and the task events), sandbox
-// and streaming, NRI, and hcsshim's Migration. Their descriptors are the ones
+// and streaming, NRI, and hcsshim's Migration with its save payloads. Their descriptors are the ones
 // `npm run generate` serialized into gen/ (the *_pb.js files embed each
 // FileDescriptorProto), so no .proto is compiled at run time. Loaded only
 // when a command needs descriptors.
@@ -17,6 +17,14 @@ const modules = () => [
   import("../../gen/containerd/services/streaming/v1/streaming_pb.js"),
   import("../../gen/nri/pkg/api/v1alpha1/api_pb.js"),
   import("../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js"),
+  // The save envelope PrepareAndExportSandbox returns, and the payloads inside it.
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/migration/save/payload_pb.js"),
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/vm/save/payload_pb.js"),
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/pod/save/payload_pb.js"),
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/linuxcontainer/save/payload_pb.js"),
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/process/save/payload_pb.js"),
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/network/save/payload_pb.js"),
+  import("../../gen/github.com/Microsoft/hcsshim/internal/controller/device/scsi/save/payload_pb.js"),
 ];
 
 const isFile = (v: unknown): v is DescFile =>

@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { randomUUID } from "node:crypto";
 import { Phase, PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { migrate } from "../migration/orchestrator.js";
+import type { MigrationResult } from "../migration/orchestrator-types.js";
 import type { TransferEvent, TransferStats } from "../migration/simulated/transfer-events.js";
 import { DEFAULT_DIRTY_PAGES_PER_SECOND, DEFAULT_MEMORY_BYTES } from "../migration/simulated/simulated-vm.js";
 import { PRE_COPY_DEFAULTS } from "../migration/simulated/pre-copy-params.js";
@@ -92,6 +93,82 @@ async function stopShim(shim: Shim): Promise<void> {
   clearTimeout(timer);
 }
 
+/** What a finished demo reports. */
+interface DemoOutcome {
+  readonly result: MigrationResult;
+  readonly source: TransferStats | undefined;
+  readonly destination: TransferStats | undefined;
+  readonly error: string | undefined;
+  /** The migration succeeded and both images have the same digest. */
+  readonly verified: boolean;
+  readonly durationMs: number;
+  readonly sessionId: string;
+  readonly memoryBytes: number;
+  readonly dirtyRate: string;
+  readonly targetBlackoutMs: number;
+}
+
+function jsonSummary(o: DemoOutcome): string {
+  const { result, source: s, destination: d } = o;
+  return `${JSON.stringify({
+    ok: o.verified,
+    sessionId: o.sessionId,
+    durationMs: Math.round(o.durationMs),
+    migrationMs: Math.round(result.durationMs),
+    memoryBytes: o.memoryBytes,
+    pageBytesMoved: s?.pageBytes ?? 0,
+    wireBytes: s?.wireBytes ?? 0,
+    pagesMoved: s?.pages ?? 0,
+    brownoutPasses: s?.brownoutPasses ?? 0,
+    blackoutPages: s?.blackoutPages ?? 0,
+    blackoutMs: result.blackoutMs ?? null,
+    blackoutMeasuredMs: s?.blackoutMs ?? null,
+    checksumVerification: s?.checksums ?? false,
+    digest: { algorithm: "sha256", source: s?.digest ?? null, destination: d?.digest ?? null },
+    source: result.source,
+    destination: result.destination,
+    error: o.error ?? null,
+    phases: result.notifications.map((n) => ({
+      side: n.side,
+      phase: `PHASE_${Phase[n.phase]}`,
+      state: `PHASE_STATE_${PhaseState[n.state]}`,
+      atMs: Math.round(n.atMs),
+    })),
+  })}\n`;
+}
+
+function textSummary(o: DemoOutcome): string {
+  const { result, source: s } = o;
+  if (!o.verified || s === undefined) {
+    const recovered = result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`;
+    return [
+      "",
+      `✗ migration failed: ${o.error ?? "image digests differ"}`,
+      `  source ${result.source}, destination ${result.destination}${recovered}`,
+      ...result.abortErrors.map((e) => `  abort path: ${e}`),
+      "",
+    ].join("\n");
+  }
+  const throughput = (s.pageBytes / s.durationMs) * 1000;
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const checksums = s.checksums ? "every page verified by the destination (CRC-32)" : "off (whole-image digest only)";
+  return [
+    "",
+    `✓ migration verified in ${seconds(result.durationMs)} (demo total ${seconds(o.durationMs)})`,
+    `  memory image     ${formatBytes(o.memoryBytes)}, guest dirtying ${o.dirtyRate} pages/s`,
+    `  bytes moved      ${formatBytes(s.pageBytes)} of pages (${s.pages} pages), ` +
+      `${formatBytes(s.wireBytes)} on the wire, ${formatBytes(throughput)}/s`,
+    `  passes           ${s.brownoutPasses} brownout + 1 blackout (${s.blackoutPages} pages); ` +
+      `guest throttled to ${s.throttlePercent} %`,
+    `  blackout         ${result.blackoutMs} ms ` +
+      `(measured ${s.blackoutMs.toFixed(1)} ms, target ${o.targetBlackoutMs} ms)`,
+    `  checksums        ${checksums}`,
+    `  image SHA-256    ${s.digest}  source = destination`,
+    `  result           destination running, source stopped, both shims cleaned up`,
+    "",
+  ].join("\n");
+}
+
 export async function demo(argv: string[]): Promise<number> {
   // `--backend qemu` moves a real QEMU guest instead (a module of its own, loaded only then).
   const backend = argv.indexOf("--backend");
@@ -162,65 +239,20 @@ export async function demo(argv: string[]): Promise<number> {
     const s = done.source;
     const d = done.destination;
     const verified = result.ok && s !== undefined && d !== undefined && s.digest !== "" && s.digest === d.digest;
-    const durationMs = performance.now() - started;
-    if (values.json) {
-      process.stdout.write(
-        `${JSON.stringify({
-          ok: verified,
-          sessionId,
-          durationMs: Math.round(durationMs),
-          migrationMs: Math.round(result.durationMs),
-          memoryBytes,
-          pageBytesMoved: s?.pageBytes ?? 0,
-          wireBytes: s?.wireBytes ?? 0,
-          pagesMoved: s?.pages ?? 0,
-          brownoutPasses: s?.brownoutPasses ?? 0,
-          blackoutPages: s?.blackoutPages ?? 0,
-          blackoutMs: result.blackoutMs ?? null,
-          blackoutMeasuredMs: s?.blackoutMs ?? null,
-          checksumVerification: s?.checksums ?? false,
-          digest: { algorithm: "sha256", source: s?.digest ?? null, destination: d?.digest ?? null },
-          source: result.source,
-          destination: result.destination,
-          error: result.error ?? failed.source ?? failed.destination ?? null,
-          phases: result.notifications.map((n) => ({
-            side: n.side,
-            phase: `PHASE_${Phase[n.phase]}`,
-            state: `PHASE_STATE_${PhaseState[n.state]}`,
-            atMs: Math.round(n.atMs),
-          })),
-        })}\n`,
-      );
-    } else if (verified) {
-      const throughput = (s.pageBytes / s.durationMs) * 1000;
-      const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-      const target =
-        init.memoryTransferThrottleParams?.targetBlackoutTransferTime ?? PRE_COPY_DEFAULTS.targetBlackoutMs;
-      const checksums = s.checksums
-        ? "every page verified by the destination (CRC-32)"
-        : "off (whole-image digest only)";
-      const out = [
-        "",
-        `✓ migration verified in ${seconds(result.durationMs)} (demo total ${seconds(durationMs)})`,
-        `  memory image     ${formatBytes(memoryBytes)}, guest dirtying ${dirtyRate} pages/s`,
-        `  bytes moved      ${formatBytes(s.pageBytes)} of pages (${s.pages} pages), ` +
-          `${formatBytes(s.wireBytes)} on the wire, ${formatBytes(throughput)}/s`,
-        `  passes           ${s.brownoutPasses} brownout + 1 blackout (${s.blackoutPages} pages); ` +
-          `guest throttled to ${s.throttlePercent} %`,
-        `  blackout         ${result.blackoutMs} ms (measured ${s.blackoutMs.toFixed(1)} ms, target ${target} ms)`,
-        `  checksums        ${checksums}`,
-        `  image SHA-256    ${s.digest}  source = destination`,
-        `  result           destination running, source stopped, both shims cleaned up`,
-      ];
-      process.stdout.write(`${out.join("\n")}\n`);
-    } else {
-      process.stdout.write(
-        `\n✗ migration failed: ${result.error ?? failed.source ?? failed.destination ?? "image digests differ"}\n`,
-      );
-      const recovered = result.recovered === undefined ? "" : `, source recovered: ${result.recovered}`;
-      process.stdout.write(`  source ${result.source}, destination ${result.destination}${recovered}\n`);
-      for (const e of result.abortErrors) process.stdout.write(`  abort path: ${e}\n`);
-    }
+    const outcome: DemoOutcome = {
+      result,
+      source: s,
+      destination: d,
+      error: result.error ?? failed.source ?? failed.destination,
+      verified,
+      durationMs: performance.now() - started,
+      sessionId,
+      memoryBytes,
+      dirtyRate,
+      targetBlackoutMs:
+        init.memoryTransferThrottleParams?.targetBlackoutTransferTime ?? PRE_COPY_DEFAULTS.targetBlackoutMs,
+    };
+    process.stdout.write(values.json ? jsonSummary(outcome) : textSummary(outcome));
     return verified ? 0 : 1;
   } finally {
     process.off("SIGINT", onSigint);

@@ -82,7 +82,7 @@ describe("built-in protos", () => {
 });
 
 describe("Migration with no --proto", () => {
-  test("PrepareAndExportSandbox prints the response, its StatedState config as JSON", async () => {
+  test("PrepareAndExportSandbox prints the response: the save envelope, its StatedState as JSON", async () => {
     const { startShim, SESSION } = await import("../migration/shim.js");
     const src = await startShim();
     const r = await runCli(cli(), [
@@ -94,11 +94,15 @@ describe("Migration with no --proto", () => {
     ]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    const { config } = JSON.parse(r.stdout) as { config: { "@type": string; value: Record<string, unknown> } };
-    expect(config["@type"]).toBe("sandbox-spec/vm/v2/StatedState/StatedState");
+    type Opaque = { "@type": string; value: Record<string, unknown> };
+    const { config } = JSON.parse(r.stdout) as { config: { "@type": string; schemaVersion: number; vm: Opaque } };
+    // hcsshim's envelope, decoded from the built-in save protos.
+    expect(config["@type"]).toBe("type.microsoft.com/hcsshim.controller.migration.save.v1.Payload");
+    expect(config.schemaVersion).toBe(1);
+    expect(config.vm["@type"]).toBe("sandbox-spec/vm/v2/StatedState/StatedState");
     // The JSON the shim exported, as it travelled (Go's field names).
-    expect(JSON.stringify(config.value)).toContain(SESSION);
-    expect(JSON.stringify(config.value)).toContain("sandbox-1");
+    expect(JSON.stringify(config.vm.value)).toContain(SESSION);
+    expect(JSON.stringify(config.vm.value)).toContain("sandbox-1");
     expect(src.service.session.state).toBe("SourceExported");
   });
 });
