@@ -336,12 +336,17 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
   async #recoverSource(): Promise<boolean> {
     const vm = this.#vm;
     if (vm === undefined || vm.exit !== undefined) return false;
+    // Listening before asking: the event that ends the migration can arrive in
+    // the same read as query-migrate's answer, before code after the await runs.
+    const unneeded = new AbortController();
+    const settled = vm.qmp.nextEvent(
+      (e) => e.event === "MIGRATION" && ["cancelled", "failed", "completed"].includes(String(e.data.status)),
+      unneeded.signal,
+    );
+    settled.catch(() => undefined);
     try {
       const q = await vm.qmp.execute<{ status?: string }>("query-migrate");
       if (q.status === "active" || q.status === "setup" || q.status === "device" || q.status === "pre-switchover") {
-        const settled = vm.qmp.nextEvent(
-          (e) => e.event === "MIGRATION" && ["cancelled", "failed", "completed"].includes(String(e.data.status)),
-        );
         await vm.qmp.execute("migrate_cancel");
         await settled;
       }
@@ -351,6 +356,8 @@ export class QemuBackend implements MigrationBackend<EndpointDescriptor> {
       return (await vm.status()) === "running";
     } catch {
       return false;
+    } finally {
+      unneeded.abort();
     }
   }
 

@@ -123,6 +123,19 @@ export interface QemuExit {
   readonly signal: NodeJS.Signals | null;
 }
 
+/** A wait on a QEMU (its console, its monitor) ended because the process exited. */
+export class QemuExitedError extends Error {
+  override readonly name = "QemuExitedError";
+  constructor(
+    readonly exit: QemuExit,
+    stderrTail: string,
+    lastConsoleLines: readonly string[] = [],
+  ) {
+    const console = lastConsoleLines.length === 0 ? "" : `; the guest's console ended: ${lastConsoleLines.join(" | ")}`;
+    super(`QEMU exited (status ${exit.code ?? exit.signal})${stderrTail === "" ? "" : `: ${stderrTail}`}${console}`);
+  }
+}
+
 /** What {@link QemuProcess.start} runs. */
 export interface QemuStartOptions {
   readonly spec: QemuVmSpec;
@@ -161,7 +174,11 @@ export class QemuProcess {
     this.serial = serial;
     this.#stderr = stderr;
     this.#files = files;
-    void exited.then((e) => (this.#exit = e));
+    void exited.then((e) => {
+      this.#exit = e;
+      // A guest whose QEMU is gone prints nothing more: waits on its console end here.
+      void serial.flush().then(() => serial.end(new QemuExitedError(e, this.stderrTail(), serial.lines.slice(-3))));
+    });
   }
 
   /** Spawns QEMU and connects to its monitor. On any failure the process is reaped before the error is thrown. */

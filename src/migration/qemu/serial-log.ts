@@ -19,6 +19,8 @@ export class SerialLog {
   #timer: NodeJS.Timeout | undefined;
   #reading = false;
   #closed = false;
+  #ended: Error | undefined;
+  readonly #endWaiters = new Set<(error: Error) => void>();
 
   constructor(path: string) {
     this.path = path;
@@ -32,29 +34,47 @@ export class SerialLog {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Resolves with the first line (already printed or to come) that `match` accepts. */
+  /**
+   * Resolves with the first line (already printed or to come) that `match`
+   * accepts; rejects when `signal` aborts or the console has ended ({@link SerialLog.end}).
+   */
   waitFor(match: (line: string) => boolean, signal?: AbortSignal): Promise<string> {
     const seen = this.lines.find(match);
     if (seen !== undefined) return Promise.resolve(seen);
     return this.nextLine(match, signal);
   }
 
-  /** Resolves with the first line from now on that `match` accepts. */
+  /** Resolves with the first line from now on that `match` accepts; rejects as {@link SerialLog.waitFor} does. */
   nextLine(match: (line: string) => boolean, signal?: AbortSignal): Promise<string> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => {
+      if (this.#ended !== undefined) return reject(this.#ended);
+      const finish = (settle: () => void) => {
         stop();
-        reject(signal?.reason);
-      };
-      const stop = this.onLine((line) => {
-        if (!match(line)) return;
-        stop();
+        this.#endWaiters.delete(onEnd);
         signal?.removeEventListener("abort", onAbort);
-        resolve(line);
+        settle();
+      };
+      const onAbort = () => finish(() => reject(signal?.reason));
+      const onEnd = (error: Error) => finish(() => reject(error));
+      const stop = this.onLine((line) => {
+        if (match(line)) finish(() => resolve(line));
       });
+      this.#endWaiters.add(onEnd);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /**
+   * No line will come any more (the guest's QEMU exited): what is in the file
+   * is read first, then every wait still pending, and every later one a line
+   * already read does not satisfy, rejects with `error`.
+   */
+  async end(error: Error): Promise<void> {
+    if (this.#ended !== undefined) return;
+    await this.#read();
+    this.#ended = error;
+    for (const w of [...this.#endWaiters]) w(error);
   }
 
   async #read(): Promise<void> {

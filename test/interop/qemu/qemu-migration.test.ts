@@ -25,15 +25,25 @@ async function bootSource(shim: QemuShim): Promise<void> {
   await vm.serial.waitFor((l) => parseTick(l)?.verify === "ok");
 }
 
-/** Waits until the destination's guest prints a verified tick after the source's last one. */
+/**
+ * Waits until the destination's guest prints a verified tick after the
+ * source's last one; no tick after it may say BAD. Rejects as soon as the
+ * destination QEMU exits (a guest the migration broke panics, and QEMU quits).
+ */
 async function destinationContinues(source: QemuShim, destination: QemuShim): Promise<{ last: number; next: number }> {
   const last = source.ticks.at(-1)!.n;
-  const vm = destination.backend.vm!;
+  const vm = destination.backend.vm;
+  if (vm === undefined)
+    throw new Error(
+      `no destination VM after the migration: ${JSON.stringify(destination.events.filter((e) => e.type !== "serial"))}`,
+    );
   const line = await vm.serial.waitFor((l) => {
     const t = parseTick(l);
-    return t !== undefined && t.n > last && t.verify === "ok";
+    return t !== undefined && t.n > last && t.verify !== "none";
   });
-  return { last, next: parseTick(line)!.n };
+  const next = parseTick(line)!;
+  expect(next.verify, `the destination guest's memory after tick ${last}`).toBe("ok");
+  return { last, next: next.n };
 }
 
 /** A free loopback TCP port (bound, read, released). */

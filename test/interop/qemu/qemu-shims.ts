@@ -45,7 +45,8 @@ export function guestSpec(shape: GuestShape = {}): QemuVmSpec {
     cpus: 1,
     kernel: join(guestDir, "vmlinuz"),
     initrd: join(guestDir, "initrd"),
-    append: `console=ttyS0 panic=-1 quiet ws=${shape.workingSetMiB ?? 32} chunk=${shape.chunkMiB ?? 4}`,
+    // oops=panic: a guest a migration broke dies (QEMU exits, -no-reboot) rather than spinning silently.
+    append: `console=ttyS0 panic=-1 oops=panic quiet ws=${shape.workingSetMiB ?? 32} chunk=${shape.chunkMiB ?? 4}`,
     accel,
   };
 }
