@@ -4,6 +4,7 @@
 //
 //   node test/docs/run-doc-blocks.mjs --tarballs DIR --scratch DIR
 //   (test/docs/run-doc-blocks.sh makes both folders; use it)
+//   DOC_BLOCKS_VERBOSE=1: print every block's output
 //
 // Markers, HTML comments on the lines right before a fence (docs/testing.md):
 //   <!-- doc-block: skip reason="…" -->   the block is not run; the reason is printed
@@ -17,7 +18,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
-const BLOCK_TIMEOUT_MS = 60_000;
+const BLOCK_TIMEOUT_MS = 30_000;
+// DOC_BLOCKS_VERBOSE=1 prints what every block printed, not only a failing one's.
+const verbose = process.env.DOC_BLOCKS_VERBOSE === "1";
 const repo = resolve(dirname(new URL(import.meta.url).pathname), "../..");
 const { values: args } = parseArgs({ options: { tarballs: { type: "string" }, scratch: { type: "string" } } });
 if (!args.tarballs || !args.scratch) {
@@ -167,7 +170,7 @@ function writeScratch(files, ts) {
 
 function report(result) {
   console.log(`${result.ok ? "ok    " : "FAILED"} ${result.where}${result.ok ? "" : `: ${result.why}`}`);
-  if (!result.ok) console.log(result.output.replace(/^/gm, "    "));
+  if (!result.ok || verbose) console.log(result.output.replace(/^/gm, "    "));
   return result.ok;
 }
 
