@@ -43,16 +43,25 @@ function markdownFiles() {
 }
 
 const MARKER = /^<!--\s*doc-block:\s*(skip|continues|file)\b(.*?)-->\s*$/;
+// The fence languages that run, by their spellings.
+const LANGS = new Map([
+  ["ts", "ts"],
+  ["typescript", "ts"],
+  ["sh", "sh"],
+  ["bash", "sh"],
+  ["shell", "sh"],
+]);
 const FENCE = /^(\s*)(`{3,})\s*([\w-]*)(.*)$/;
 
 /** The markers on the comment lines right above line `at`. */
-function markersAbove(lines, at) {
+function markersAbove(lines, at, file) {
   const found = [];
   for (let i = at - 1; i >= 0 && lines[i].trim().startsWith("<!--"); i--) {
     const m = MARKER.exec(lines[i].trim());
+    if (m === null && lines[i].includes("doc-block:")) throw new Error(`${file}:${i + 1}: unknown marker`);
     if (m === null) continue;
     const attr = (name) => new RegExp(`${name}="([^"]*)"`).exec(m[2])?.[1];
-    if (m[1] === "skip" && !attr("reason")) throw new Error(`line ${i + 1}: a skip marker needs reason="…"`);
+    if (m[1] === "skip" && !attr("reason")) throw new Error(`${file}:${i + 1}: a skip marker needs reason="…"`);
     found.push({ kind: m[1], reason: attr("reason"), path: attr("path") });
   }
   return found;
@@ -69,7 +78,9 @@ function blocksOf(file) {
     let end = i + 1;
     while (end < lines.length && !lines[end].startsWith(`${indent}${ticks}`)) end++;
     const body = lines.slice(i + 1, end).map((l) => l.slice(indent.length));
-    blocks.push({ where: `${file}:${i + 1}`, lang, body: `${body.join("\n")}\n`, markers: markersAbove(lines, i) });
+    const where = `${file}:${i + 1}`;
+    const markers = markersAbove(lines, i, file);
+    blocks.push({ where, lang: LANGS.get(lang) ?? lang, body: `${body.join("\n")}\n`, markers });
     i = end;
   }
   return blocks;
@@ -175,7 +186,14 @@ function report(result) {
 }
 
 async function main() {
-  const { files, sh, ts, marked } = collect();
+  let blocks;
+  try {
+    blocks = collect();
+  } catch (e) {
+    console.error(`doc blocks: ${e.message}`);
+    process.exit(2);
+  }
+  const { files, sh, ts, marked } = blocks;
   writeScratch(files, ts);
   let failed = 0;
   for (const b of sh) if (!report(await run(["bash", "-euo", "pipefail", "-c", b.body], b.where))) failed++;
