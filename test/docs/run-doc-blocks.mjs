@@ -150,7 +150,6 @@ function run(argv, where) {
 const TSCONFIG = {
   compilerOptions: {
     target: "ES2022",
-    lib: ["ES2022", "ESNext.Disposable"],
     module: "NodeNext",
     moduleResolution: "NodeNext",
     moduleDetection: "force",
