@@ -117,7 +117,12 @@ function collect() {
 /** Runs argv in the scratch project in its own process group; kills the group on timeout or exit. */
 function run(argv, where) {
   return new Promise((resolveRun) => {
-    const env = { ...process.env, PATH: `${join(scratch, "node_modules/.bin")}:${process.env.PATH}` };
+    // The examples' temporary folders go inside the scratch project, removed with it.
+    const env = {
+      ...process.env,
+      PATH: `${join(scratch, "node_modules/.bin")}:${process.env.PATH}`,
+      TMPDIR: join(scratch, "tmp"),
+    };
     const child = spawn(argv[0], argv.slice(1), {
       cwd: scratch,
       env,
@@ -171,6 +176,7 @@ function writeScratch(files, ts) {
     writeFileSync(join(scratch, f.path), f.body);
   }
   mkdirSync(join(scratch, "src"), { recursive: true });
+  mkdirSync(join(scratch, "tmp"), { recursive: true });
   writeFileSync(join(scratch, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
   ts.forEach((b, i) => {
     b.name = `block-${String(i + 1).padStart(2, "0")}`;
