@@ -33,10 +33,10 @@ async function bootSource(shim: QemuShim): Promise<void> {
 async function destinationContinues(source: QemuShim, destination: QemuShim): Promise<{ last: number; next: number }> {
   const last = source.ticks.at(-1)!.n;
   const vm = destination.backend.vm;
-  if (vm === undefined)
-    throw new Error(
-      `no destination VM after the migration: ${JSON.stringify(destination.events.filter((e) => e.type !== "serial"))}`,
-    );
+  if (vm === undefined) {
+    const console = destination.events.flatMap((e) => (e.type === "serial" ? [e.line] : [])).slice(-3);
+    throw new Error(`the destination VM is gone after the migration; its console ended: ${console.join(" | ")}`);
+  }
   const line = await vm.serial.waitFor((l) => {
     const t = parseTick(l);
     return t !== undefined && t.n > last && t.verify !== "none";
