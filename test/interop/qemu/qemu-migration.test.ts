@@ -156,12 +156,14 @@ describe("QEMU backend: live migration of a running guest", { timeout: 180_000 }
   });
 
   it("the pass limit forces the blackout: downtime-limit raised, the migration completes", async () => {
-    const p = await startPair();
+    const p = await startPair("uri", 32 * 1024 * 1024);
     const result = await run(p, {
       initOptions: {
         memoryTransport: MemoryTransport.TCP,
-        // A 1 ms target never converges while the guest dirties MiBs per pass.
-        memoryTransferThrottleParams: { targetBlackoutTransferTime: 1, maximumNumberOfBrownoutTransferPasses: 2 },
+        // At 32 MiB/s the pages the guest dirties in a pass take longer to send than QEMU's default
+        // 300 ms blackout: it would go on passing, so the pass limit has to end it. A 1 ms target
+        // would too, but hands over a broken guest under TCG (docs/migration-qemu.md, known issue).
+        memoryTransferThrottleParams: { maximumNumberOfBrownoutTransferPasses: 1 },
       },
     });
     expect(result.error).toBeUndefined();
