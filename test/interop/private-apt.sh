@@ -2,16 +2,9 @@
 # use (sid): a private apt configuration under the caller's .build, with the mirror read
 # from the machine's own apt sources, which stay untouched. The caller defines die().
 
-# The first mirror URI of the machine's apt sources.
-private_apt_mirror() {
-  local uri
-  uri=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | awk '{print $2}' || true)
-  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [[ -n $uri ]] || die "no Debian mirror found in the apt sources"
-  echo "$uri"
-}
+# The mirror of the machine's own apt sources (debian_mirror).
+# shellcheck source=../debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../debian-mirror.sh"
 
 # private_apt_init DIR TYPE SUITE: a fresh configuration in DIR with one line
 # "TYPE MIRROR SUITE main" (TYPE deb or deb-src), its lists fetched. Sets the array
@@ -20,7 +13,7 @@ private_apt_init() {
   local dir=$1 type=$2 suite=$3
   rm -rf "$dir"
   mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
-  printf '%s %s %s main\n' "$type" "$(private_apt_mirror)" "$suite" >"$dir/sources.list"
+  printf '%s %s %s main\n' "$type" "$(debian_mirror)" "$suite" >"$dir/sources.list"
   sandbox=()
   # As root, apt would drop to the _apt user, who cannot write into this tree.
   [[ $(id -u) == 0 ]] && sandbox=(-o APT::Sandbox::User=root)
