@@ -382,6 +382,16 @@ async function* toAsync<T>(it: AsyncIterable<T> | Iterable<T>): AsyncIterable<T>
 /**
  * Creates a client on a connected byte stream: a `net.Socket` (unix socket,
  * named pipe, TCP) or any other Duplex. See `connect` to dial an address.
+ *
+ * @example
+ * ```ts
+ * import { connect as netConnect } from "node:net";
+ * import { createClient } from "ttrpc-es";
+ *
+ * const socket = netConnect("/run/containerd/containerd.sock.ttrpc");
+ * await new Promise((resolve) => socket.once("connect", resolve));
+ * await using client = createClient(socket, { maxMessageSize: 8 << 20 });
+ * ```
  */
 export function createClient(socket: Duplex, options: ClientOptions = {}): Client {
   return new ClientImpl(socket, options);

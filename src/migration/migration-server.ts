@@ -15,6 +15,15 @@ export interface MigrationServerOptions<E> extends MigrationServiceOptions {
  * A ttrpc server with the reference Migration service registered under
  * `Migration`, ready to `listen`. The service is returned too, to inspect
  * the session or `close()` it when the shim goes down.
+ *
+ * @example
+ * ```ts
+ * import { createMigrationServer } from "ttrpc-es/migration";
+ * import { createSimulatedBackend } from "ttrpc-es/migration/simulated";
+ *
+ * const { server, service } = createMigrationServer({ backend: createSimulatedBackend() });
+ * await server.listen("unix:/run/example/migration.sock");
+ * ```
  */
 export function createMigrationServer<E>(options: MigrationServerOptions<E>): {
   server: Server;

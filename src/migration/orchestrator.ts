@@ -29,6 +29,19 @@ export type { MigrationEvent } from "./orchestrator-types.js";
  * Migrates a sandbox from the source shim to the destination shim. Never
  * throws for a migration that failed: the result says what happened, and
  * both shims have been wound down (source RESUME, destination STOP, Cleanup).
+ *
+ * @example
+ * ```ts
+ * import { MemoryTransport, migrate } from "ttrpc-es/migration";
+ *
+ * const result = await migrate({
+ *   source: "unix:/run/source.sock",
+ *   destination: "unix:/run/destination.sock",
+ *   initOptions: { memoryTransport: MemoryTransport.TCP },
+ *   signal: AbortSignal.timeout(60_000),
+ * });
+ * if (!result.ok) console.error(result.error, "source recovered:", result.recovered);
+ * ```
  */
 export function migrate(options: MigrateOptions): Promise<MigrationResult> {
   return new MigrationRun(options).run();

@@ -84,6 +84,21 @@ export interface Stub {
 /**
  * Creates an NRI plugin stub around `handlers`. Throws if no event handler is
  * implemented or the identity is invalid.
+ *
+ * @example
+ * ```ts
+ * import { createStub } from "ttrpc-es/nri";
+ *
+ * const stub = createStub(
+ *   {
+ *     createContainer(pod, container) {
+ *       return { adjust: { env: [{ key: "POD_NAMESPACE", value: pod.namespace }] } };
+ *     },
+ *   },
+ *   { name: "annotate", idx: "10" },
+ * );
+ * await stub.run(); // until the runtime goes away
+ * ```
  */
 export function createStub(handlers: PluginHandlers, options: StubOptions = {}): Stub {
   return new NriStub(handlers, options);

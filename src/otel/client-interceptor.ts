@@ -18,6 +18,14 @@ import {
  * of the active context, whose context is injected into the call's metadata.
  * Streams are traced too (Go cannot: containerd/ttrpc#148); their span lasts
  * until the response stream ends.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "ttrpc-es";
+ * import { otelClientInterceptor } from "ttrpc-es/otel";
+ *
+ * const client = await connect("unix:/run/example.sock", { interceptors: [otelClientInterceptor()] });
+ * ```
  */
 export function otelClientInterceptor(options: OtelOptions = {}): Interceptor {
   const inst = instruments(options);

@@ -19,6 +19,14 @@ import {
  * continuing the trace found in the request metadata, active while the
  * handler runs (for a streaming handler, while each of its messages is
  * produced), and the `rpc.server.duration` histogram in whole milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "ttrpc-es";
+ * import { otelServerInterceptor } from "ttrpc-es/otel";
+ *
+ * const server = createServer({ interceptors: [otelServerInterceptor()] });
+ * ```
  */
 export function otelServerInterceptor(options: OtelOptions = {}): Interceptor {
   const inst = instruments(options);
