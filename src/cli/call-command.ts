@@ -18,6 +18,7 @@ import type { Client } from "../client.js";
 import { Code, codeName } from "../code.js";
 import { connect } from "../connect.js";
 import { TtrpcError } from "../ttrpc-error.js";
+import { toText } from "@bufbuild/protobuf/txtpb";
 import { anyJson, messageJson } from "./any-json.js";
 import {
   CliError,
@@ -74,7 +75,9 @@ ${PROTO_OPTIONS_HELP}  -H, --header KEY=VALUE request metadata; repeat for sever
   --allow-unknown-fields
                         ignore request JSON fields the request message does not define
   --max-msg-size BYTES  the largest message sent or received (default 4 MiB, ttrpc's)
-  --emit-defaults       print fields that hold their default values too
+  --emit-defaults       print fields that hold their default values too (JSON)
+  --format json|text    how responses print: protobuf JSON (default), or the protobuf
+                        text format, each message followed by a blank line
   --format-error        print an RPC error as JSON on stderr: code, name, message, details
   -v, --verbose         print the metadata sent, then the status and the time taken, on stderr
 
@@ -89,6 +92,7 @@ const callOptions = {
   "connect-timeout": { type: "string" },
   data: { type: "string", short: "d" },
   "emit-defaults": { type: "boolean" },
+  format: { type: "string" },
   "msg-template": { type: "boolean" },
   "keep-type-url": { type: "boolean" },
   "allow-unknown-fields": { type: "boolean" },
@@ -153,6 +157,9 @@ function planCall(values: CallValues, positionals: string[]): CallPlan {
   if (values.namespace !== undefined) metadata.push(["containerd-namespace-ttrpc", values.namespace]);
   const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
   if (timeoutMs !== undefined && timeoutMs < 0) throw new CliError(`--timeout must not be negative`, Exit.usage);
+  if (values.format !== undefined && values.format !== "json" && values.format !== "text") {
+    throw new CliError(`invalid --format "${values.format}": expected json or text`, Exit.usage);
+  }
   return {
     address,
     method,
@@ -225,6 +232,8 @@ class CallRun {
   }
 
   #print(m: Message, indent?: number): string {
+    // Text format: each message ends with a blank line, so a stream's messages stay apart.
+    if (this.values.format === "text") return toText(this.method.output, m, { registry: this.registry });
     const json = messageJson(this.method.output, m, {
       registry: this.registry,
       emitDefaults: this.values["emit-defaults"] === true,

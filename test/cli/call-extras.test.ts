@@ -1,7 +1,7 @@
 // `ttrpc-es call` never loses an answer, and grpcurl's extras: Anys of types
 // the protos do not define, bare type URLs kept for containerd 1.6, a closed
 // stdout, a gRPC socket, --format-error, --msg-template, --allow-unknown-fields,
-// --max-msg-size, -v and the address as a positional argument.
+// --max-msg-size, -v, --format text and the address as a positional argument.
 
 import { spawn } from "node:child_process";
 import { join } from "node:path";
@@ -200,5 +200,24 @@ describe("grpcurl's extras", () => {
     expect(JSON.parse(r.stdout)).toEqual({ text: "p" });
     const both = await runCli(cli(), ["call", "--address", address, address, ...interopProto, "Interop/Echo"]);
     expect(both.status).toBe(2);
+  });
+
+  test("--format text prints the protobuf text format, a blank line after each message", async () => {
+    const { address } = await startPair();
+    const r = await runCli(cli(), [
+      "call",
+      address,
+      ...interopProto,
+      "--format",
+      "text",
+      "-d",
+      '{"text":"t","count":2}',
+      "Interop/ServerStream",
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('text: "t"\n\ntext: "t"\nseq: 1\n\n');
+    const bad = await runCli(cli(), ["call", address, ...interopProto, "--format", "yaml", "Interop/Echo"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('invalid --format "yaml"');
   });
 });
