@@ -7,6 +7,7 @@
 import type { Duplex } from "node:stream";
 import { endianness } from "node:os";
 import { Code } from "./code.js";
+import { loadKoffi } from "./optional-koffi.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
 /**
@@ -48,20 +49,11 @@ const OPTIONS: Partial<Record<NodeJS.Architecture, { peercred: number; domain: n
 const unreadable = (why: string, cause?: unknown) =>
   new TtrpcError(`ttrpc: cannot read peer credentials: ${why}`, Code.FailedPrecondition, { cause });
 
-// The part of koffi used here, typed locally: koffi is optional, so neither
-// the build nor a user's type check may depend on its types.
-interface Koffi {
-  load(path: null): { func(name: string, result: string, args: string[]): unknown };
-  errno(): number;
-}
-const KOFFI = "koffi"; // a variable: bundlers and tsc leave the optional import alone
-
 let binding: Promise<Binding> | undefined;
 
 function loadBinding(): Promise<Binding> {
-  binding ??= (import(KOFFI) as Promise<Koffi & { default?: Koffi }>).then(
-    (mod) => {
-      const koffi = mod.default ?? mod;
+  binding ??= loadKoffi().then(
+    (koffi) => {
       // The running program: Node links libc dynamically, whichever libc it is.
       const getsockopt = koffi
         .load(null)

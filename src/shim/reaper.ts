@@ -5,7 +5,8 @@
 // spawned, so on each SIGCHLD this waits (waitid, WNOHANG) for the pids it was
 // asked to watch, one by one: never waitpid(-1), which would steal the exit
 // statuses libuv waits for. The libc calls go through the optional koffi
-// package, loaded on first use as peer-credentials.ts loads it.
+// package, loaded on first use (optional-koffi.ts).
+import { loadKoffi } from "../optional-koffi.js";
 import { ShimError } from "./shim-error.js";
 
 /** How a process ended, as containerd reports it: a signal's death is 128 + its number. */
@@ -20,11 +21,6 @@ interface Libc {
   waitid(idtype: number, id: number, info: Buffer, options: number): number;
   errno(): number;
 }
-interface Koffi {
-  load(path: null): { func(signature: string): unknown };
-  errno(): number;
-}
-const KOFFI = "koffi"; // a variable: bundlers and tsc leave the optional import alone
 
 const PR_SET_CHILD_SUBREAPER = 36;
 const P_PID = 1;
@@ -40,9 +36,8 @@ const CLD_EXITED = 1;
 
 let libc: Promise<Libc> | undefined;
 function loadLibc(): Promise<Libc> {
-  libc ??= (import(KOFFI) as Promise<Koffi & { default?: Koffi }>).then(
-    (mod) => {
-      const koffi = mod.default ?? mod;
+  libc ??= loadKoffi().then(
+    (koffi) => {
       const lib = koffi.load(null);
       return {
         prctl: lib.func("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)") as Libc["prctl"],

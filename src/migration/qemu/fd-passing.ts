@@ -5,15 +5,7 @@
 // libc's sendmsg(2) on the socket's descriptor. Loaded on first use only: a
 // backend on unix/tcp URIs never needs it.
 import type { Socket } from "node:net";
-
-// The part of koffi used here, typed locally: koffi is optional, so neither
-// the build nor a user's type check may depend on its types.
-interface Koffi {
-  load(path: null): { func(name: string, result: string, args: string[]): unknown };
-  struct(name: string, fields: Record<string, string>): unknown;
-  errno(): number;
-}
-const KOFFI = "koffi"; // a variable: bundlers and tsc leave the optional import alone
+import { loadKoffi } from "../../optional-koffi.js";
 
 interface Iovec {
   base: Buffer;
@@ -45,9 +37,8 @@ const CMSG_SPACE_ONE_FD = 24;
 let binding: Promise<{ sendmsg: Sendmsg; errno: () => number }> | undefined;
 
 function loadBinding(): Promise<{ sendmsg: Sendmsg; errno: () => number }> {
-  binding ??= (import(KOFFI) as Promise<Koffi & { default?: Koffi }>).then(
-    (mod) => {
-      const koffi = mod.default ?? mod;
+  binding ??= loadKoffi().then(
+    (koffi) => {
       koffi.struct("ttrpc_es_iovec", { base: "void *", len: "size_t" });
       koffi.struct("ttrpc_es_msghdr", {
         name: "void *",
