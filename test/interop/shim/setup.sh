@@ -35,15 +35,8 @@ if ! dpkg -s runc busybox-static >/dev/null 2>&1; then
   }
 fi
 
-mirror() {
-  local uri
-  uri=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | awk '{print $2}' || true)
-  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [[ -n $uri ]] || die "no Debian mirror found in the apt sources"
-  echo "$uri"
-}
+# shellcheck source=../../debian-mirror.sh
+source "$here/../../debian-mirror.sh"
 
 # unpack NAME DEB: containerd's binaries under .build/NAME/usr/bin.
 unpack() {
@@ -69,7 +62,7 @@ unpack containerd-1.6 "$(ls "$debs"/bookworm/containerd_1.6.20*.deb)"
 
 # trixie and sid through a private apt configuration.
 if ! compgen -G "$debs/private/containerd_1.7.*.deb" >/dev/null || ! compgen -G "$debs/private/containerd_2.*.deb" >/dev/null; then
-  m=$(mirror)
+  m=$(debian_mirror)
   apt_dir="$build/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   printf 'deb %s trixie main\ndeb %s sid main\n' "$m" "$m" >"$apt_dir/sources.list"
