@@ -38,8 +38,8 @@ mkdir -p "$build"
 exec 9>"$build/.lock"
 flock 9
 
-# shellcheck source=test/debian-mirror.sh
-source "$here/../debian-mirror.sh"
+# shellcheck source=test/interop/private-apt.sh
+source "$here/../interop/private-apt.sh"
 
 debs="$build/debs"
 key=$( (printf '%s\n' "${pkgs[@]}"; cat "$here/setup.sh") | sha256sum | cut -d' ' -f1)
@@ -49,19 +49,9 @@ if [[ $(cat "$build/corpus/.stamp" 2>/dev/null) == "$key" ]]; then
 fi
 
 if [[ $(cat "$debs/.stamp" 2>/dev/null) != "$(printf '%s\n' "${pkgs[@]}" | sha256sum)" ]]; then
-  m=$(debian_mirror)
-  apt_dir="$build/apt"
-  rm -rf "$apt_dir" "$debs"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$debs"
-  printf 'deb %s bookworm main\ndeb %s trixie main\ndeb %s sid main\n' "$m" "$m" "$m" >"$apt_dir/sources.list"
-  # As root, apt would drop to the _apt user, who cannot write into this tree.
-  sandbox=()
-  [[ $(id -u) == 0 ]] && sandbox=(-o APT::Sandbox::User=root)
-  apt_private=("${sandbox[@]}" -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+  rm -rf "$debs" && mkdir -p "$debs"
   log "fetching bookworm, trixie and sid package lists (private apt config)"
-  apt-get "${apt_private[@]}" -qq --error-on=any update >&2 ||
-    die "apt-get update on bookworm/trixie/sid failed: is the Debian archive reachable?"
+  private_apt_init "$build/apt" deb bookworm trixie sid
   log "downloading ${pkgs[*]}"
   (cd "$debs" && apt-get "${apt_private[@]}" -qq download "${pkgs[@]}" >&2) || die "downloading the corpus packages failed"
   printf '%s\n' "${pkgs[@]}" | sha256sum >"$debs/.stamp"

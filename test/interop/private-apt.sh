@@ -6,21 +6,23 @@
 # shellcheck source=../debian-mirror.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../debian-mirror.sh"
 
-# private_apt_init DIR TYPE SUITE: a fresh configuration in DIR with one line
-# "TYPE MIRROR SUITE main" (TYPE deb or deb-src), its lists fetched. Sets the array
-# apt_private (the options that select it) and sandbox (what apt-helper needs as root).
+# private_apt_init DIR TYPE SUITE...: a fresh configuration in DIR with one line
+# "TYPE MIRROR SUITE main" per suite (TYPE deb or deb-src), its lists fetched. Sets the
+# array apt_private (the options that select it) and sandbox (what apt-helper needs as root).
 private_apt_init() {
-  local dir=$1 type=$2 suite=$3
+  local dir=$1 type=$2 mirror suite
+  shift 2
+  mirror=$(debian_mirror)
   rm -rf "$dir"
   mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
-  printf '%s %s %s main\n' "$type" "$(debian_mirror)" "$suite" >"$dir/sources.list"
+  for suite in "$@"; do printf '%s %s %s main\n' "$type" "$mirror" "$suite"; done >"$dir/sources.list"
   sandbox=()
   # As root, apt would drop to the _apt user, who cannot write into this tree.
   [[ $(id -u) == 0 ]] && sandbox=(-o APT::Sandbox::User=root)
   apt_private=("${sandbox[@]}" -o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
   apt-get "${apt_private[@]}" -qq --error-on=any update >&2 ||
-    die "apt-get update on $suite ($type) failed: is the Debian archive reachable?"
+    die "apt-get update on $* ($type) failed: is the Debian archive reachable?"
 }
 
 # private_apt_unpacked BUILD SUITE PKG...: downloads the binary packages PKG from SUITE into

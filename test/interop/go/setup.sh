@@ -72,27 +72,17 @@ if ! command -v protoc >/dev/null; then
 fi
 
 # --- downloads --------------------------------------------------------------------
-# shellcheck source=test/debian-mirror.sh
-source "$here/../../debian-mirror.sh"
+# shellcheck source=test/interop/private-apt.sh
+source "$here/../private-apt.sh"
 
 debs="$build/debs"
 download_stamp="$debs/.stamp"
 download_key=$(printf '%s\n' "${toolchain_pkgs[@]}" "${source_pkgs[@]}" "${old_pkgs[@]}" | sha256sum | cut -d' ' -f1)
 
 if [[ $(cat "$download_stamp" 2>/dev/null) != "$download_key" ]]; then
-  m=$(debian_mirror)
-  apt_dir="$build/apt"
-  rm -rf "$apt_dir" "$debs"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$debs/new" "$debs/old"
-  printf 'deb %s bookworm-backports main\ndeb %s trixie main\n' "$m" "$m" >"$apt_dir/sources.list"
-  # As root, apt would drop to the _apt user, who cannot write into this tree.
-  sandbox=()
-  [[ $(id -u) == 0 ]] && sandbox=(-o APT::Sandbox::User=root)
-  apt_private=("${sandbox[@]}" -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+  rm -rf "$debs" && mkdir -p "$debs/new" "$debs/old"
   log "fetching bookworm-backports and trixie package lists (private apt config)"
-  apt-get "${apt_private[@]}" -qq --error-on=any update >&2 ||
-    die "apt-get update on bookworm-backports/trixie failed: is the Debian archive reachable?"
+  private_apt_init "$build/apt" deb bookworm-backports trixie
   log "downloading ${toolchain_pkgs[*]} ${source_pkgs[*]}"
   (cd "$debs/new" && apt-get "${apt_private[@]}" -qq download "${toolchain_pkgs[@]}" "${source_pkgs[@]}" >&2) ||
     die "downloading the Go toolchain and trixie sources failed"
