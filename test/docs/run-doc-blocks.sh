@@ -16,16 +16,10 @@ log() { echo "doc blocks: $*" >&2; }
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/ttrpc-es-doc-blocks-XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 
-tarballs="${DOC_BLOCKS_TARBALLS:-}"
-if [ -z "$tarballs" ]; then
-  log "packing"
-  tarballs="$scratch/.tarballs"
-  mkdir -p "$tarballs"
-  (cd "$repo" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
-  (cd "$repo/plugins/protoc-gen-ttrpc-es" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
-fi
-runtime_tgz=$(ls "$tarballs"/ttrpc-es-[0-9]*.tgz)
-plugin_tgz=$(ls "$tarballs"/protoc-gen-ttrpc-es-[0-9]*.tgz)
+# shellcheck source=../package/tarballs.sh
+source "$repo/test/package/tarballs.sh"
+package_tarballs "$scratch/.tarballs" "${DOC_BLOCKS_TARBALLS:-}"
+tarballs=$(dirname "$runtime_tgz")
 
 # The repository's versions of what a user installs beside the packages.
 dev_version() {

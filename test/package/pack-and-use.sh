@@ -45,17 +45,9 @@ trap 'rm -rf "$scratch_root"' EXIT
 case "$scratch_root/" in "$repo"/*) log "scratch dir $scratch_root is inside the repository"; exit 1 ;; esac
 
 # PACK_AND_USE_TARBALLS: a folder with both tarballs already packed (CI packs once).
-tarballs="${PACK_AND_USE_TARBALLS:-}"
-if [ -z "$tarballs" ]; then
-  log "packing"
-  tarballs="$scratch_root/tarballs"
-  mkdir -p "$tarballs"
-  (cd "$repo" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
-  (cd "$repo/plugins/protoc-gen-ttrpc-es" && npm pack --silent --pack-destination "$tarballs" >/dev/null)
-fi
-tarballs="$(cd "$tarballs" && pwd)"
-runtime_tgz=$(ls "$tarballs"/ttrpc-es-[0-9]*.tgz)
-plugin_tgz=$(ls "$tarballs"/protoc-gen-ttrpc-es-[0-9]*.tgz)
+# shellcheck source=tarballs.sh
+source "$here/tarballs.sh"
+package_tarballs "$scratch_root/tarballs" "${PACK_AND_USE_TARBALLS:-}"
 
 # The README's buf.gen.yaml: the yaml block after the marker line that names this script.
 buf_gen_yaml=$(awk '/pack-and-use.sh generates code with the yaml block below/ { m = 1; next }
