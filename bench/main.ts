@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseFlags, numberFlag, type NodeImpl } from "./common.js";
 import { ServerProc, ensureGoPeer, runClient, type Barrier, type Side } from "./procs.js";
 import { summarizeProfiles } from "./profile.js";
+import type { RowGroup } from "./row-group.js";
 
 /** The implementation names of the JSON rows: client → server pairs. */
 const IMPLS = ["ttrpc-es", "go-ttrpc", "ttrpc-es-to-go", "go-to-ttrpc-es", "grpc-js", "raw-node"] as const;
@@ -96,6 +97,11 @@ const ROWS: RowDef[] = [
   ...["slow-consumer-unary-p50", "slow-consumer-unary-p99"].map(
     (b): RowDef => ({ benchmark: b, unit: "µs", only: ["ttrpc-es"], onlyWhy: "ttrpc-es soak" }),
   ),
+];
+
+/** The groups with their own pairs and table, after the main rows (bench/row-group.ts). */
+const GROUPS: RowGroup[] = [
+  { benchmarks: ["nri-create-container-c1"], load: () => import("./nri-bench.js").then((m) => m.nriGroup) },
 ];
 
 // --- options -------------------------------------------------------------
@@ -476,9 +482,10 @@ async function main(): Promise<number> {
   const plan = TASKS.map((t) => ({ t, impls: t.impls.filter((i) => selected(t, i)) })).filter(
     (p) => p.impls.length > 0,
   );
-  const nri = only === undefined || only.test("nri-create-container-c1");
-  if (plan.length === 0 && !nri) {
-    console.error(`--only ${String(only)} selects nothing; rows: ${ROWS.map((r) => r.benchmark).join(", ")}`);
+  const groups = GROUPS.filter((g) => only === undefined || g.benchmarks.some((b) => only.test(b)));
+  if (plan.length === 0 && groups.length === 0) {
+    const names = [...ROWS.map((r) => r.benchmark), ...GROUPS.flatMap((g) => g.benchmarks)];
+    console.error(`--only ${String(only)} selects nothing; rows: ${names.join(", ")}`);
     return 2;
   }
   const usesGo = plan.some((p) => p.impls.some((i) => PAIRS[i].client === "go" || PAIRS[i].server === "go"));
@@ -525,25 +532,25 @@ async function main(): Promise<number> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  // NRI row group (bench/nri-bench.ts): its own pairs, so its own table.
-  let nriRows: object[] = [];
-  let nriFailed = false;
-  if (nri) {
-    const { formatNriBench, runNriBench } = await import("./nri-bench.js");
+  const groupRows: object[] = [];
+  const groupTables: string[] = [];
+  let groupFailed = false;
+  for (const g of groups) {
     try {
-      const rows = await runNriBench({ reps, seconds, warmup, log: out });
-      nriRows = rows;
-      out(`\n${formatNriBench(rows)}`);
+      const { rows, table } = await (await g.load()).run({ quick, reps, seconds, warmup, log: out });
+      groupRows.push(...rows);
+      groupTables.push(table);
     } catch (e) {
-      nriFailed = true;
-      out(`  FAILED nri-create-container-c1: ${e instanceof Error ? e.message : String(e)}`);
+      groupFailed = true;
+      out(`  FAILED ${g.benchmarks.join(", ")}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   const elapsed = (Date.now() - t0) / 1000;
   printTable(elapsed);
-  if (json) process.stdout.write(`${JSON.stringify([...jsonRows(), ...nriRows], null, 2)}\n`);
+  for (const table of groupTables) out(`\n${table}`);
+  if (json) process.stdout.write(`${JSON.stringify([...jsonRows(), ...groupRows], null, 2)}\n`);
   if (profileRoot !== undefined) out(`\n${summarizeProfiles(profileRoot, 15)}`);
-  const failed = nriFailed || [...cells.values()].some((c) => c.error !== undefined);
+  const failed = groupFailed || [...cells.values()].some((c) => c.error !== undefined);
   return failed ? 1 : 0;
 }
 

@@ -16,6 +16,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createStub } from "../src/nri/index.js";
+import type { GroupRunner } from "./row-group.js";
 
 const repo = resolve(
   fileURLToPath(new URL(".", import.meta.url)),
@@ -159,6 +160,14 @@ export function formatNriBench(rows: NriBenchRow[]): string {
     "NRI CreateContainer round trips, one at a time, from a Go runtime on containerd/nri 0.6.1 pkg/adaptation to the plugin; same adjustment from both plugins.",
   ].join("\n");
 }
+
+/** The NRI row for bench/main.ts. */
+export const nriGroup: GroupRunner = {
+  async run({ reps, seconds, warmup, log }) {
+    const rows = await runNriBench({ reps, seconds, warmup, log });
+    return { rows, table: formatNriBench(rows) };
+  },
+};
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const { values } = parseArgs({
