@@ -20,8 +20,15 @@ const inScope = (f) =>
   /^src\/([^/]+|migration\/.+|nri\/.+)\.ts$/.test(f) && !f.endsWith("/index.ts") && f !== "src/index.ts";
 
 const base = process.argv[2] ?? process.env.MUTATION_BASE ?? "main";
-const mergeBase = tryGit("merge-base", "HEAD", base) ?? tryGit("rev-parse", "HEAD~1");
-if (mergeBase === undefined) throw new Error(`no merge base with ${base} and no previous commit`);
+let mergeBase = tryGit("merge-base", "HEAD", base);
+if (mergeBase === undefined) {
+  // A clone without the base (shallow, or a branch never merged from main):
+  // say so, and check the last commit's lines rather than none.
+  mergeBase = tryGit("rev-parse", "HEAD~1");
+  if (mergeBase === undefined) throw new Error(`no merge base with ${base} and no previous commit`);
+  process.stderr.write(`mutation: ${base} is not in this clone's history; checking the lines of the last commit\n`);
+}
+process.stderr.write(`mutation: lines changed since ${mergeBase.slice(0, 12)}\n`);
 const diff = git("diff", "-U0", "--no-color", "--diff-filter=AM", mergeBase, "--", "src");
 
 const ranges = [];
