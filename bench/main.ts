@@ -102,6 +102,7 @@ const ROWS: RowDef[] = [
 /** The groups with their own pairs and table, after the main rows (bench/row-group.ts). */
 const GROUPS: RowGroup[] = [
   { benchmarks: ["nri-create-container-c1"], load: () => import("./nri-bench.js").then((m) => m.nriGroup) },
+  { benchmarks: ["rss-idle-server", "rss-after-flood"], load: () => import("./rss-bench.js").then((m) => m.rssGroup) },
 ];
 
 // --- options -------------------------------------------------------------

@@ -5,7 +5,7 @@
 // metadata, deadline or failure handling, so the runtime is what is measured.
 import { createServer as netServer, type Socket } from "node:net";
 import { rmSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { createServer, type ServiceImpl } from "../src/index.js";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -74,7 +74,9 @@ async function startTtrpc(socket: string): Promise<() => Promise<void>> {
 }
 
 async function startGrpc(socket: string): Promise<() => Promise<void>> {
-  const server = new grpc.Server(grpcOptions);
+  // Loaded only here, so the other servers' memory rows do not carry grpc-js.
+  const { Server, ServerCredentials } = await import("@grpc/grpc-js");
+  const server = new Server(grpcOptions);
   server.addService(grpcInterop, {
     Echo(call: grpc.ServerUnaryCall<EchoRequest, EchoResponse>, cb: grpc.sendUnaryData<EchoResponse>) {
       cb(null, create(EchoResponseSchema, { payload: replyPayload(call.request), text: call.request.text }));
@@ -117,9 +119,7 @@ async function startGrpc(socket: string): Promise<() => Promise<void>> {
     },
   });
   await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
+    server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
   return () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 }
