@@ -11,7 +11,9 @@
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 const config = {
   testRunner: "vitest",
-  vitest: { configFile: "vitest.mutation.config.ts", related: true },
+  // Forks, not Stryker's default threads: the shim's reaper test waits for
+  // SIGCHLD, which a worker thread never receives.
+  vitest: { configFile: "vitest.mutation.config.ts", related: true, pool: "forks" },
   checkers: ["typescript"],
   tsconfigFile: "tsconfig.json",
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },

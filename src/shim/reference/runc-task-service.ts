@@ -11,6 +11,7 @@ import {
   TaskExecAddedSchema,
   TaskExecStartedSchema,
   TaskExitSchema,
+  TaskOOMSchema,
   TaskPausedSchema,
   TaskResumedSchema,
   TaskStartSchema,
@@ -22,6 +23,7 @@ import type { ShimContext } from "../shim-definition.js";
 import type { TaskService } from "../task-service.js";
 import * as topics from "../topics.js";
 import { ProcessIo } from "./process-io.js";
+import { OomCounter } from "./oom-counter.js";
 import { mountRootfs, unmountRootfs } from "./rootfs.js";
 import type { Runc } from "./runc.js";
 import { TaskProcess } from "./task-process.js";
@@ -33,7 +35,13 @@ interface Container {
   readonly execs: Map<string, TaskProcess>;
   /** Exec specs, from Exec until Start runs them. */
   readonly specs: Map<string, string>;
+  /** The OOM kills in its memory cgroup, when it has one; looked at every second until Delete. */
+  readonly oom: OomCounter | undefined;
+  readonly oomPoll: NodeJS.Timeout | undefined;
 }
+
+/** How often a running container's OOM count is read (oom-counter.ts says why it is read at all). */
+const OOM_POLL_MS = 1000;
 
 const notFound = (what: string) => new TtrpcError(`${what}: not found`, Code.NotFound);
 
@@ -72,6 +80,7 @@ export class RuncTaskService {
       p.exited(exit);
       p.io.closeStdin();
       await p.started;
+      await this.#publishOom(c);
       await this.#publish(topics.TASK_EXIT, TaskExitSchema, {
         containerId: c.id,
         id: p.execId || c.id,
@@ -80,6 +89,11 @@ export class RuncTaskService {
         exitedAt: timestampFromDate(exit.exitedAt),
       });
     });
+  }
+
+  /** /tasks/oom, when the killer acted in the container's cgroup since the last look. */
+  async #publishOom(c: Container): Promise<void> {
+    if (c.oom?.fired()) await this.#publish(topics.TASK_OOM, TaskOOMSchema, { containerId: c.id });
   }
 
   /** The service, as the SDK registers it. */
@@ -136,7 +150,16 @@ export class RuncTaskService {
       await unmountRootfs(req.bundle);
       throw new TtrpcError(e instanceof Error ? e.message : String(e), Code.Unknown, { cause: e });
     }
-    const c: Container = { id: req.id, bundle: req.bundle, init, execs: new Map(), specs: new Map() };
+    const oom = OomCounter.of(init.pid);
+    const c: Container = {
+      id: req.id,
+      bundle: req.bundle,
+      init,
+      execs: new Map(),
+      specs: new Map(),
+      oom,
+      oomPoll: oom && setInterval(() => void this.#publishOom(c), OOM_POLL_MS).unref(),
+    };
     this.#containers.set(req.id, c);
     this.#watchExit(c, init);
     await this.#publish(topics.TASK_CREATE, TaskCreateSchema, {
@@ -227,6 +250,7 @@ export class RuncTaskService {
     if (execId !== "") {
       c.execs.delete(execId);
     } else {
+      clearInterval(c.oomPoll);
       await this.runc.delete(id, c.bundle, p.status === Status.CREATED);
       await unmountRootfs(c.bundle);
       this.#containers.delete(id);

@@ -1,8 +1,9 @@
 // The reference shim (containerd-shim-ttrpces-v2, on ttrpc-es/shim) under the
 // real containerd 1.6.20, 1.7.24 and 2.1.9 with Debian's runc, driven by ctr
 // as users drive it: `ctr run --rm` with an exit code, `ctr run -d` then exec,
-// kill, ls and delete, the task events `ctr events` prints, and a shim killed
-// with SIGKILL cleaned up by containerd through the shim's `delete`.
+// kill, ls and delete, the task events `ctr events` prints, /tasks/oom for a
+// container the OOM killer takes, and a shim killed with SIGKILL cleaned up by
+// containerd through the shim's `delete`.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -113,6 +114,41 @@ describe.each(VERSIONS)("containerd %s runs the reference shim", (version) => {
       // containerd called Shutdown after the last task's Delete: the shim server exits
       await gone(server);
       expect(runcKnows(id)).toBe(false);
+    } finally {
+      events.child.kill();
+    }
+  });
+
+  // The shell holds a 64 MB string under a 16 MiB limit (the machine has no
+  // swap), so the killer takes the container's init. Go's runc shim runs the
+  // same container first: the case proves the kernel acts here.
+  it.each([
+    ["io.containerd.runc.v2", "go"],
+    ["the reference shim", "es"],
+  ])("a container the OOM killer takes under %s: /tasks/oom, then /tasks/exit 137", async (_name, which) => {
+    const id = `oom-${which}-${version.replace(".", "")}`;
+    const runtime = which === "go" ? "io.containerd.runc.v2" : shim;
+    const events = ctd.spawnCtr(["events"]);
+    try {
+      const hog = "a=$(/bin/busybox head -c 64000000 /dev/zero | /bin/busybox tr '\\000' x); echo survived";
+      const r = await ctd.ctr([
+        "run",
+        "--rm",
+        "--memory-limit",
+        String(16 << 20),
+        "--runtime",
+        runtime,
+        IMAGE,
+        id,
+        ...SH,
+        hog,
+      ]);
+      expect({ code: r.code, stdout: r.stdout }, r.stderr).toEqual({ code: 137, stdout: "" });
+      const oom = await lineMatching(events, new RegExp(`${NAMESPACE} /tasks/oom .*"container_id":"${id}"`));
+      const exit = await lineMatching(events, new RegExp(`${NAMESPACE} /tasks/exit .*"container_id":"${id}"`));
+      expect(exit).toContain('"exit_status":137');
+      const out = events.output();
+      expect(out.indexOf(oom)).toBeLessThan(out.indexOf(exit));
     } finally {
       events.child.kill();
     }
