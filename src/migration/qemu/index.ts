@@ -35,4 +35,4 @@ export {
   type QmpConnectOptions,
   type QmpEvent,
 } from "./qmp-client.js";
-export { FdPassingError, sendWithFd } from "./fd-passing.js";
+export { FdPassingError, sendWithFd } from "../../fd-passing.js";

@@ -13,7 +13,7 @@
  * @module
  */
 import { connect as netConnect, type Socket } from "node:net";
-import { sendWithFd } from "./fd-passing.js";
+import { sendWithFd } from "../../fd-passing.js";
 
 /** QEMU's answer to a command was an `error`: `errorClass` is QMP's `class` (e.g. "GenericError"). */
 export class QmpCommandError extends Error {

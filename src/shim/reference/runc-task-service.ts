@@ -1,6 +1,7 @@
 // The reference shim's task service: containers run by runc, one or more per
 // shim, each with its init and exec processes. Events go to containerd as
 // Go's runc shim sends them; exits arrive through the SDK's Reaper.
+import type { ChildProcess, StdioOptions } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
@@ -23,6 +24,7 @@ import type { ShimContext } from "../shim-definition.js";
 import type { TaskService } from "../task-service.js";
 import * as topics from "../topics.js";
 import { ProcessIo } from "./process-io.js";
+import { ConsoleSocket } from "./console.js";
 import { OomCounter } from "./oom-counter.js";
 import { mountRootfs, unmountRootfs } from "./rootfs.js";
 import type { Runc } from "./runc.js";
@@ -124,31 +126,26 @@ export class RuncTaskService {
         taskPid: this.#containers.get(req.id)?.init.pid ?? 0,
         version: this.version,
       }),
-      resizePty: (req) => {
-        this.#process(req.id, req.execId);
-        // No terminal is ever made (Create refuses one), so there is nothing to resize.
+      resizePty: async (req) => {
+        // Go's shim ignores a resize of a process without a terminal too.
+        await this.#process(req.id, req.execId).io.resize(req.width, req.height);
         return {};
       },
     };
   }
 
   async create(req: Parameters<NonNullable<TaskService["create"]>>[0]) {
-    if (req.terminal) {
-      throw new TtrpcError("the reference shim runs no terminal (no console socket)", Code.Unimplemented);
-    }
     if (this.#containers.has(req.id)) throw new TtrpcError(`container ${req.id}: already exists`, Code.AlreadyExists);
     if (req.rootfs.length > 0) await mountRootfs(req.bundle, req.rootfs);
     const io = new ProcessIo(req);
-    const init = new TaskProcess(req.id, "", io, false);
+    const init = new TaskProcess(req.id, "", io, req.terminal);
     try {
-      const { pid, child } = await this.runc.create(req.id, req.bundle, io.stdio());
-      io.attach(child);
-      init.pid = pid;
+      init.pid = await this.#run(io, req.bundle, req.terminal, (stdio, socket) =>
+        this.runc.create(req.id, req.bundle, stdio, socket),
+      );
     } catch (e) {
-      io.release();
-      io.closeStdin();
       await unmountRootfs(req.bundle);
-      throw new TtrpcError(e instanceof Error ? e.message : String(e), Code.Unknown, { cause: e });
+      throw e;
     }
     const oom = OomCounter.of(init.pid);
     const c: Container = {
@@ -183,16 +180,41 @@ export class RuncTaskService {
     return { pid: c.init.pid };
   }
 
+  /**
+   * Runs `runc create` or `runc exec` with the process's stdio, or with a
+   * console socket when it has a terminal, and connects its I/O; the pid.
+   */
+  async #run(
+    io: ProcessIo,
+    bundle: string,
+    terminal: boolean,
+    runc: (stdio: StdioOptions, consoleSocket?: string) => Promise<{ pid: number; child: ChildProcess }>,
+  ): Promise<number> {
+    const consoleSocket = terminal ? await ConsoleSocket.listen(bundle) : undefined;
+    try {
+      const { pid, child } = await runc(io.stdio(terminal), consoleSocket?.path);
+      if (consoleSocket) io.attachConsole(await consoleSocket.receive());
+      else io.attach(child);
+      return pid;
+    } catch (e) {
+      io.release();
+      io.closeStdin();
+      throw e instanceof TtrpcError
+        ? e
+        : new TtrpcError(e instanceof Error ? e.message : String(e), Code.Unknown, { cause: e });
+    } finally {
+      consoleSocket?.close();
+    }
+  }
+
   async #startExec(c: Container, execId: string) {
     const p = this.#process(c.id, execId);
     const spec = c.specs.get(execId);
     if (spec === undefined) throw new TtrpcError(`process ${execId}: already started`, Code.FailedPrecondition);
     c.specs.delete(execId);
-    const { pid, child } = await this.runc.exec(c.id, c.bundle, execId, spec, p.io.stdio()).catch((e: unknown) => {
-      p.io.release();
-      throw new TtrpcError(e instanceof Error ? e.message : String(e), Code.Unknown, { cause: e });
-    });
-    p.io.attach(child);
+    const pid = await this.#run(p.io, c.bundle, p.terminal, (stdio, socket) =>
+      this.runc.exec(c.id, c.bundle, execId, spec, stdio, socket),
+    );
     p.pid = pid;
     p.setStatus(Status.RUNNING);
     this.#watchExit(c, p);
@@ -204,11 +226,10 @@ export class RuncTaskService {
   async exec(req: Parameters<NonNullable<TaskService["exec"]>>[0]) {
     const c = this.#container(req.id);
     if (c.execs.has(req.execId)) throw new TtrpcError(`process ${req.execId}: already exists`, Code.AlreadyExists);
-    if (req.terminal) throw new TtrpcError("the reference shim runs no terminal", Code.Unimplemented);
     const specPath = join(c.bundle, `${req.execId}.json`);
     writeFileSync(specPath, req.spec?.value ?? new Uint8Array());
     c.specs.set(req.execId, specPath);
-    c.execs.set(req.execId, new TaskProcess(c.id, req.execId, new ProcessIo(req), false));
+    c.execs.set(req.execId, new TaskProcess(c.id, req.execId, new ProcessIo(req), req.terminal));
     await this.#publish(topics.TASK_EXEC_ADDED, TaskExecAddedSchema, { containerId: c.id, execId: req.execId });
     return {};
   }

@@ -24,17 +24,39 @@ export class Runc {
    * `runc create`: the container's init waits for `start`. stdio is handed
    * to runc, whose init inherits it; resolves with the init's pid.
    */
-  async create(id: string, bundle: string, stdio: StdioOptions): Promise<{ pid: number; child: ChildProcess }> {
+  async create(
+    id: string,
+    bundle: string,
+    stdio: StdioOptions,
+    consoleSocket?: string,
+  ): Promise<{ pid: number; child: ChildProcess }> {
     const pidFile = join(bundle, "init.pid");
-    const child = this.#spawn(bundle, ["create", "--bundle", bundle, "--pid-file", pidFile, id], stdio);
+    const args = ["create", "--bundle", bundle, "--pid-file", pidFile, ...consoleArgs(consoleSocket), id];
+    const child = this.#spawn(bundle, args, stdio);
     await this.#exited(child, bundle, "create");
     return { pid: readPid(pidFile), child };
   }
 
   /** `runc exec --detach`: runs `processSpec` (a JSON file) in the container; resolves with its pid. */
-  async exec(id: string, bundle: string, execId: string, processSpec: string, stdio: StdioOptions) {
+  async exec(
+    id: string,
+    bundle: string,
+    execId: string,
+    processSpec: string,
+    stdio: StdioOptions,
+    consoleSocket?: string,
+  ) {
     const pidFile = join(bundle, `${execId}.pid`);
-    const args = ["exec", "--detach", "--process", processSpec, "--pid-file", pidFile, id];
+    const args = [
+      "exec",
+      "--detach",
+      "--process",
+      processSpec,
+      "--pid-file",
+      pidFile,
+      ...consoleArgs(consoleSocket),
+      id,
+    ];
     const child = this.#spawn(bundle, args, stdio);
     await this.#exited(child, bundle, "exec");
     return { pid: readPid(pidFile), child };
@@ -94,6 +116,10 @@ export class Runc {
   #error(bundle: string, what: string, cause: unknown): RuncError {
     return new RuncError(`runc ${what}: ${lastLogError(bundle) ?? String(cause)}`, { cause });
   }
+}
+
+function consoleArgs(consoleSocket: string | undefined): string[] {
+  return consoleSocket === undefined ? [] : ["--console-socket", consoleSocket];
 }
 
 function readPid(path: string): number {

@@ -39,6 +39,11 @@ export interface Containerd {
   readonly address: string;
   /** Runs ctr with `args` in namespace "shimtest"; resolves with its exit code and output. */
   ctr(args: string[], options?: { stdin?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * Runs ctr in a terminal of its own (util-linux `script`), for `run -t`:
+   * `input` is typed once `waitFor` has appeared in what the terminal shows.
+   */
+  ctrInTerminal(args: string[], input: { waitFor: string; text: string }): Promise<{ code: number; output: string }>;
   /** Starts a long-running ctr (e.g. `events`); its stdout is collected. */
   spawnCtr(args: string[]): { child: ChildProcess; output: () => string };
   /** Imports a busybox-only image as `name`. */
@@ -92,10 +97,26 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
       });
       p.stdin?.end(options.stdin ?? "");
     });
+  const ctrInTerminal: Containerd["ctrInTerminal"] = (args, input) =>
+    new Promise((resolve) => {
+      const command = [join(bin, "ctr"), ...ctrArgs(args)].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+      const p = spawn("script", ["-qec", command, "/dev/null"], { env, stdio: ["pipe", "pipe", "pipe"] });
+      let output = "";
+      let typed = false;
+      p.stdout!.setEncoding("utf8").on("data", (s: string) => {
+        output += s;
+        if (!typed && output.includes(input.waitFor)) {
+          typed = true;
+          p.stdin!.write(input.text);
+        }
+      });
+      p.once("exit", (code) => resolve({ code: code ?? -1, output }));
+    });
   return {
     dir,
     address,
     ctr,
+    ctrInTerminal,
     spawnCtr(args) {
       const c = spawn(join(bin, "ctr"), ctrArgs(args), { stdio: ["ignore", "pipe", "ignore"], env });
       let output = "";

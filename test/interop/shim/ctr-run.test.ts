@@ -119,6 +119,36 @@ describe.each(VERSIONS)("containerd %s runs the reference shim", (version) => {
     }
   });
 
+  it("ctr run -t: the container gets a terminal, its output and input go through it, and its exit status comes back", async () => {
+    const id = `t-${version.replace(".", "")}`;
+    const script = "echo ready; read x; echo got:$x; /bin/busybox tty; exit 4";
+    const r = await ctd.ctrInTerminal(["run", "-t", "--rm", "--runtime", shim, IMAGE, id, ...SH, script], {
+      waitFor: "ready",
+      text: "hello\r",
+    });
+    expect(r.output, ctd.log().slice(-4000)).toMatch(/got:hello\r+\n\/dev\/pts\/\d+\r+\n/);
+    expect(r.code, r.output).toBe(4);
+  });
+
+  it("ctr task exec -t runs a process with a terminal in a running container", async () => {
+    const id = `xt-${version.replace(".", "")}`;
+    const run = await ctd.ctr(["run", "-d", "--runtime", shim, IMAGE, id, "/bin/busybox", "sleep", "600"]);
+    expect(run.code, run.stderr).toBe(0);
+    try {
+      const script = "echo ready; read x; echo exec:$x; /bin/busybox tty; exit 6";
+      const r = await ctd.ctrInTerminal(["task", "exec", "-t", "--exec-id", "e1", id, ...SH, script], {
+        waitFor: "ready",
+        text: "there\r",
+      });
+      expect(r.output).toMatch(/exec:there\r+\n\/dev\/pts\/\d+\r+\n/);
+      expect(r.code, r.output).toBe(6);
+    } finally {
+      await ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
+      await ctd.ctr(["task", "delete", "--force", id]);
+      await ctd.ctr(["containers", "rm", id]);
+    }
+  });
+
   // The shell holds a 64 MB string under a 16 MiB limit (the machine has no
   // swap), so the killer takes the container's init. Go's runc shim runs the
   // same container first: the case proves the kernel acts here.
