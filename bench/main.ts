@@ -102,6 +102,7 @@ const ROWS: RowDef[] = [
 /** The groups with their own pairs and table, after the main rows (bench/row-group.ts). */
 const GROUPS: RowGroup[] = [
   { benchmarks: ["nri-create-container-c1"], load: () => import("./nri-bench.js").then((m) => m.nriGroup) },
+  { benchmarks: ["cli-cold-call"], load: () => import("./cli-bench.js").then((m) => m.cliGroup) },
 ];
 
 // --- options -------------------------------------------------------------
