@@ -1,12 +1,13 @@
 // What `--proto` compiles, kept on disk so that a repeated command does not
 // run buf: one entry per set of import roots, target files and buf binary,
 // valid while every file the compile read still has the same contents and is
-// still found below the same root. Entries are written whole (a temporary
+// still found below the same root. The entry keeps those contents and compares
+// them byte for byte: node:crypto would cost a cold call more to load than the
+// comparison takes. Entries are written whole (a temporary
 // file renamed over the old one), and one that cannot be read or no longer
 // matches is ignored and compiled again. Caching is best effort: a cache
 // directory that cannot be written leaves the command working, uncached.
 
-import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -26,21 +27,27 @@ export function protoCacheDir(env: NodeJS.ProcessEnv = process.env): string | un
   return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "ttrpc-es");
 }
 
-/** A file a compile read, by import name: the root it was found below (-1: built into buf) and its digest. */
+/** A file a compile read, by import name: the root it was found below (-1: built into buf) and its bytes (latin1). */
 interface Source {
   name: string;
   root: number;
-  sha256: string;
+  bytes: string;
 }
 
 interface Entry {
-  format: number;
+  /** What the entry is for, in full: its file name is only a hash of it. */
+  key: string;
   sources: Source[];
   /** The FileDescriptorSet, base64. */
   set: string;
 }
 
-const digest = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
+/** 32-bit FNV-1a of `s` from `seed`, as 8 hex digits. */
+function fnv1a(s: string, seed: number): string {
+  let h = seed;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
 
 /** What identifies a compiler binary without running it: its path, size and modification time. */
 export function compilerIdentity(command: string, args: readonly string[]): string {
@@ -50,6 +57,7 @@ export function compilerIdentity(command: string, args: readonly string[]): stri
 
 /** The cache entry of one compile: import roots, targets (`i<root>/<name>`) and compiler. */
 export class ProtoCache {
+  readonly #key: string;
   readonly #path: string;
 
   constructor(
@@ -58,31 +66,32 @@ export class ProtoCache {
     targets: readonly string[],
     compiler: string,
   ) {
-    this.#path = join(dir, `${digest(JSON.stringify({ FORMAT, roots, targets, compiler }))}.json`);
+    this.#key = JSON.stringify({ FORMAT, roots, targets, compiler });
+    this.#path = join(dir, `${fnv1a(this.#key, 0x811c9dc5)}${fnv1a(this.#key, 0x050c5d1f)}.json`);
   }
 
   /** Where the file `name` is found, as protoc looks: the first root that has it; -1 when none does. */
   #source(name: string): Source {
     for (const [root, dir] of this.roots.entries()) {
-      let data: Buffer;
+      let bytes: string;
       try {
-        data = readFileSync(join(dir, name));
+        bytes = readFileSync(join(dir, name), "latin1");
       } catch {
         continue;
       }
-      return { name, root, sha256: digest(data) };
+      return { name, root, bytes };
     }
-    return { name, root: -1, sha256: "" };
+    return { name, root: -1, bytes: "" };
   }
 
   /** The cached FileDescriptorSet, when there is an entry and its files are unchanged. */
   get(): Uint8Array | undefined {
     try {
       const entry = JSON.parse(readFileSync(this.#path, "utf8")) as Entry;
-      if (entry.format !== FORMAT || !Array.isArray(entry.sources) || typeof entry.set !== "string") return undefined;
+      if (entry.key !== this.#key || !Array.isArray(entry.sources) || typeof entry.set !== "string") return undefined;
       for (const s of entry.sources) {
         const now = this.#source(s.name);
-        if (now.root !== s.root || now.sha256 !== s.sha256) return undefined;
+        if (now.root !== s.root || now.bytes !== s.bytes) return undefined;
       }
       return Buffer.from(entry.set, "base64");
     } catch {
@@ -93,11 +102,11 @@ export class ProtoCache {
   /** Stores a compile's FileDescriptorSet and the names of the files in it. */
   put(set: Uint8Array, names: readonly string[]): void {
     const entry: Entry = {
-      format: FORMAT,
+      key: this.#key,
       sources: names.map((n) => this.#source(n)),
       set: Buffer.from(set).toString("base64"),
     };
-    const tmp = `${this.#path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    const tmp = `${this.#path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
       mkdirSync(this.dir, { recursive: true });
       writeFileSync(tmp, JSON.stringify(entry));

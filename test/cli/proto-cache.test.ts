@@ -44,7 +44,7 @@ function setup() {
   };
   const compiles = () => readFileSync(runs, "utf8").split("\n").filter(Boolean).length;
   const entries = (at = cache) => (existsSync(at) ? readdirSync(at) : []).map((f) => join(at, f));
-  return { dir, protos, cache, template, compiles, entries };
+  return { dir, protos, cache, compiler, template, compiles, entries };
 }
 
 describe("the --proto compile cache", () => {
@@ -63,23 +63,30 @@ describe("the --proto compile cache", () => {
     expect(s.compiles()).toBe(2);
   });
 
-  test("a damaged entry is ignored and rebuilt", async () => {
+  test("a damaged entry, or another compile's entry under its name, is ignored and rebuilt", async () => {
     const s = setup();
     await s.template();
     const [entry] = s.entries();
     const good = readFileSync(entry!, "utf8");
+    // Another compile (b.proto alone) has an entry of its own.
+    const other = await runCli(cli(), ["list", "-I", s.protos, "--proto", "b.proto"], {
+      env: { TTRPC_ES_BUF: s.compiler, TTRPC_ES_CACHE_DIR: s.cache },
+    });
+    expect(other.status, other.stderr).toBe(0);
+    const otherEntry = s.entries().find((e) => e !== entry)!;
     const damaged = [
       good.slice(0, good.length >> 1), // cut short
       good.replace(/"set":"[^"]*"/, '"set":"bm90IGEgZGVzY3JpcHRvciBzZXQ="'), // valid JSON, not a descriptor set
+      readFileSync(otherEntry, "utf8"), // as if the two names collided
     ];
     for (const [i, text] of damaged.entries()) {
       writeFileSync(entry!, text);
       expect(await s.template()).toEqual({ name: "" });
-      expect(s.compiles()).toBe(2 + i);
+      expect(s.compiles()).toBe(3 + i);
       expect(readFileSync(entry!, "utf8")).toBe(good);
     }
     expect(await s.template()).toEqual({ name: "" });
-    expect(s.compiles()).toBe(3);
+    expect(s.compiles()).toBe(5);
   });
 
   test("it lives in $XDG_CACHE_HOME/ttrpc-es unless moved; TTRPC_ES_NO_CACHE=1 turns it off", async () => {
