@@ -338,8 +338,7 @@ class CallRun {
     }
     const err = TtrpcError.from(e);
     this.#verbose(`status: ${codeName(err.code)} (${this.#elapsed()})`);
-    const { speaksHttp2 } = await import("./http2-probe.js");
-    if (err.code === Code.Unavailable && (await speaksHttp2(this.plan.address!))) {
+    if (err.code === Code.Unavailable && (await (await import("./http2-probe.js")).speaksHttp2(this.plan.address!))) {
       return new CliError(
         `${this.plan.address} is a gRPC socket, not ttrpc: it answered with an HTTP/2 preface ` +
           "(containerd's ttrpc socket is the one ending in .ttrpc)",
