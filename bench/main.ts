@@ -103,6 +103,7 @@ const ROWS: RowDef[] = [
 const GROUPS: RowGroup[] = [
   { benchmarks: ["nri-create-container-c1"], load: () => import("./nri-bench.js").then((m) => m.nriGroup) },
   { benchmarks: ["rss-idle-server", "rss-after-flood"], load: () => import("./rss-bench.js").then((m) => m.rssGroup) },
+  { benchmarks: ["cli-cold-call"], load: () => import("./cli-bench.js").then((m) => m.cliGroup) },
 ];
 
 // --- options -------------------------------------------------------------

@@ -18,7 +18,6 @@ import type { Client } from "../client.js";
 import { Code, codeName } from "../code.js";
 import { connect } from "../connect.js";
 import { TtrpcError } from "../ttrpc-error.js";
-import { toText } from "@bufbuild/protobuf/txtpb";
 import { anyJson, messageJson } from "./any-json.js";
 import {
   CliError,
@@ -31,12 +30,10 @@ import {
   protoOptions,
   runCommand,
 } from "./cli-support.js";
+import { type CallProtos, callProtos } from "./call-protos.js";
 import { callShape } from "./describe-format.js";
-import { speaksHttp2 } from "./http2-probe.js";
 import { dataSource, type InputOptions, readMessageStream, readSingleMessage } from "./json-input.js";
-import { messageTemplate } from "./message-template.js";
-import { loadProtos, protoSources } from "./proto-loader.js";
-import { findServiceMethod } from "./symbols.js";
+import { protoSources } from "./proto-loader.js";
 
 const USAGE = `usage: ttrpc-es call [ADDRESS] SERVICE/METHOD [--proto FILE [-I DIR]...] [--protoset FILE]
                      [-H KEY=VALUE]... [--namespace NAME] [--timeout DURATION]
@@ -120,6 +117,7 @@ function parseSize(text: string): number {
 }
 
 type CallValues = CommandLine<typeof callOptions>["values"];
+type TextPrinter = typeof import("@bufbuild/protobuf/txtpb").toText;
 
 /** What the command line asks for, checked before any descriptor is loaded. */
 interface CallPlan {
@@ -180,9 +178,10 @@ export function run(argv: string[]): Promise<number> {
     if (parsed === undefined) return Exit.ok;
     const { values, positionals } = parsed;
     const plan = planCall(values, positionals);
-    const { files, registry } = await loadProtos(protoSources(values));
-    const method = findServiceMethod(files, plan.method);
+    const protos = await callProtos(protoSources(values), plan.method);
+    const { method, registry } = protos;
     if (values["msg-template"] === true) {
+      const { messageTemplate } = await import("./message-template.js");
       await write(`${JSON.stringify(messageTemplate(method.input, registry), null, 2)}\n`);
       return Exit.ok;
     }
@@ -195,7 +194,9 @@ export function run(argv: string[]): Promise<number> {
     const streamingIn = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
     // A single request is read and checked before connecting.
     const single = streamingIn ? undefined : await readSingleMessage(src, method.input, input, () => process.stdin);
-    const call = new CallRun(plan, values, method, registry);
+    // The text format's printer is loaded only when asked for.
+    const toText = values.format === "text" ? (await import("@bufbuild/protobuf/txtpb")).toText : undefined;
+    const call = new CallRun(plan, values, protos, toText);
     return call.run(single, () => readMessageStream(src, method.input, input, () => process.stdin, call.onInputClose));
   });
 }
@@ -208,12 +209,18 @@ class CallRun {
   #inputError: CliError | undefined;
   readonly #started = performance.now();
 
+  readonly method: DescMethod;
+  readonly registry: Registry;
+
   constructor(
     readonly plan: CallPlan,
     readonly values: CallValues,
-    readonly method: DescMethod,
-    readonly registry: Registry,
-  ) {}
+    readonly protos: CallProtos,
+    readonly toText: TextPrinter | undefined,
+  ) {
+    this.method = protos.method;
+    this.registry = protos.registry;
+  }
 
   readonly onInputClose = (close: () => void) => {
     this.#closeInput = close;
@@ -233,7 +240,7 @@ class CallRun {
 
   #print(m: Message, indent?: number): string {
     // Text format: each message ends with a blank line, so a stream's messages stay apart.
-    if (this.values.format === "text") return toText(this.method.output, m, { registry: this.registry });
+    if (this.toText !== undefined) return this.toText(this.method.output, m, { registry: this.registry });
     const json = messageJson(this.method.output, m, {
       registry: this.registry,
       emitDefaults: this.values["emit-defaults"] === true,
@@ -331,7 +338,7 @@ class CallRun {
     }
     const err = TtrpcError.from(e);
     this.#verbose(`status: ${codeName(err.code)} (${this.#elapsed()})`);
-    if (err.code === Code.Unavailable && (await speaksHttp2(this.plan.address!))) {
+    if (err.code === Code.Unavailable && (await (await import("./http2-probe.js")).speaksHttp2(this.plan.address!))) {
       return new CliError(
         `${this.plan.address} is a gRPC socket, not ttrpc: it answered with an HTTP/2 preface ` +
           "(containerd's ttrpc socket is the one ending in .ttrpc)",
@@ -339,14 +346,16 @@ class CallRun {
       );
     }
     const status = Exit.rpcBase + (err.code === Code.Ok ? Code.Unknown : err.code);
-    if (this.values["format-error"] === true) return new CliError(this.#errorJson(err), status, true);
+    // Details are Anys of any type: print them with every type known.
+    const registry = err.details.length > 0 ? await this.protos.fullRegistry() : this.registry;
+    if (this.values["format-error"] === true) return new CliError(this.#errorJson(err, registry), status, true);
     let text = `rpc error: code = ${codeName(err.code)} desc = ${err.rawMessage}`;
-    for (const d of err.details) text += `\n  detail: ${anyJson(d, this.registry)}`;
+    for (const d of err.details) text += `\n  detail: ${anyJson(d, registry)}`;
     return new CliError(text, status);
   }
 
-  #errorJson(err: TtrpcError): string {
-    const details = err.details.map((d) => JSON.parse(anyJson(d, this.registry)) as unknown);
+  #errorJson(err: TtrpcError, registry: Registry): string {
+    const details = err.details.map((d) => JSON.parse(anyJson(d, registry)) as unknown);
     return JSON.stringify({ code: err.code, name: codeName(err.code), message: err.rawMessage, details }, null, 2);
   }
 }

@@ -62,7 +62,9 @@ export const PROTO_OPTIONS_HELP = `  (built in, no --proto needed: containerd's 
    streaming services, NRI and hcsshim's Migration; --proto and --protoset add
    services, and their types override the built-in ones of the same name)
   --proto FILE          a .proto file, resolved against the -I directories
-                        (the current directory when no -I is given); repeatable
+                        (the current directory when no -I is given); repeatable. What buf
+                        compiles is cached in $XDG_CACHE_HOME/ttrpc-es (TTRPC_ES_CACHE_DIR
+                        moves it, TTRPC_ES_NO_CACHE=1 turns it off)
   -I, --import-path DIR where imports are looked up (like protoc -I); repeatable
   --protoset FILE       a FileDescriptorSet (buf build -o x.binpb, protoc --include_imports -o);
                         repeatable, may be combined with --proto

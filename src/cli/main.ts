@@ -2,6 +2,14 @@
 // `ttrpc-es`: the command-line tool. Each command lives in its own module,
 // loaded only when used, and returns the process exit status.
 
+import module from "node:module";
+
+// Every command is a cold start (scripts, health checks): Node's on-disk
+// compile cache (Node >= 22.1; NODE_COMPILE_CACHE moves it,
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off) saves compiling the modules each
+// command loads, all of them loaded after this line. Node 20 has none and goes without.
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   call: { summary: "call a method of any ttrpc service (like grpcurl)", load: () => import("./call-command.js") },
   list: { summary: "list the services and methods of .proto files", load: () => import("./list-command.js") },

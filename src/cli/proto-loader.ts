@@ -31,6 +31,7 @@ import * as wkt from "@bufbuild/protobuf/wkt";
 import { FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { builtinProtos } from "./builtin-protos.js";
 import { CliError, Exit } from "./cli-support.js";
+import { compilerIdentity, ProtoCache, protoCacheDir } from "./proto-cache.js";
 import { allServices } from "./symbols.js";
 
 export interface ProtoSources {
@@ -100,24 +101,35 @@ function builtinsBeside(given: FileRegistry, builtins: FileDescriptorProto[]): F
   return kept;
 }
 
-/**
- * Loads and links the descriptors: the files given, and the built-in ones
- * (containerd, NRI, Migration) they do not override. Every failure is a
- * CliError with status `Exit.protos`.
- */
-export async function loadProtos(src: ProtoSources): Promise<LoadedProtos> {
+/** The files named on the command line, compiled or read, and linked. */
+export interface GivenProtos {
+  files: FileDescriptorProto[];
+  registry: FileRegistry;
+}
+
+/** Compiles the --proto files and reads the protosets; a failure is a CliError with status `Exit.protos`. */
+export async function loadGiven(src: ProtoSources): Promise<GivenProtos> {
   const cwd = src.cwd ?? process.cwd();
   const files: FileDescriptorProto[] = [];
   if (src.protos.length > 0) files.push(...(await compileProtos(src.protos, src.importPaths, cwd)));
   for (const p of src.protosets) files.push(...readProtoset(resolve(cwd, p)));
   const seen = new Set<string>();
-  const given = link(
-    files.filter((f) => !seen.has(f.name) && seen.add(f.name)),
-    src.protosets.length > 0,
-  );
-  const builtins = builtinsBeside(given, await builtinProtos());
-  const registry = builtins.length === 0 ? given : link([...[...given.files].map((f) => f.proto), ...builtins], false);
-  const services = allServices(files.length > 0 ? given : registry);
+  const unique = files.filter((f) => !seen.has(f.name) && seen.add(f.name));
+  return { files, registry: link(unique, src.protosets.length > 0) };
+}
+
+/**
+ * Loads and links the descriptors: the files given, and the built-in ones
+ * (containerd, NRI, Migration) they do not override. Every failure is a
+ * CliError with status `Exit.protos`. `given` is what {@link loadGiven}
+ * returned for `src`, when the caller has it already.
+ */
+export async function loadProtos(src: ProtoSources, given?: GivenProtos): Promise<LoadedProtos> {
+  const { files, registry: givenRegistry } = given ?? (await loadGiven(src));
+  const builtins = builtinsBeside(givenRegistry, await builtinProtos());
+  const registry =
+    builtins.length === 0 ? givenRegistry : link([...[...givenRegistry.files].map((f) => f.proto), ...builtins], false);
+  const services = allServices(files.length > 0 ? givenRegistry : registry);
   const wktFiles = Object.values(wkt).filter(
     (v): v is DescFile => typeof v === "object" && v !== null && "kind" in v && v.kind === "file",
   );
@@ -256,6 +268,34 @@ async function compileProtos(
       Exit.protos,
     );
   }
+  const paths = targets.map((t) => `i${t.root}/${t.name}`);
+  const dir = protoCacheDir();
+  const cache =
+    dir === undefined ? undefined : new ProtoCache(dir, roots, paths, compilerIdentity(buf.command, buf.args));
+  const cached = cache?.get();
+  if (cached !== undefined) {
+    try {
+      return fromBinary(FileDescriptorSetSchema, cached).file;
+    } catch {
+      // a damaged entry: compile again, which replaces it
+    }
+  }
+  const bytes = await runBuf(buf, roots, paths, protos);
+  const files = fromBinary(FileDescriptorSetSchema, bytes).file;
+  cache?.put(
+    bytes,
+    files.map((f) => f.name),
+  );
+  return files;
+}
+
+/** Runs `buf build` on the targets (`i<root>/<name>`); returns the FileDescriptorSet it wrote. */
+async function runBuf(
+  buf: { command: string; args: string[] },
+  roots: readonly string[],
+  paths: readonly string[],
+  protos: readonly string[],
+): Promise<Uint8Array> {
   // A throwaway buf workspace: one module per import root, linked in, so
   // roots anywhere on disk work and nothing is written next to the protos.
   const work = mkdtempSync(join(tmpdir(), "ttrpc-es-buf-"));
@@ -266,7 +306,7 @@ async function compileProtos(
       `version: v2\nmodules:\n${roots.map((_, i) => `  - path: i${i}\n`).join("")}`,
     );
     const args = [...buf.args, "build", ".", "--as-file-descriptor-set", "-o", "-"];
-    for (const t of targets) args.push("--path", `i${t.root}/${t.name}`);
+    for (const p of paths) args.push("--path", p);
     const { status, stdout, stderr } = await run(buf.command, args, work);
     if (status !== 0) {
       const text = stderr
@@ -278,7 +318,7 @@ async function compileProtos(
         Exit.protos,
       );
     }
-    return fromBinary(FileDescriptorSetSchema, stdout).file;
+    return stdout;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -82,9 +82,11 @@ export function startCli(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): CliProcess {
+  // The compile cache of --proto goes beside the private build, not into the user's cache.
+  const cache = { TTRPC_ES_CACHE_DIR: join(dirname(main), "../../proto-cache") };
   const child = spawn(process.execPath, [main, ...args], {
     cwd: options.cwd ?? repoRoot,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...cache, ...options.env },
   });
   let stdout = "";
   let stderr = "";
