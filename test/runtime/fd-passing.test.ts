@@ -2,7 +2,8 @@
 // sent arrives as a descriptor of the same file, a message without one is
 // told apart, a receive that starts before the sender has written waits for
 // it, and each way a send cannot happen fails with FdPassingError.
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -70,10 +71,23 @@ it("a receive started before the sender wrote waits for the message", async () =
   expect(fstatSync(got!).ino).toBe(fstatSync(fd).ino);
 });
 
-it("a message without a descriptor is received as undefined", async () => {
+it("a message without a descriptor, or a peer gone without one, is received as undefined", async () => {
   const { sender, receiver } = await pair();
   sender.write("no descriptor");
   expect(await receiveFd(receiver)).toBeUndefined();
+  const closed = await pair();
+  const gone = new Promise((resolve) => closed.sender.once("close", resolve));
+  closed.sender.destroy();
+  await gone;
+  expect(await receiveFd(closed.receiver)).toBeUndefined(); // recvmsg read 0 bytes: the end
+});
+
+it("fails with the errno when the descriptor is not a socket", async () => {
+  const fifo = join(dir, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  const pipe = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: false });
+  cleanup.push(() => pipe.destroy());
+  await expect(receiveFd(pipe)).rejects.toThrow(/^recvmsg failed \(errno 88\)$/); // ENOTSOCK
 });
 
 it("refuses a socket that is not connected, and one with writes still queued", async () => {
@@ -102,12 +116,18 @@ it("fails with the errno when the peer is gone", async () => {
   );
 });
 
-it("says which platforms it supports", async () => {
-  const platform = Object.getOwnPropertyDescriptor(process, "platform")!;
-  Object.defineProperty(process, "platform", { value: "darwin" });
+it.each([
+  ["platform", "darwin", "darwin/x64"],
+  ["arch", "ia32", "linux/ia32"],
+] as const)("says which platforms it supports: not %s %s", async (key, value, named) => {
+  const own = Object.getOwnPropertyDescriptor(process, key)!;
+  Object.defineProperty(process, key, { value });
   try {
-    await expect(loadFdPassing()).rejects.toThrow(/Linux x64\/arm64, not darwin/);
+    const e = await loadFdPassing().catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(FdPassingError);
+    expect((e as Error).name).toBe("FdPassingError");
+    expect((e as Error).message).toBe(`descriptor passing is implemented for Linux x64/arm64, not ${named}`);
   } finally {
-    Object.defineProperty(process, "platform", platform);
+    Object.defineProperty(process, key, own);
   }
 });
