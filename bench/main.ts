@@ -102,6 +102,10 @@ const ROWS: RowDef[] = [
 /** The groups with their own pairs and table, after the main rows (bench/row-group.ts). */
 const GROUPS: RowGroup[] = [
   { benchmarks: ["nri-create-container-c1"], load: () => import("./nri-bench.js").then((m) => m.nriGroup) },
+  {
+    benchmarks: ["shim-ctr-run-rm", "shim-rss", "shim-start-to-address"],
+    load: () => import("./shim-bench.js").then((m) => m.shimGroup),
+  },
 ];
 
 // --- options -------------------------------------------------------------
