@@ -56,7 +56,7 @@ const elapsedMs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 function run(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
   return new Promise((ok, fail) => {
-    const child = execFile(file, args, { ...opts, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+    const child = execFile(file, args, { ...opts, maxBuffer: 16 << 20, timeout: 60_000 }, (err, stdout, stderr) =>
       err ? fail(new Error(`${basename(file)} ${args.join(" ")}: ${err.message}\n${stderr}`)) : ok(stdout),
     );
     child.stdin?.end(); // `start` reads stdin to its end
