@@ -5,7 +5,7 @@
 //   shim-rss               the shim server's RSS with one running container (PSS in `extra`),
 //   shim-start-to-address  exec of `<shim> start` until it exits with the address printed.
 //
-//   node dist-bench/bench/shim-bench.js [--reps N]
+//   node dist-bench/bench/shim-bench.js [--reps N] [--node-flags="..."]
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -23,6 +23,13 @@ const shimDir = join(repo, "test/interop/shim");
 const bin = join(shimDir, ".build/containerd-1.7/usr/bin");
 const IMAGE = "localhost/ttrpc-es-shim-busybox:1";
 const NAMESPACE = "bench";
+/**
+ * The launcher's node flags (the server inherits them: `start` spawns it with
+ * its own execArgv). A 1 MiB young generation lowers the server's RSS by
+ * ~2.5 MB; --lite-mode/--jitless make Node print a warning on stderr, which
+ * containerd reads as part of start's reply, so they break the shim.
+ */
+export const LAUNCHER_FLAGS = ["--max-semi-space-size=1"];
 
 export const SHIM_IMPLS = ["containerd-shim-ttrpces-v2", "containerd-shim-runc-v2"] as const;
 export type ShimImpl = (typeof SHIM_IMPLS)[number];
@@ -232,7 +239,7 @@ function rowsOf(samples: Map<ShimImpl, Sample[]>): ShimBenchRow[] {
 export async function runShimBench(
   options: { reps?: number; nodeFlags?: string[]; log?: (s: string) => void } = {},
 ): Promise<ShimBenchRow[]> {
-  const { reps = 10, nodeFlags = [], log = () => {} } = options;
+  const { reps = 10, nodeFlags = LAUNCHER_FLAGS, log = () => {} } = options;
   if (process.getuid?.() !== 0) throw new Error("the shim rows run containerd and runc, which need root");
   execFileSync("bash", [join(shimDir, "setup.sh")], { stdio: ["ignore", "ignore", "inherit"] });
   const cache = join(repo, "node_modules/.cache");
@@ -303,7 +310,8 @@ export const shimGroup: GroupRunner = {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const { values } = parseArgs({ options: { reps: { type: "string" }, "node-flags": { type: "string" } } });
-  const nodeFlags = values["node-flags"]?.split(" ").filter(Boolean) ?? [];
+  // --node-flags="--a --b" replaces LAUNCHER_FLAGS, to compare.
+  const nodeFlags = values["node-flags"]?.split(" ").filter(Boolean) ?? LAUNCHER_FLAGS;
   const rows = await runShimBench({ reps: Number(values.reps ?? 10), nodeFlags, log: (s) => console.error(s) });
   console.log(formatShimBench(rows));
   console.log(JSON.stringify(rows));
