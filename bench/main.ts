@@ -104,6 +104,10 @@ const GROUPS: RowGroup[] = [
   { benchmarks: ["nri-create-container-c1"], load: () => import("./nri-bench.js").then((m) => m.nriGroup) },
   { benchmarks: ["rss-idle-server", "rss-after-flood"], load: () => import("./rss-bench.js").then((m) => m.rssGroup) },
   { benchmarks: ["cli-cold-call"], load: () => import("./cli-bench.js").then((m) => m.cliGroup) },
+  {
+    benchmarks: ["shim-ctr-run-rm", "shim-rss", "shim-start-to-address"],
+    load: () => import("./shim-bench.js").then((m) => m.shimGroup),
+  },
 ];
 
 // --- options -------------------------------------------------------------

@@ -12,16 +12,15 @@ import {
   type BootstrapResult,
   BootstrapResultSchema,
 } from "../../gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js";
+import { legacyStartReply, type StartInput, type StartReply } from "./start-reply.js";
 
-/** The first task API version containerd 2.x speaks, and the newest one. */
-export const TASK_API_V3 = 3;
-/** The task API every containerd since 1.2 speaks. */
-export const TASK_API_V2 = 2;
-
-/** How containerd started this shim: the 2.3+ protocol, or the older one. */
-export type StartInput =
-  | { readonly format: "bootstrap"; readonly params: BootstrapParams }
-  | { readonly format: "legacy"; readonly options: Any | undefined };
+export {
+  type StartInput,
+  type StartReply,
+  TASK_API_V2,
+  TASK_API_V3,
+  taskApiVersion,
+} from "./start-reply.js";
 
 /** Reads `start`'s stdin, deciding the format as Go's pkg/shim does (parseBootstrapParams). */
 export function readStartInput(stdin: Uint8Array, id: string, namespace: string): StartInput {
@@ -47,14 +46,6 @@ function legacyOptions(stdin: Uint8Array): Any | undefined {
   }
 }
 
-/** Where the long-lived server listens, and which task API it offers containerd. */
-export interface StartReply {
-  /** `unix:///run/containerd/s/<hash>`. */
-  readonly address: string;
-  /** 2 or 3: the task API containerd should call. */
-  readonly version: number;
-}
-
 /**
  * The bytes `start` prints. 2.3+ gets a binary BootstrapResult (version 3).
  * Older containerd gets JSON when it announces MAX_SHIM_VERSION (1.7 and 2.x
@@ -62,23 +53,10 @@ export interface StartReply {
  */
 export function encodeStartReply(input: StartInput, reply: StartReply, maxShimVersion: string | undefined): Uint8Array {
   if (input.format === "bootstrap") return toBinary(BootstrapResultSchema, bootstrapResult(reply));
-  if (maxShimVersion === undefined || maxShimVersion === "") return new TextEncoder().encode(reply.address);
-  const json = { version: reply.version, address: reply.address, protocol: "ttrpc" };
-  return new TextEncoder().encode(JSON.stringify(json));
+  return legacyStartReply(reply, maxShimVersion);
 }
 
 /** The BootstrapResult for a ttrpc server at `reply.address`. */
 export function bootstrapResult(reply: StartReply): BootstrapResult {
   return create(BootstrapResultSchema, { version: reply.version, address: reply.address, protocol: "ttrpc" });
-}
-
-/**
- * The task API version to announce. 2.3+ (the bootstrap protocol) gets v3;
- * older containerd gets the smaller of v3 and MAX_SHIM_VERSION, so that
- * containerd 1.7, which rejects a version above 2, is never offered v3.
- */
-export function taskApiVersion(input: StartInput, maxShimVersion: string | undefined): number {
-  if (input.format === "bootstrap") return TASK_API_V3;
-  const max = Number.parseInt(maxShimVersion ?? "", 10);
-  return Number.isInteger(max) && max >= TASK_API_V2 ? Math.min(max, TASK_API_V3) : TASK_API_V2;
 }

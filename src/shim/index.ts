@@ -8,7 +8,8 @@
  * @module ttrpc-es/shim
  */
 
-export { runShim, encodeDelete } from "./run-shim.js";
+export { runShim } from "./run-shim.js";
+export { encodeDelete } from "./binary-replies.js";
 export {
   shimService,
   type ShimDefinition,

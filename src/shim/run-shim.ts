@@ -1,12 +1,8 @@
 // A shim binary's main: parses the command line containerd wrote and runs
-// the action, as Go's shim.Run does. Returns the exit code; an error is one
+// the action, as Go's shim.Run does. Only Node's modules load up front. Returns the exit code; an error is one
 // line on stderr, "<binary>: <message>", and exit code 1.
 import { lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { basename, join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DeleteResponseSchema } from "../../gen/containerd/task/v2/shim_pb.js";
-import { RuntimeInfoSchema } from "../../gen/containerd/types/introspection_pb.js";
 import { parseShimArgs, type ShimArgs } from "./flags.js";
 import type { DeleteResult, ShimDefinition } from "./shim-definition.js";
 import { ShimError } from "./shim-error.js";
@@ -37,7 +33,7 @@ async function dispatch(def: ShimDefinition, args: ShimArgs, io: ShimIo): Promis
   }
   if (args.info) {
     const info = def.info?.(await io.readStdin()) ?? { name: def.name, version: versionOf(def) };
-    io.writeStdout(toBinary(RuntimeInfoSchema, create(RuntimeInfoSchema, info)));
+    io.writeStdout((await import("./binary-replies.js")).encodeRuntimeInfo(info));
     return 0;
   }
   if (args.namespace === "") throw new ShimError("no-namespace", "shim namespace cannot be empty");
@@ -47,10 +43,10 @@ async function dispatch(def: ShimDefinition, args: ShimArgs, io: ShimIo): Promis
       await startCommand(args, io);
       return 0;
     case "delete":
-      io.writeStdout(encodeDelete(await runDelete(def, args, io)));
+      io.writeStdout((await import("./binary-replies.js")).encodeDelete(await runDelete(def, args, io)));
       return 0;
     case "serve":
-      // Loaded here: start, delete and -info, which containerd waits for, need none of the server.
+      // Loaded here, as protobuf is above: `start`, which containerd waits for on every task, needs neither.
       return (await import("./serve-command.js")).serveCommand(def, args, io);
   }
 }
@@ -80,14 +76,4 @@ function removeSocketOf(bundle: string): void {
   } catch {
     // no address file, or the socket is already gone
   }
-}
-
-/** The binary DeleteResponse `delete` prints (v2 and v3 encode the same). */
-export function encodeDelete(r: DeleteResult): Uint8Array {
-  const msg = create(DeleteResponseSchema, {
-    pid: r.pid,
-    exitStatus: r.exitStatus,
-    exitedAt: timestampFromDate(r.exitedAt),
-  });
-  return toBinary(DeleteResponseSchema, msg);
 }

@@ -1,30 +1,35 @@
 // `shim start`: work out the socket, spawn the long-lived server detached in
 // its own session (setsid), wait until it listens, write the address into
 // the bundle's "address" file (where containerd 1.x looks when it reconnects
-// after a restart) and print it in the format containerd asked for.
+// after a restart) and print it in the format containerd asked for. Only
+// Node's modules load here unless stdin holds something to decode: containerd
+// waits for `start` on every task, and protobuf is most of a shim's load time.
 import { spawn } from "node:child_process";
 import { renameSync, writeFileSync } from "node:fs";
+import { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { connect } from "../connect.js";
-import { encodeStartReply, readStartInput, type StartInput, taskApiVersion } from "./bootstrap.js";
 import type { ShimArgs } from "./flags.js";
 import { ShimError } from "./shim-error.js";
 import type { ShimIo } from "./shim-io.js";
 import { DEFAULT_SOCKET_DIR, shimSocketAddress, socketPath } from "./socket-address.js";
+import { legacyStartReply, NO_START_INPUT, type StartInput, taskApiVersion } from "./start-reply.js";
 
 /** The line the server writes on fd 3 once it listens. */
 export const READY = "ok";
 
 /** Runs `start`; resolves once the reply is printed. */
 export async function startCommand(args: ShimArgs, io: ShimIo): Promise<void> {
-  const input = readStartInput(await io.readStdin(), args.id, args.namespace);
+  const stdin = await io.readStdin();
+  const bootstrap = stdin.length > 0 ? await import("./bootstrap.js") : undefined;
+  const input = bootstrap?.readStartInput(stdin, args.id, args.namespace) ?? NO_START_INPUT;
   const where = startTarget(args, input, io.env);
   const address = shimSocketAddress(where.socketDir, where.grpcAddress, args.namespace, args.id);
-  if (!(await isServing(address))) await spawnServer(args, io, { ...where, address });
+  if (!(await isServing(socketPath(address)))) await spawnServer(args, io, { ...where, address });
   writeAddressFile(join(io.cwd, "address"), address);
   const maxVersion = io.env.MAX_SHIM_VERSION;
-  io.writeStdout(encodeStartReply(input, { address, version: taskApiVersion(input, maxVersion) }, maxVersion));
+  const reply = { address, version: taskApiVersion(input, maxVersion) };
+  io.writeStdout(bootstrap?.encodeStartReply(input, reply, maxVersion) ?? legacyStartReply(reply, maxVersion));
 }
 
 interface Target {
@@ -44,13 +49,18 @@ function startTarget(args: ShimArgs, input: StartInput, env: ShimIo["env"]): Tar
 }
 
 // A server already at the address (a grouped task's) is reused, as Go does.
-async function isServing(address: string): Promise<boolean> {
-  try {
-    (await connect(`unix:${socketPath(address)}`, { connectTimeoutMs: 1000 })).close();
-    return true;
-  } catch {
-    return false;
-  }
+function isServing(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.setTimeout(1000, () => s.destroy());
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+    s.once("close", () => resolve(false)); // the timeout
+    s.connect({ path });
+  });
 }
 
 async function spawnServer(args: ShimArgs, io: ShimIo, t: Target & { address: string }): Promise<void> {
