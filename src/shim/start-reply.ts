@@ -26,7 +26,10 @@ export interface StartReply {
   readonly version: number;
 }
 
-/** The reply to containerd up to 2.2: JSON when it announces MAX_SHIM_VERSION (1.7, 2.x), else the bare address (1.6). */
+/**
+ * The reply to containerd up to 2.2: JSON when it announces MAX_SHIM_VERSION
+ * (1.7, 2.x), else the bare address (1.6).
+ */
 export function legacyStartReply(reply: StartReply, maxShimVersion: string | undefined): Uint8Array {
   if (maxShimVersion === undefined || maxShimVersion === "") return new TextEncoder().encode(reply.address);
   const json = { version: reply.version, address: reply.address, protocol: "ttrpc" };
