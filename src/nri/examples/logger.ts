@@ -15,7 +15,9 @@ import type { PluginHandlers } from "../plugin-handlers.js";
 export function loggerPlugin(write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): PluginHandlers {
   const json = <D extends DescMessage>(schema: D, m: MessageShape<D> | undefined) =>
     m === undefined ? undefined : toJson(schema, m);
-  const log = (event: string, fields: Record<string, unknown> = {}) => write(JSON.stringify({ event, ...fields }));
+  const log = (event: string, fields: Record<string, unknown> = {}): void => {
+    write(JSON.stringify({ event, ...fields }));
+  };
   const pod = (event: string) => (p: MessageShape<typeof PodSandboxSchema>) =>
     log(event, { pod: json(PodSandboxSchema, p) });
   const container =
