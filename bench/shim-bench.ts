@@ -7,12 +7,13 @@
 //
 //   node dist-bench/bench/shim-bench.js [--reps N] [--node-flags="..."]
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { buildBusyboxImage } from "../test/interop/nri/oci-image.js";
+import { pidsWhere } from "../test/shim/processes.js";
 import type { GroupRunner } from "./row-group.js";
 
 const repo = resolve(
@@ -140,19 +141,10 @@ class Containerd {
 
 /** Shims started for containerd at `address`: their command line names it, and `-id id` if given. */
 function shimPids(address: string, id?: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
+  return pidsWhere((argv) => {
     const at = (flag: string) => argv[argv.indexOf(flag) + 1];
-    if (at("-address") === address && (id === undefined || at("-id") === id)) pids.push(Number(entry));
-  }
-  return pids;
+    return at("-address") === address && (id === undefined || at("-id") === id);
+  });
 }
 
 function memoryOf(pid: number): { rss: number; pss: number } {

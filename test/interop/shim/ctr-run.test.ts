@@ -5,7 +5,6 @@
 // container the OOM killer takes, and a shim killed with SIGKILL cleaned up by
 // containerd through the shim's `delete`.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildReferenceShim,
@@ -16,7 +15,7 @@ import {
   startContainerd,
   VERSIONS,
 } from "./containerd-run.js";
-import { gone } from "../../shim/processes.js";
+import { gone, pidsWhere } from "../../shim/processes.js";
 
 const IMAGE = "localhost/ttrpc-es-shim-busybox:1";
 const SH = ["/bin/busybox", "sh", "-c"];
@@ -31,20 +30,14 @@ afterAll(() => cleanupShim());
 
 // The pid of the shim server serving task `id`: its command line names it.
 function shimPid(id: string): number {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    const i = argv.indexOf("-id");
-    if (argv.some((a) => a.endsWith("reference/main.js")) && argv[i + 1] === id && argv.includes("-socket")) {
-      return Number(entry);
-    }
-  }
-  throw new Error(`no shim server for ${id}`);
+  const [pid] = pidsWhere(
+    (argv) =>
+      argv.some((a) => a.endsWith("reference/main.js")) &&
+      argv[argv.indexOf("-id") + 1] === id &&
+      argv.includes("-socket"),
+  );
+  if (pid === undefined) throw new Error(`no shim server for ${id}`);
+  return pid;
 }
 
 // Whether runc still knows container `id` (the reference shim keeps runc's state where Go's shim does).
