@@ -60,15 +60,10 @@ exec 9>"$build/.lock"
 flock 9
 
 # --- protoc -----------------------------------------------------------------------
+# shellcheck source=test/interop/machine-apt.sh
+source "$here/../machine-apt.sh"
 if ! command -v protoc >/dev/null; then
-  log "installing protobuf-compiler"
-  [[ $(id -u) == 0 ]] || die "protoc is missing and installing it needs root"
-  apt_log="$build/apt-install.log"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler; } \
-    >"$apt_log" 2>&1 || {
-    tail -n 20 "$apt_log" >&2
-    die "installing protobuf-compiler failed: is the Debian archive reachable?"
-  }
+  machine_apt_install "$build/apt-install.log" protobuf-compiler
 fi
 
 # --- downloads --------------------------------------------------------------------

@@ -42,14 +42,10 @@ exec 9>"$build/.lock"
 flock 9
 
 # runc runs the containers of the containerd CRI test; busybox-static is their image's only file.
+# shellcheck source=../machine-apt.sh
+source "$here/../machine-apt.sh"
 if ! dpkg -s runc busybox-static >/dev/null 2>&1; then
-  [[ $(id -u) == 0 ]] || die "runc and busybox-static are missing and installing them needs root"
-  log "installing runc and busybox-static"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc busybox-static; } \
-    >"$build/apt-install.log" 2>&1 || {
-    tail -n 20 "$build/apt-install.log" >&2
-    die "installing runc and busybox-static failed: is the Debian archive reachable?"
-  }
+  machine_apt_install "$build/apt-install.log" runc busybox-static
 fi
 
 debs="$build/debs"

@@ -57,13 +57,9 @@ for c in "$(command -v cargo || true)" "$HOME/.cargo/bin/cargo" /usr/bin/cargo; 
   fi
 done
 if [[ -z $cargo ]]; then
-  [[ $(id -u) == 0 ]] || die "no cargo >= 1.85, and installing Debian's cargo-web and rustc-web needs root"
-  log "installing cargo-web and rustc-web (Debian 12)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cargo-web rustc-web; } \
-    >"$build/apt-install.log" 2>&1 || {
-    tail -n 20 "$build/apt-install.log" >&2
-    die "installing cargo-web and rustc-web failed: is the Debian archive reachable?"
-  }
+  # shellcheck source=../machine-apt.sh
+  source "$here/../machine-apt.sh"
+  machine_apt_install "$build/apt-install.log" cargo-web rustc-web
   cargo=/usr/bin/cargo
   cargo_ok "$cargo" || die "$cargo is older than 1.85"
 fi
