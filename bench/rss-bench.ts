@@ -78,9 +78,10 @@ function connect(path: string): Promise<Socket> {
   });
 }
 
+/** An Echo asking for 1 KiB back: the body is encoded once, the frame per stream id. */
+const ECHO_BODY = toBinary(EchoRequestSchema, create(EchoRequestSchema, { replySize: 1024 }));
 function echoFrame(streamId: number): Buffer {
-  const body = toBinary(EchoRequestSchema, create(EchoRequestSchema, { replySize: 1024 }));
-  return Buffer.concat(encodeRequestFrame(streamId, 0, "ttrpces.interop.v1.Interop", "Echo", body, 0, []));
+  return Buffer.concat(encodeRequestFrame(streamId, 0, "ttrpces.interop.v1.Interop", "Echo", ECHO_BODY, 0, []));
 }
 
 /** The hostile-input catalogue's three floods, one after another; every socket closed at the end. */
