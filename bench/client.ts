@@ -285,14 +285,21 @@ class FrameQueue {
 }
 
 async function rawConn(socket: string): Promise<Conn> {
-  const sock: Socket = netConnect({ path: socket });
+  const streams = new Map<number, (type: number, flags: number, payload: Buffer) => void>();
+  const decoder = new RawDecoder((id, type, flags, payload) => streams.get(id)?.(type, flags, payload));
+  // Reads land as the runtime's do (common.ts, RawDecoder).
+  const onread = {
+    buffer: () => decoder.readTarget(),
+    callback: (n: number) => {
+      decoder.filled(n);
+      return true;
+    },
+  };
+  const sock: Socket = netConnect({ path: socket, onread });
   await once(sock, "connect");
   const out = new RawWriter(sock);
-  const streams = new Map<number, (type: number, flags: number, payload: Buffer) => void>();
   let nextId = 1;
   let closedError: Error | undefined;
-  const decoder = new RawDecoder((id, type, flags, payload) => streams.get(id)?.(type, flags, payload));
-  sock.on("data", (chunk: Buffer) => decoder.push(chunk));
   sock.on("error", (e) => (closedError = e));
   sock.on("close", () => {
     closedError ??= new Error("raw connection closed");

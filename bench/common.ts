@@ -173,10 +173,30 @@ export function rawHeader(length: number, streamId: number, type: number, flags:
   return h;
 }
 
-/** Splits a byte stream into frames; payloads are views into the received chunks where they fit in one. */
+// As the runtime's FrameDecoder: payloads this big are read straight into place...
+const RAW_DIRECT_MIN = 16 * 1024;
+// ...and other reads land in one reused buffer of Node's own read size.
+const RAW_SCRATCH = 64 * 1024;
+
+/**
+ * Splits a byte stream into frames; payloads are views into the received
+ * chunks where they fit in one. Fed by `push` (a socket's data events) or,
+ * as the runtime reads, by `readTarget`/`filled` (net.Socket's `onread`): the
+ * kernel copies each read into a buffer the decoder names, a big payload's
+ * rest straight into the payload, so the ceiling reads no worse than
+ * ttrpc-es does (bench/README.md, "raw-node").
+ */
 export class RawDecoder {
   #chunks: Buffer[] = [];
   #buffered = 0;
+  #scratch: Buffer | undefined;
+  // The big payload being read into place, its header and how much has landed.
+  #body: Buffer | undefined;
+  #bodyHead: [streamId: number, type: number, flags: number] = [0, 0, 0];
+  #bodyFill = 0;
+  #intoBody = false;
+  // After a big payload only the next header is read, so that the payload after it lands in place too.
+  #bigLast = false;
 
   constructor(private readonly onFrame: (streamId: number, type: number, flags: number, payload: Buffer) => void) {}
 
@@ -211,6 +231,48 @@ export class RawDecoder {
       if (rest.length > 0) this.push(rest);
       return;
     }
+  }
+
+  /** Where the next read should land (net.Socket's `onread.buffer`); follow each read with {@link filled}. */
+  readTarget(): Buffer {
+    if (this.#body !== undefined) {
+      this.#intoBody = true;
+      return this.#body.subarray(this.#bodyFill);
+    }
+    this.#intoBody = false;
+    this.#scratch ??= Buffer.allocUnsafe(RAW_SCRATCH);
+    return this.#bigLast && this.#buffered === 0 ? this.#scratch.subarray(0, RAW_HEADER) : this.#scratch;
+  }
+
+  /** `n` bytes landed in the buffer {@link readTarget} returned last. */
+  filled(n: number): void {
+    if (this.#intoBody) {
+      this.#bodyFill += n;
+      const body = this.#body!;
+      if (this.#bodyFill < body.length) return;
+      this.#body = undefined;
+      this.#bigLast = true;
+      const [id, type, flags] = this.#bodyHead;
+      this.onFrame(id, type, flags, body);
+      return;
+    }
+    this.#bigLast = false;
+    // A copy: the scratch is read into again, and frames or their start may be kept.
+    this.push(Buffer.from(this.#scratch!.subarray(0, n)));
+    this.#startBody();
+  }
+
+  // A big frame begun in the buffered bytes moves into a buffer of its own, where the rest will land.
+  #startBody(): void {
+    if (this.#buffered < RAW_HEADER) return;
+    const all = this.#flatten();
+    const len = all.readUInt32BE(0);
+    if (len < RAW_DIRECT_MIN) return;
+    this.#body = Buffer.allocUnsafe(len);
+    this.#bodyFill = all.copy(this.#body, 0, RAW_HEADER);
+    this.#bodyHead = [all.readUInt32BE(4), all[8]!, all[9]!];
+    this.#chunks = [];
+    this.#buffered = 0;
   }
 
   #flatten(): Buffer {

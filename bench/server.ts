@@ -7,6 +7,7 @@ import { createServer as netServer, type Socket } from "node:net";
 import { rmSync } from "node:fs";
 import type * as grpc from "@grpc/grpc-js";
 import { createServer, type ServiceImpl } from "../src/index.js";
+import { adoptForDirectReads } from "../src/direct-reads.js";
 import { create } from "@bufbuild/protobuf";
 import {
   EchoResponseSchema,
@@ -125,13 +126,10 @@ async function startGrpc(socket: string): Promise<() => Promise<void>> {
 }
 
 // The raw-node ceiling: see the framing notes in common.ts.
-function serveRaw(socket: Socket): void {
-  const out = new RawWriter(socket);
+function serveRaw(accepted: Socket): void {
   const kinds = new Map<number, "c" | "b">(); // open client/bidi streams
   const counts = new Map<number, number>();
   let closed = false;
-  socket.on("close", () => (closed = true));
-  socket.on("error", () => {});
   const serverStream = async (id: number, count: number, size: number) => {
     const payload = Buffer.alloc(size, 0x61);
     for (let i = 0; i < count && !closed; i++) {
@@ -164,11 +162,21 @@ function serveRaw(socket: Socket): void {
     if (kind === "b") out.frame(id, RawType.Data, 0, payload);
     else if (kind === "c") counts.set(id, counts.get(id)! + 1);
   });
+  // Reads land as the runtime's do (common.ts, RawDecoder): the connection
+  // moves to a socket made with `onread`, as a ttrpc-es server's does.
   // Every answer to one read leaves in one write, before the next read.
-  socket.on("data", (chunk: Buffer) => {
-    decoder.push(chunk);
-    out.flush();
+  const socket = adoptForDirectReads(accepted, {
+    buffer: () => decoder.readTarget(),
+    callback: (n: number) => {
+      decoder.filled(n);
+      out.flush();
+      return true;
+    },
   });
+  if (socket === undefined) throw new Error("an accepted connection could not be moved to direct reads");
+  const out = new RawWriter(socket);
+  socket.on("close", () => (closed = true));
+  socket.on("error", () => {});
 }
 
 async function startRaw(socket: string): Promise<() => Promise<void>> {
