@@ -281,7 +281,7 @@ describe("the Plugin service's Configure", () => {
   it("refuses a subscription to events without a handler, then has the stub close", async () => {
     const extra = eventMask([Event.STOP_CONTAINER, Event.REMOVE_CONTAINER]);
     const { service, host } = serve({ configure: () => handled | extra }, handled);
-    const err = await service.configure(configure(), context).then(
+    const err = await Promise.resolve(service.configure(configure(), context)).then(
       () => undefined,
       (e: unknown) => e,
     );
