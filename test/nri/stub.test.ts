@@ -6,6 +6,8 @@
 // against it too, in test/interop/nri/go-adaptation.test.ts: a handler error
 // failing the runtime's request, UpdateContainers failures, reconnect mode,
 // exit mode (run() ends with reason "gone").
+import { connect as netConnect, type Socket } from "node:net";
+import { once } from "node:events";
 import { join } from "node:path";
 import { Code, TtrpcError } from "ttrpc-es";
 import { createStub, Event, eventMask, type PluginHandlers, type Stub, type StubOptions } from "ttrpc-es/nri";
@@ -32,6 +34,17 @@ async function started(handlers: PluginHandlers, options: StubOptions = {}, runt
   const configured = await p.plugin.configure({ runtimeName: "ts-runtime", runtimeVersion: "0.0" });
   await starting;
   return { ...s, p, configured };
+}
+
+async function connectUnix(path: string): Promise<Socket> {
+  const socket = netConnect(path);
+  await once(socket, "connect");
+  return socket;
+}
+
+/** A handler's promise that settles only when its signal aborts. */
+function aborted(signal: AbortSignal): Promise<undefined> {
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(undefined)));
 }
 
 const pod = { id: "pod-1", name: "pod", namespace: "default" };
@@ -147,6 +160,72 @@ describe("NRI stub", () => {
       rawMessage: "nri: handler createContainer did not finish within 50 ms",
     });
     expect(aborted).toBeInstanceOf(TtrpcError);
+  });
+
+  it("takes the request timeout Configure sends, unless the plugin set its own", async () => {
+    const hang = { createContainer: (_p: unknown, _c: unknown, ctx: { signal: AbortSignal }) => aborted(ctx.signal) };
+    for (const [own, expected] of [
+      [undefined, 40],
+      [60, 60],
+    ] as const) {
+      const s = await setup(hang as PluginHandlers, own === undefined ? {} : { requestTimeoutMs: own });
+      const registered = s.runtime.nextPlugin();
+      const starting = s.stub.start();
+      const p = await registered;
+      await p.plugin.configure({ requestTimeout: 40n });
+      await starting;
+      await expect(p.plugin.createContainer({ pod, container })).rejects.toMatchObject({
+        code: Code.DeadlineExceeded,
+        rawMessage: `nri: handler createContainer did not finish within ${expected} ms`,
+      });
+    }
+  });
+
+  it("refuses a second start()", async () => {
+    const { stub } = await started({ runPodSandbox: () => {} });
+    await expect(stub.start()).rejects.toMatchObject({ code: Code.FailedPrecondition });
+  });
+
+  it("reconnect mode dials again after each failed attempt, and stop() ends the waiting", async () => {
+    const socketPath = join(tempDir(), "nri.sock");
+    const runtime = await startTestRuntime(socketPath);
+    let attempts = 0;
+    let refuseFrom = Number.POSITIVE_INFINITY;
+    let refused!: () => void;
+    const refusedTwice = new Promise<void>((resolve) => (refused = resolve));
+    const stub = createStub(
+      { runPodSandbox: () => {} },
+      {
+        name: "retry",
+        idx: "30",
+        env: {},
+        onRuntimeGone: "reconnect",
+        reconnectDelayMs: 5,
+        connect: () => {
+          attempts++;
+          if (attempts >= refuseFrom) {
+            if (attempts === refuseFrom + 2) refused();
+            throw new Error("runtime not back yet");
+          }
+          return connectUnix(socketPath);
+        },
+      },
+    );
+    onTestFinished(async () => {
+      await stub.stop();
+      await runtime.close();
+    });
+    const first = runtime.nextPlugin();
+    const running = stub.run();
+    const p = await first;
+    await p.plugin.configure({});
+    // The runtime goes; the next attempts fail and are retried until stop().
+    refuseFrom = attempts + 1;
+    p.close();
+    await refusedTwice;
+    await stub.stop();
+    await running;
+    expect(attempts).toBeGreaterThanOrEqual(refuseFrom + 2);
   });
 
   it("a runtime that never answers RegisterPlugin fails start() with DEADLINE_EXCEEDED", async () => {
