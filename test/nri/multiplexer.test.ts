@@ -96,6 +96,68 @@ describe("multiplexer", () => {
     expect(await mux.done).toBeUndefined();
   });
 
+  it("a paused reader's frames wait in order, a frame still arriving is handed on in parts and keeps its slot", async () => {
+    const [a, b] = duplexPair();
+    const mux = createMultiplexer(a, { readQueueLength: 2 });
+    const conn = mux.open(1);
+    conn.pause();
+    const got: string[] = [];
+    const ended = new Promise<void>((r) => conn.once("end", r));
+    let waiting: { count: number; resolve: () => void } | undefined;
+    conn.on("data", (c: Buffer) => {
+      got.push(c.toString());
+      if (waiting !== undefined && got.length >= waiting.count) waiting.resolve();
+    });
+    const untilParts = (count: number) => new Promise<void>((resolve) => (waiting = { count, resolve }));
+    const whole = frame(1, Buffer.from("BBBB"));
+    // One whole frame and half of the next: both slots taken, nothing read.
+    b.write(Buffer.concat([frame(1, Buffer.from("A")), whole.subarray(0, 10)]));
+    let seen = untilParts(2);
+    conn.resume();
+    await seen;
+    expect(got).toEqual(["A", "BB"]);
+    // The rest of B goes into B's slot, so C and D fit the queue of two.
+    seen = untilParts(3);
+    b.write(whole.subarray(10));
+    await seen;
+    b.write(Buffer.concat([frame(1, Buffer.from("C")), frame(1, Buffer.from("D"))]));
+    b.end();
+    expect(await mux.done).toBeUndefined();
+    await ended;
+    expect(got).toEqual(["A", "BB", "BB", "C", "D"]);
+  });
+
+  it("a clean end delivers what a paused reader had not read yet, then EOF", async () => {
+    const [a, b] = duplexPair();
+    const mux = createMultiplexer(a, { readQueueLength: 4 });
+    const conn = mux.open(1);
+    conn.pause();
+    b.write(Buffer.concat([frame(1, Buffer.from("one")), frame(1, Buffer.from("two"))]));
+    b.end();
+    expect(await mux.done).toBeUndefined();
+    const parts: Buffer[] = [];
+    conn.on("data", (c: Buffer) => parts.push(c));
+    conn.resume();
+    await new Promise<void>((r) => conn.once("end", r));
+    expect(Buffer.concat(parts).toString()).toBe("onetwo");
+  });
+
+  it("a connection left open after a clean end fails its writes with a MuxFrameError", async () => {
+    const [a, b] = duplexPair();
+    const mux = createMultiplexer(a);
+    // Paused: its reading side has not seen EOF yet, so its writing side is still open.
+    const conn = mux.open(1);
+    conn.pause();
+    b.end();
+    expect(await mux.done).toBeUndefined();
+    // The stream reports a failed write twice: to the write's callback and as its error event.
+    const emitted = new Promise<Error>((r) => conn.once("error", r));
+    const err = await new Promise<Error | null | undefined>((r) => conn.write(Buffer.from("late"), r));
+    expect(err).toBeInstanceOf(MuxFrameError);
+    expect(err?.message).toBe("nri mux: closed");
+    expect(await emitted).toBe(err);
+  });
+
   it("closing the mux ends every connection; writing afterwards fails cleanly", async () => {
     const [a, b] = duplexPair();
     const mux = createMultiplexer(a);
