@@ -8,7 +8,7 @@ import { create, toBinary, type DescService } from "@bufbuild/protobuf";
 import { StructSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, onTestFinished, test } from "vitest";
 import { createServer, type ServiceImpl } from "ttrpc-es";
-import { ConnectResponseSchema, CreateTaskRequestSchema, Task } from "../../gen/containerd/task/v2/shim_pb.js";
+import { CreateTaskRequestSchema, Task } from "../../gen/containerd/task/v2/shim_pb.js";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
 import { PrepareAndExportSandboxResponseSchema } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_pb.js";
 import { builtinProtos, builtinService, BUILTIN_SERVICES } from "../../src/cli/builtin-protos.js";

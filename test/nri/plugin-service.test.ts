@@ -191,7 +191,10 @@ describe("the Plugin service's event requests", () => {
     const req = create(ValidateContainerAdjustmentRequestSchema, { pod: podA, container: ctrA });
     let seen: unknown;
     const { service, host } = serve({
-      validateContainerAdjustment: (r) => ((seen = r), { reject: true, reason: "too big" }),
+      validateContainerAdjustment: (r) => {
+        seen = r;
+        return { reject: true, reason: "too big" };
+      },
     });
     await expect(service.validateContainerAdjustment(req, context)).resolves.toEqual({
       reject: true,
@@ -264,7 +267,11 @@ describe("the Plugin service's Configure", () => {
     const narrowed = eventBit(Event.START_CONTAINER);
     const req = configure({ config: "some: yaml", runtimeName: "containerd" });
     let seen: unknown;
-    const { service, host } = serve({ configure: (r) => ((seen = r), narrowed) }, handled);
+    const configureSeen = (r: unknown) => {
+      seen = r;
+      return narrowed;
+    };
+    const { service, host } = serve({ configure: configureSeen }, handled);
     await expect(service.configure(req, context)).resolves.toEqual({ events: narrowed });
     expect(seen).toBe(req);
     expect(host.calls).toEqual([{ what: "configure", signal }]);
