@@ -179,12 +179,11 @@ const RAW_DIRECT_MIN = 16 * 1024;
 const RAW_SCRATCH = 64 * 1024;
 
 /**
- * Splits a byte stream into frames; payloads are views into the received
- * chunks where they fit in one. Fed by `push` (a socket's data events) or,
- * as the runtime reads, by `readTarget`/`filled` (net.Socket's `onread`): the
- * kernel copies each read into a buffer the decoder names, a big payload's
- * rest straight into the payload, so the ceiling reads no worse than
- * ttrpc-es does (bench/README.md, "raw-node").
+ * Splits a byte stream into frames, read as the runtime reads: through
+ * `readTarget`/`filled` (net.Socket's `onread`), the kernel copies each read
+ * into a buffer the decoder names, a big payload's rest straight into the
+ * payload, so the ceiling reads no worse than ttrpc-es does (bench/README.md,
+ * "raw-node"). Other payloads are views into a copy of the read they came in.
  */
 export class RawDecoder {
   #chunks: Buffer[] = [];
@@ -200,7 +199,7 @@ export class RawDecoder {
 
   constructor(private readonly onFrame: (streamId: number, type: number, flags: number, payload: Buffer) => void) {}
 
-  push(chunk: Buffer): void {
+  #push(chunk: Buffer): void {
     if (this.#chunks.length === 0) {
       // Fast path: parse straight out of the chunk.
       let off = 0;
@@ -228,7 +227,7 @@ export class RawDecoder {
       this.#chunks = [];
       this.#buffered = 0;
       this.onFrame(all.readUInt32BE(4), all[8]!, all[9]!, all.subarray(RAW_HEADER, RAW_HEADER + len));
-      if (rest.length > 0) this.push(rest);
+      if (rest.length > 0) this.#push(rest);
       return;
     }
   }
@@ -258,7 +257,7 @@ export class RawDecoder {
     }
     this.#bigLast = false;
     // A copy: the scratch is read into again, and frames or their start may be kept.
-    this.push(Buffer.from(this.#scratch!.subarray(0, n)));
+    this.#push(Buffer.from(this.#scratch!.subarray(0, n)));
     this.#startBody();
   }
 
