@@ -5,7 +5,7 @@
 // speaks plain SCM_RIGHTS: QEMU's QMP `getfd` (migration/qemu) and runc's
 // console socket (the reference shim); loaded on first use only.
 import type { Socket } from "node:net";
-import { loadKoffi } from "./optional-koffi.js";
+import { koffiBinding } from "./optional-koffi.js";
 
 /** Thrown when a descriptor cannot be passed (no koffi, not Linux, the call failed). */
 export class FdPassingError extends Error {
@@ -36,7 +36,25 @@ const EAGAIN = 11;
 const CMSG_HEADER = 16;
 const CMSG_SPACE_ONE_FD = 24;
 
-let binding: Promise<Binding> | undefined;
+const bindFdPassing = koffiBinding<Binding>(
+  (koffi) => {
+    koffi.struct("ttrpc_es_iovec", { base: "void *", len: "size_t" });
+    koffi.struct("ttrpc_es_msghdr", {
+      name: "void *",
+      namelen: "uint32_t",
+      iov: "ttrpc_es_iovec *",
+      iovlen: "size_t",
+      control: "void *",
+      controllen: "size_t",
+      flags: "int",
+    });
+    const libc = koffi.load(null);
+    const func = (name: string) => libc.func(name, "intptr_t", ["int", "ttrpc_es_msghdr *", "int"]) as MsgCall;
+    return { sendmsg: func("sendmsg"), recvmsg: func("recvmsg"), errno: () => koffi.errno() };
+  },
+  (cause) =>
+    new FdPassingError("passing a descriptor needs the optional dependency koffi (npm install koffi)", { cause }),
+);
 
 /** koffi's sendmsg and recvmsg; rejects with FdPassingError where they cannot be had. */
 export function loadFdPassing(): Promise<Binding> {
@@ -46,30 +64,7 @@ export function loadFdPassing(): Promise<Binding> {
         `descriptor passing is implemented for Linux x64/arm64, not ${process.platform}/${process.arch}`,
       ),
     );
-  binding ??= loadKoffi().then(
-    (koffi) => {
-      koffi.struct("ttrpc_es_iovec", { base: "void *", len: "size_t" });
-      koffi.struct("ttrpc_es_msghdr", {
-        name: "void *",
-        namelen: "uint32_t",
-        iov: "ttrpc_es_iovec *",
-        iovlen: "size_t",
-        control: "void *",
-        controllen: "size_t",
-        flags: "int",
-      });
-      const libc = koffi.load(null);
-      const func = (name: string) => libc.func(name, "intptr_t", ["int", "ttrpc_es_msghdr *", "int"]) as MsgCall;
-      return { sendmsg: func("sendmsg"), recvmsg: func("recvmsg"), errno: () => koffi.errno() };
-    },
-    (e: unknown) => {
-      binding = undefined;
-      throw new FdPassingError("passing a descriptor needs the optional dependency koffi (npm install koffi)", {
-        cause: e,
-      });
-    },
-  );
-  return binding;
+  return bindFdPassing();
 }
 
 function descriptorOf(socket: Socket): number {

@@ -1,5 +1,5 @@
 // koffi, the FFI package that reaches libc where Node has no API (peer
-// credentials, the shim's child reaping, QEMU's descriptor passing), is an
+// credentials, the shim's child reaping and terminals, descriptor passing), is an
 // optional dependency: it is imported on first use, never at load time, and
 // typed here by the part of it we use, so neither the build nor a user's type
 // check depends on its types.
@@ -22,4 +22,20 @@ const KOFFI = "koffi"; // a variable: bundlers and tsc leave the optional import
 /** koffi's module, imported once; rejects (each time it is asked) when it is not installed. */
 export function loadKoffi(): Promise<Koffi> {
   return (import(KOFFI) as Promise<Koffi & { default?: Koffi }>).then((mod) => mod.default ?? mod);
+}
+
+/**
+ * A binding made from koffi on first use and kept: `bind` gets the module.
+ * Without koffi the returned loader rejects with `missing(cause)`, and tries
+ * the import again when asked again.
+ */
+export function koffiBinding<T>(bind: (koffi: Koffi) => T, missing: (cause: unknown) => Error): () => Promise<T> {
+  let binding: Promise<T> | undefined;
+  return () => {
+    binding ??= loadKoffi().then(bind, (e: unknown) => {
+      binding = undefined;
+      throw missing(e);
+    });
+    return binding;
+  };
 }

@@ -7,7 +7,7 @@
 import type { Duplex } from "node:stream";
 import { endianness } from "node:os";
 import { Code } from "./code.js";
-import { loadKoffi } from "./optional-koffi.js";
+import { koffiBinding } from "./optional-koffi.js";
 import { TtrpcError } from "./ttrpc-error.js";
 
 /**
@@ -49,23 +49,14 @@ const OPTIONS: Partial<Record<NodeJS.Architecture, { peercred: number; domain: n
 const unreadable = (why: string, cause?: unknown) =>
   new TtrpcError(`ttrpc: cannot read peer credentials: ${why}`, Code.FailedPrecondition, { cause });
 
-let binding: Promise<Binding> | undefined;
-
-function loadBinding(): Promise<Binding> {
-  binding ??= loadKoffi().then(
-    (koffi) => {
-      // The running program: Node links libc dynamically, whichever libc it is.
-      const getsockopt = koffi
-        .load(null)
-        .func("getsockopt", "int", ["int", "int", "int", "void *", "uint32_t *"]) as Getsockopt;
-      return { getsockopt, errno: () => koffi.errno() };
-    },
-    (e: unknown) => {
-      throw unreadable("the optional dependency koffi cannot be loaded (npm install koffi)", e);
-    },
-  );
-  return binding;
-}
+// The running program: Node links libc dynamically, whichever libc it is.
+const loadBinding = koffiBinding<Binding>(
+  (koffi) => ({
+    getsockopt: koffi.load(null).func("getsockopt", "int", ["int", "int", "int", "void *", "uint32_t *"]) as Getsockopt,
+    errno: () => koffi.errno(),
+  }),
+  (cause) => unreadable("the optional dependency koffi cannot be loaded (npm install koffi)", cause),
+);
 
 const cache = new WeakMap<Duplex, Promise<PeerCredentials>>();
 

@@ -6,7 +6,7 @@
 // asked to watch, one by one: never waitpid(-1), which would steal the exit
 // statuses libuv waits for. The libc calls go through the optional koffi
 // package, loaded on first use (optional-koffi.ts).
-import { loadKoffi } from "../optional-koffi.js";
+import { koffiBinding } from "../optional-koffi.js";
 import { ShimError } from "./shim-error.js";
 
 /** How a process ended, as containerd reports it: a signal's death is 128 + its number. */
@@ -34,25 +34,18 @@ const SI_PID = 16;
 const SI_STATUS = 24;
 const CLD_EXITED = 1;
 
-let libc: Promise<Libc> | undefined;
-function loadLibc(): Promise<Libc> {
-  libc ??= loadKoffi().then(
-    (koffi) => {
-      const lib = koffi.load(null);
-      return {
-        prctl: lib.func("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)") as Libc["prctl"],
-        waitid: lib.func("int waitid(int, int, _Out_ uint8_t *info, int)") as Libc["waitid"],
-        errno: () => koffi.errno(),
-      };
-    },
-    (e: unknown) => {
-      throw new ShimError("reaper-unavailable", "reaping needs the optional dependency koffi (npm install koffi)", {
-        cause: e,
-      });
-    },
-  );
-  return libc;
-}
+const loadLibc = koffiBinding<Libc>(
+  (koffi) => {
+    const lib = koffi.load(null);
+    return {
+      prctl: lib.func("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)") as Libc["prctl"],
+      waitid: lib.func("int waitid(int, int, _Out_ uint8_t *info, int)") as Libc["waitid"],
+      errno: () => koffi.errno(),
+    };
+  },
+  (cause) =>
+    new ShimError("reaper-unavailable", "reaping needs the optional dependency koffi (npm install koffi)", { cause }),
+);
 
 interface Watch {
   resolve(status: ExitStatus): void;

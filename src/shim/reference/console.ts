@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { ReadStream } from "node:tty";
 import { loadFdPassing, receiveFd } from "../../fd-passing.js";
-import { loadKoffi } from "../../optional-koffi.js";
+import { koffiBinding } from "../../optional-koffi.js";
 
 /** Thrown when a terminal cannot be made (no koffi, runc sent no descriptor). */
 export class ConsoleError extends Error {
@@ -21,21 +21,13 @@ type Ioctl = (fd: number, request: number, type: string, arg: Buffer) => number;
 
 const TIOCSWINSZ = 0x5414;
 
-let ioctl: Promise<{ ioctl: Ioctl; errno: () => number }> | undefined;
-
-function loadIoctl(): Promise<{ ioctl: Ioctl; errno: () => number }> {
-  ioctl ??= loadKoffi().then(
-    (koffi) => ({
-      ioctl: koffi.load(null).func("int ioctl(int fd, unsigned long request, ...)") as Ioctl,
-      errno: () => koffi.errno(),
-    }),
-    (e: unknown) => {
-      ioctl = undefined;
-      throw new ConsoleError("a terminal needs the optional dependency koffi (npm install koffi)", { cause: e });
-    },
-  );
-  return ioctl;
-}
+const loadIoctl = koffiBinding(
+  (koffi) => ({
+    ioctl: koffi.load(null).func("int ioctl(int fd, unsigned long request, ...)") as Ioctl,
+    errno: () => koffi.errno(),
+  }),
+  (cause) => new ConsoleError("a terminal needs the optional dependency koffi (npm install koffi)", { cause }),
+);
 
 /** The socket runc connects to with the pty master; one per process with a terminal. */
 export class ConsoleSocket {
