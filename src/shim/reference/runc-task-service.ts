@@ -199,9 +199,7 @@ export class RuncTaskService {
     } catch (e) {
       io.release();
       io.closeStdin();
-      throw e instanceof TtrpcError
-        ? e
-        : new TtrpcError(e instanceof Error ? e.message : String(e), Code.Unknown, { cause: e });
+      throw TtrpcError.from(e);
     } finally {
       consoleSocket?.close();
     }
