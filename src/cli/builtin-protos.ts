@@ -45,8 +45,8 @@ export const BUILTIN_SERVICES: readonly string[] = Object.keys(serviceModules);
 const isFile = (v: unknown): v is DescFile =>
   typeof v === "object" && v !== null && "kind" in v && (v as { kind: unknown }).kind === "file";
 
-/** The files a generated module defines. */
-const filesOf = (m: Record<string, unknown>): DescFile[] => Object.values(m).filter(isFile);
+/** The files a generated module (or any module of descriptors, such as protobuf-es's wkt) defines. */
+export const filesOf = (m: Record<string, unknown>): DescFile[] => Object.values(m).filter(isFile);
 
 /**
  * The built-in service with this full name, loading only the module that

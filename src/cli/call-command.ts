@@ -209,17 +209,19 @@ class CallRun {
   #inputError: CliError | undefined;
   readonly #started = performance.now();
 
-  readonly method: DescMethod;
-  readonly registry: Registry;
-
   constructor(
     readonly plan: CallPlan,
     readonly values: CallValues,
     readonly protos: CallProtos,
     readonly toText: TextPrinter | undefined,
-  ) {
-    this.method = protos.method;
-    this.registry = protos.registry;
+  ) {}
+
+  get method(): DescMethod {
+    return this.protos.method;
+  }
+
+  get registry(): Registry {
+    return this.protos.registry;
   }
 
   readonly onInputClose = (close: () => void) => {

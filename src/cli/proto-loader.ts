@@ -21,7 +21,6 @@ import {
   createFileRegistry,
   createRegistry,
   fromBinary,
-  type DescFile,
   type DescService,
   type FileRegistry,
   type Registry,
@@ -29,7 +28,7 @@ import {
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import * as wkt from "@bufbuild/protobuf/wkt";
 import { FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { builtinProtos } from "./builtin-protos.js";
+import { builtinProtos, filesOf } from "./builtin-protos.js";
 import { CliError, Exit } from "./cli-support.js";
 import { compilerIdentity, ProtoCache, protoCacheDir } from "./proto-cache.js";
 import { allServices } from "./symbols.js";
@@ -130,9 +129,7 @@ export async function loadProtos(src: ProtoSources, given?: GivenProtos): Promis
   const registry =
     builtins.length === 0 ? givenRegistry : link([...[...givenRegistry.files].map((f) => f.proto), ...builtins], false);
   const services = allServices(files.length > 0 ? givenRegistry : registry);
-  const wktFiles = Object.values(wkt).filter(
-    (v): v is DescFile => typeof v === "object" && v !== null && "kind" in v && v.kind === "file",
-  );
+  const wktFiles = filesOf(wkt);
   return { files: registry, services, registry: createRegistry(...wktFiles, registry) };
 }
 
