@@ -173,7 +173,9 @@ function workflow(
 
 /** Holds the Go client until both shims count its Notifications subscriber (as test/migration's `listen`). */
 const subscribed = (src: Listening, dst: Listening) => () =>
-  vi.waitFor(() => expect([src.service.session.subscribers, dst.service.session.subscribers]).toEqual([1, 1]));
+  vi.waitFor(() => expect([src.service.session.subscribers, dst.service.session.subscribers]).toEqual([1, 1]), {
+    timeout: 10_000,
+  });
 
 const progress = [
   "PHASE_SETUP_DONE",

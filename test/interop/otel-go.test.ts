@@ -106,7 +106,7 @@ describe("tracing across the real otelttrpc 0.1.0", () => {
     const go = await startGoServer(peer, goPath);
     try {
       const toGo = await runGoClient(peer, goPath, "traced");
-      await vi.waitFor(() => expect(goServerSpans(go.stderr())).toHaveLength(3));
+      await vi.waitFor(() => expect(goServerSpans(go.stderr())).toHaveLength(3), { timeout: 10_000 });
       const theirs = goServerSpans(go.stderr());
       expect(theirs.map((s) => s.trace_id)).toEqual([toGo.root_trace_id, toGo.root_trace_id, toGo.root_trace_id]);
       expect(ours.map(asGo)).toEqual(theirs.map(comparable));
@@ -132,7 +132,7 @@ describe("tracing across the real otelttrpc 0.1.0", () => {
         baggage: "tenant=k8s.io",
       });
       for (const req of calls) await context.with(parent, () => client.unary(Interop.method.echo, req)).catch(() => {});
-      await vi.waitFor(() => expect(goServerSpans(go.stderr())).toHaveLength(3));
+      await vi.waitFor(() => expect(goServerSpans(go.stderr())).toHaveLength(3), { timeout: 10_000 });
       const theirs = goServerSpans(go.stderr());
       const ours = sdk.exporter.getFinishedSpans();
       expect(ours).toHaveLength(3);

@@ -630,7 +630,7 @@ describe("controller_test.go: session, Transfer", () => {
       const quiet = await startShim();
       await exportSource(quiet);
       await quiet.client.transferSandbox({ sessionId: SESSION, timeout: { seconds: 0n, nanos: 1_000_000 } });
-      await vi.waitFor(() => expect(quiet.service.session.state).toBe("Failed"));
+      await vi.waitFor(() => expect(quiet.service.session.state).toBe("Failed"), { timeout: 10_000 });
       const late = await listen(quiet);
       await quiet.client.cancel({ sessionId: SESSION });
       await late.until(Phase.FAILED);
@@ -927,7 +927,7 @@ describe("controller_test.go: runTransfer, failTransfer", () => {
     const dst = await startShim({ transfer: "destination-failed" });
     await ready(dst, "destination");
     await dst.client.transferSandbox({ sessionId: SESSION });
-    await vi.waitFor(() => expect(dst.service.session.state).toBe("Failed"));
+    await vi.waitFor(() => expect(dst.service.session.state).toBe("Failed"), { timeout: 10_000 });
     const late = await listen(dst);
     await late.until(Phase.FAILED);
     expect(phases(late.items)).toEqual(["FAILED/DESTINATION_FAILED"]);
@@ -1067,7 +1067,7 @@ describe("notifications_test.go", () => {
     const other = await src.connectAgain();
     const before = src.service.session.subscribers;
     const b = read(other.client.notifications({ sessionId: SESSION }));
-    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(before + 1));
+    await vi.waitFor(() => expect(src.service.session.subscribers).toBe(before + 1), { timeout: 10_000 });
     await src.client.transferSandbox({ sessionId: SESSION });
     await Promise.all([a.until(Phase.DONE), b.until(Phase.DONE)]);
     expect(a.items[0]!.messageId).toBe(1);
@@ -1084,7 +1084,7 @@ describe("notifications_test.go", () => {
     const src = await startShim();
     const first = await transferred(src, "source");
     const late = await listen(src);
-    await vi.waitFor(() => expect(late.items).toHaveLength(1));
+    await vi.waitFor(() => expect(late.items).toHaveLength(1), { timeout: 10_000 });
     expect(late.items[0]!.messageId).toBe(first.items.at(-1)!.messageId);
   });
 
@@ -1103,7 +1103,7 @@ describe("notifications_test.go", () => {
         return cleanup(req);
       };
       const pending = src.client.cleanup({ sessionId: SESSION });
-      await vi.waitFor(() => expect(entered).toBe(true));
+      await vi.waitFor(() => expect(entered).toBe(true), { timeout: 10_000 });
       const during = await code(
         (async () => {
           for await (const _ of src.client.notifications({ sessionId: SESSION })) break;
@@ -1144,9 +1144,9 @@ describe("notifications_test.go", () => {
       const stays = await listen(src);
       const other = await src.connectAgain();
       read(other.client.notifications({ sessionId: SESSION }));
-      await vi.waitFor(() => expect(src.service.session.subscribers).toBe(2));
+      await vi.waitFor(() => expect(src.service.session.subscribers).toBe(2), { timeout: 10_000 });
       other.conn.close();
-      await vi.waitFor(() => expect(src.service.session.subscribers).toBe(1));
+      await vi.waitFor(() => expect(src.service.session.subscribers).toBe(1), { timeout: 10_000 });
       await src.client.transferSandbox({ sessionId: SESSION });
       src.backend.openGate();
       await stays.until(Phase.DONE);
@@ -1201,7 +1201,7 @@ describe("notifications_test.go", () => {
       const src = await startShim();
       const first = await transferred(src, "source");
       const second = await listen(src);
-      await vi.waitFor(() => expect(second.items).toHaveLength(1));
+      await vi.waitFor(() => expect(second.items).toHaveLength(1), { timeout: 10_000 });
       expect(second.items[0]!.startTime).toEqual(first.items[0]!.startTime);
     },
   );
@@ -1214,10 +1214,10 @@ describe("notifications_test.go", () => {
       const src = await startShim({}, { now: () => clock });
       await ready(src, "source");
       await src.client.transferSandbox({ sessionId: SESSION });
-      await vi.waitFor(() => expect(src.service.session.state).toBe("TransferCompleted"));
+      await vi.waitFor(() => expect(src.service.session.state).toBe("TransferCompleted"), { timeout: 10_000 });
       clock = 2_000_000;
       const events = await listen(src);
-      await vi.waitFor(() => expect(events.items).toHaveLength(1));
+      await vi.waitFor(() => expect(events.items).toHaveLength(1), { timeout: 10_000 });
       expect(events.items[0]!.notification?.phase).toBe(Phase.DONE);
       expect(Number(events.items[0]!.startTime!.seconds)).toBe(2000);
       expect(events.items[0]!.messageId).toBe(6); // SETUP_DONE ... BLACKOUT_EXITED, DONE: published when it was made
