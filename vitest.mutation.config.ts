@@ -23,6 +23,15 @@ export default defineConfig({
       // The CLI (out of scope, src/cli) run as a child process, where no
       // mutant is active; list-describe reads ../shared, outside the sandbox.
       "test/cli/**",
+      // The same for these: each builds its child's code with tsc first
+      // (test/cli/harness.ts compileForTest), seconds for every mutant they
+      // cover, and the child runs unmutated code.
+      "test/hybrid-vsock/cli.test.ts",
+      "test/nri/nri-cli.test.ts",
+      "test/otel/cross-process.test.ts",
+      "test/otel/lazy-load.test.ts",
+      "test/shim/docs.test.ts",
+      "test/shim/run-shim.test.ts",
     ],
     setupFiles: ["./test/setup-leak-check.ts"],
     testTimeout: 30_000,
