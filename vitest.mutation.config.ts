@@ -16,8 +16,9 @@ export default defineConfig({
       "test/interop/**",
       // 85 migrations per run: the orchestrator tests cover the same code per mutant.
       "test/migration/fault-sweep.test.ts",
-      // protoc and the generator's corpus, not src/.
-      "test/plugin/corpus.test.ts",
+      // The generator (plugins/, out of scope): its tests compile generated
+      // code with ts-morph, 11 s a run, and cover runtime lines only in passing.
+      "test/plugin/**",
       // Packs and installs the package: not a test of one source line.
       "test/package/**",
       // The CLI (out of scope, src/cli) run as a child process, where no
@@ -32,8 +33,16 @@ export default defineConfig({
       "test/otel/lazy-load.test.ts",
       "test/shim/docs.test.ts",
       "test/shim/run-shim.test.ts",
+      // They stand in for the koffi package (vi.mock), which a shared fork
+      // (isolate: false, below) would carry into the files after them.
+      "test/runtime/fd-passing-no-koffi.test.ts",
+      "test/peer-credentials/without-koffi.test.ts",
     ],
     setupFiles: ["./test/setup-leak-check.ts"],
+    // One fork for every file and every mutant, not a fresh one per file:
+    // Stryker switches mutants at run time, and a fresh fork cost seconds a
+    // mutant (the runtime's mutants are covered by dozens of files each).
+    isolate: false,
     testTimeout: 30_000,
   },
 });
