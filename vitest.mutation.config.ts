@@ -33,16 +33,8 @@ export default defineConfig({
       "test/otel/lazy-load.test.ts",
       "test/shim/docs.test.ts",
       "test/shim/run-shim.test.ts",
-      // They stand in for the koffi package (vi.mock), which a shared fork
-      // (isolate: false, below) would carry into the files after them.
-      "test/runtime/fd-passing-no-koffi.test.ts",
-      "test/peer-credentials/without-koffi.test.ts",
     ],
     setupFiles: ["./test/setup-leak-check.ts"],
-    // One fork for every file and every mutant, not a fresh one per file:
-    // Stryker switches mutants at run time, and a fresh fork cost seconds a
-    // mutant (the runtime's mutants are covered by dozens of files each).
-    isolate: false,
     testTimeout: 30_000,
   },
 });
