@@ -1,11 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { readTestSources, testRuleBreaks } from "./structure/test-rules-check.js";
+import { readSources } from "./structure/structure-check.js";
+import { testRuleBreaks } from "./structure/test-rules-check.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 describe("the rules the tests keep (docs/testing.md)", () => {
-  const sources = readTestSources(root);
+  const sources = readSources(root, "test");
 
   it("reads the test files (a check that found none would pass anything)", () => {
     expect(sources.size).toBeGreaterThan(100);

@@ -23,11 +23,15 @@ export interface LongFunction {
   readonly lines: number;
 }
 
-/** Every `.ts` file under `dir` (relative to `root`), by its posix path. */
+/**
+ * Every `.ts` file under `dir` (relative to `root`), by its posix path. Dot
+ * folders (setup scripts' `.build` trees) and node_modules are not read.
+ */
 export function readSources(root: string, dir = "src"): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (rel: string) => {
     for (const entry of readdirSync(join(root, rel), { withFileTypes: true })) {
+      if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
       const path = posix.join(rel, entry.name);
       if (entry.isDirectory()) walk(path);
       else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts"))

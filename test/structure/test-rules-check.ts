@@ -3,26 +3,9 @@
 // only or todo, which vitest would leave out while the run stays green; and
 // `vi.waitFor` without an explicit `timeout`, whose 1 s default turns a slow
 // but correct run (CI under load, a mutation run) into a failure. Kept apart
-// from the test so the check can be seen failing on made-up sources.
-import { readdirSync, readFileSync } from "node:fs";
-import { join, posix } from "node:path";
+// from the test so the check can be seen failing on made-up sources. The
+// files are read with structure-check.ts's readSources.
 import ts from "typescript";
-
-/** Every `.ts` file under `dir`, by its posix path, without dot folders (setup trees) or node_modules. */
-export function readTestSources(root: string, dir = "test"): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string) => {
-    for (const entry of readdirSync(join(root, rel), { withFileTypes: true })) {
-      if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
-      const path = posix.join(rel, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts"))
-        out.set(path, readFileSync(join(root, path), "utf8"));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 const TEST_FUNCTIONS = new Set(["it", "test", "describe", "suite", "bench"]);
 const LEFT_OUT = new Set(["skip", "only", "todo", "skipIf"]);
