@@ -110,6 +110,18 @@ describe("client side: the server's credentials", () => {
       (e) => e instanceof TtrpcError && e.code === Code.PermissionDenied,
     );
     await expect(requireUidGid(65534, 65534)(socket)).resolves.toBeUndefined();
+    // -1 accepts any uid, or any gid.
+    await expect(requireUidGid(-1, 65534)(socket)).resolves.toBeUndefined();
+    await expect(requireUidGid(65534, -1)(socket)).resolves.toBeUndefined();
+    await expect(requireUidGid(0, -1)(socket)).rejects.toSatisfy(
+      (e) =>
+        e instanceof TtrpcError &&
+        e.rawMessage ===
+          "ttrpc: invalid credentials: operation not permitted " +
+            `(peer pid ${listening.pid} uid 65534 gid 65534; required uid 0 gid -1)`,
+    );
+    // Read once per socket: the same answer every time.
+    expect(peerCredentials(socket)).toBe(peerCredentials(socket));
   });
 });
 
@@ -128,10 +140,21 @@ describe("sockets without unix credentials refuse", () => {
     expectCode(refused[0], Code.FailedPrecondition);
   });
 
-  test("a Duplex that is not a socket", async () => {
+  test("a Duplex that is not a socket, and a failed read is tried again", async () => {
     await expect(requireSameUser()(new PassThrough())).rejects.toSatisfy(
       (e) => e instanceof TtrpcError && e.code === Code.FailedPrecondition,
     );
+    const stream = new PassThrough();
+    const first = peerCredentials(stream);
+    await expect(first).rejects.toSatisfy(
+      (e) =>
+        e instanceof TtrpcError &&
+        e.rawMessage === "ttrpc: cannot read peer credentials: the stream is not a connected socket",
+    );
+    // Only an answer is kept: the socket may have connected since.
+    const second = peerCredentials(stream);
+    expect(second).not.toBe(first);
+    await expect(second).rejects.toBeInstanceOf(TtrpcError);
   });
 
   test("off Linux (process.platform made to say darwin for this one read)", async () => {

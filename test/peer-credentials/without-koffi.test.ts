@@ -24,6 +24,8 @@ test("without koffi, requireSameUser() refuses a same-user connection and says w
   expect(e).toBeInstanceOf(TtrpcError);
   expect(e.code).toBe(Code.FailedPrecondition);
   expect(e.message).toMatch(/koffi cannot be loaded/);
+  // The failed import, for whoever has to find out why.
+  expect(e.cause).toBeInstanceOf(Error);
   // The client side refuses the same way.
   await expect(peerCredentials(socket)).rejects.toSatisfy(
     (r) => r instanceof TtrpcError && r.code === Code.FailedPrecondition,

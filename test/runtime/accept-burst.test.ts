@@ -81,6 +81,8 @@ describe("listenBacklog", () => {
 
   it("takes an explicit backlog and refuses a bad one", () => {
     expect(listenBacklog(7)).toBe(7);
+    expect(listenBacklog(1)).toBe(1);
+    expect(() => listenBacklog(-1)).toThrow("backlog must be a positive integer, got -1");
     expect(listenBacklog()).toBe(readSomaxconn());
     expect(() => listenBacklog(0)).toThrow(RangeError);
     expect(() => listenBacklog(1.5)).toThrow(RangeError);

@@ -170,7 +170,12 @@ describe("register", () => {
     }
     expect(err).toBeInstanceOf(DuplicateServiceError);
     expect(err).toBeInstanceOf(TtrpcError);
-    expect(err).toMatchObject({ code: Code.AlreadyExists, service: Interop.typeName });
+    expect(err).toMatchObject({
+      code: Code.AlreadyExists,
+      service: Interop.typeName,
+      name: "DuplicateServiceError",
+      rawMessage: `ttrpc: service ${Interop.typeName} is already registered`,
+    });
     // Another name for the same service is fine.
     expect(() => server.register(Interop, interopImpl, { name: "other.Interop" })).not.toThrow();
   });

@@ -8,7 +8,16 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, FrameDecoder, MessageType, connect, encodeFrame, type Interceptor } from "ttrpc-es";
 import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
-import { LongTimer, timeoutNano } from "../../src/deadline.js";
+import {
+  CallDeadline,
+  LongTimer,
+  callSignal,
+  receivedTimeoutNano,
+  requestTimeoutNano,
+  timeoutNano,
+  watchAbort,
+} from "../../src/deadline.js";
+import type { TtrpcError } from "../../src/ttrpc-error.js";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
 import { Interop, RawPeer, interopImpl, startPair, tempDir } from "../common.js";
 import { parked } from "./parked.js";
@@ -176,5 +185,90 @@ describe("the server", () => {
       code: Code.DeadlineExceeded,
       message: "context deadline exceeded",
     });
+  });
+});
+
+describe("a call's signal (callSignal, CallDeadline, watchAbort)", () => {
+  it("timeout_nano of a Request: none for no timeout and for Infinity", () => {
+    expect(requestTimeoutNano(undefined)).toBe(0);
+    expect(requestTimeoutNano(Infinity)).toBe(0);
+    expect(requestTimeoutNano(5)).toBe(5_000_000);
+  });
+
+  it("a received ten-byte timeout_nano ending in 1 is a negative int64: expired", () => {
+    expect(receivedTimeoutNano(123, 10, 1)).toBe(-1);
+    expect(receivedTimeoutNano(123, 10, 0)).toBe(123);
+    expect(receivedTimeoutNano(123, 9, 1)).toBe(123);
+  });
+
+  it("a call with neither signal nor timeout shares one signal that never aborts", () => {
+    const a = callSignal(undefined, undefined);
+    expect(callSignal(undefined, undefined).signal).toBe(a.signal);
+    expect(a.signal.aborted).toBe(false);
+  });
+
+  it("a timeout alone aborts with DEADLINE_EXCEEDED when it passes", () => {
+    fake();
+    const { signal, cleanup } = callSignal(undefined, 50);
+    vi.advanceTimersByTime(49);
+    expect(signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect((signal.reason as TtrpcError).code).toBe(Code.DeadlineExceeded);
+    cleanup();
+  });
+
+  it("the caller's abort becomes CANCELLED with its reason as the cause, even when aborted already", () => {
+    const ac = new AbortController();
+    const live = new CallDeadline(ac.signal, undefined);
+    ac.abort("why");
+    const early = new CallDeadline(ac.signal, undefined);
+    for (const d of [live, early]) {
+      const e = d.signal.reason as TtrpcError;
+      expect([e.code, e.rawMessage, e.cause]).toEqual([Code.Canceled, "ttrpc: call cancelled", "why"]);
+    }
+  });
+
+  it("after cleanup neither the caller's abort nor the timer reaches the call", () => {
+    fake();
+    const ac = new AbortController();
+    const d = new CallDeadline(ac.signal, 50);
+    d.cleanup();
+    ac.abort();
+    vi.advanceTimersByTime(100);
+    expect(d.signal.aborted).toBe(false);
+  });
+
+  it("arm: the same timeout keeps the running timer, another restarts it, 0 or less expires now", () => {
+    fake();
+    const d = new CallDeadline(undefined, 100);
+    vi.advanceTimersByTime(60);
+    d.arm(100);
+    vi.advanceTimersByTime(40);
+    expect(d.signal.aborted).toBe(true);
+
+    const e = new CallDeadline(undefined, 100);
+    vi.advanceTimersByTime(60);
+    e.arm(50);
+    vi.advanceTimersByTime(49);
+    expect(e.signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(e.signal.aborted).toBe(true);
+
+    const f = new CallDeadline(undefined, undefined);
+    f.arm(0);
+    expect((f.signal.reason as TtrpcError).code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("watchAbort listens once per signal however many calls share it", () => {
+    const ac = new AbortController();
+    const add = vi.spyOn(ac.signal, "addEventListener");
+    const seen: number[] = [];
+    watchAbort(ac.signal, () => seen.push(1));
+    const stop = watchAbort(ac.signal, () => seen.push(2));
+    watchAbort(ac.signal, () => seen.push(3));
+    stop();
+    expect(add).toHaveBeenCalledTimes(1);
+    ac.abort();
+    expect(seen).toEqual([1, 3]);
   });
 });
