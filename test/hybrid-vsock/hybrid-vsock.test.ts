@@ -176,6 +176,20 @@ describe("host-initiated connections", () => {
     expect((err as Error).message).toContain('"ERR busy"');
   });
 
+  it("an answer past 64 bytes without a newline is refused at once; 64 bytes may still become a line", async () => {
+    const long = "x".repeat(65);
+    const { vmm } = await vmmWithAgent({ answer: long });
+    const err = await dial(`hvsock:${vmm.path}:${AGENT_PORT}`, { hvsock: { maxAttempts: 1 } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: Code.Unavailable });
+    expect((err as Error).message).toContain(`answered "${long}" to CONNECT ${AGENT_PORT}`);
+
+    const { vmm: patient } = await vmmWithAgent({ answer: "x".repeat(64) });
+    const waited = await dial(`hvsock:${patient.path}:${AGENT_PORT}`, {
+      hvsock: { maxAttempts: 1, handshakeTimeoutMs: 20 },
+    }).catch((e: unknown) => e);
+    expect(waited).toMatchObject({ code: Code.DeadlineExceeded });
+  });
+
   it("no VMM socket at all: UNAVAILABLE naming the socket", async () => {
     const path = join(tempDir(), "missing.vsock");
     const err = await connect(`hvsock:${path}:1024`, { hvsock: { maxAttempts: 1 } }).catch((e: unknown) => e);
@@ -193,6 +207,34 @@ describe("host-initiated connections", () => {
     });
     controller.abort();
     await expect(p).rejects.toMatchObject({ code: Code.Canceled });
+  });
+});
+
+describe("cancelling a dial", () => {
+  it("a signal aborted before the dial: CANCELLED with its reason, and no CONNECT sent", async () => {
+    const { vmm } = await vmmWithAgent();
+    const err = await dial(`hvsock:${vmm.path}:${AGENT_PORT}`, { signal: AbortSignal.abort("stop") }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: Code.Canceled, rawMessage: "connect cancelled", cause: "stop" });
+    expect(vmm.lines).toEqual([]);
+  });
+
+  it("an abort during the pause between attempts ends the dial without waiting the pause out", async () => {
+    const { vmm } = await vmmWithAgent({ refuse: Number.POSITIVE_INFINITY });
+    const controller = new AbortController();
+    const p = dial(`hvsock:${vmm.path}:${AGENT_PORT}`, {
+      signal: controller.signal,
+      timeoutMs: 600_000,
+      hvsock: { retryDelayMs: 300_000 },
+    }).catch((e: unknown) => e);
+    // The pause has begun when its timer is set.
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    onTestFinished(() => timers.mockRestore());
+    await turnsUntil(() => timers.mock.calls.some((c) => c[1] === 300_000));
+    controller.abort("stop");
+    expect(await p).toMatchObject({ code: Code.Canceled, rawMessage: "connect cancelled", cause: "stop" });
+    expect(vmm.lines).toHaveLength(1);
   });
 });
 
