@@ -102,6 +102,20 @@ describe("hand-coded envelope", () => {
     expect(fromBinary(RequestSchema, withUnknown).service).toBe("s");
   });
 
+  it("skips unknown fields in a Response, its Status and the Status's Any details", () => {
+    const any = hex("0a 01 74  12 02 0102  18 01"); // type_url "t", value 01 02, unknown field 3
+    const status = concat([hex("08 05  12 02 6869  20 07  1a 09"), any]); // code 5, "hi", unknown 4, details
+    const response = concat([hex("0a 13"), status, hex("12 01 2a  48 01")]); // payload 2a, unknown field 9
+    const r = decodeResponse(response);
+    expect([...r.payload]).toEqual([0x2a]);
+    expect(r.status).toMatchObject({ code: 5, message: "hi" });
+    expect(r.status?.details.map((d) => [d.typeUrl, [...d.value]])).toEqual([["t", [1, 2]]]);
+    // protobuf-es reads the same bytes the same way.
+    const want = fromBinary(ResponseSchema, response);
+    expect(want.status?.details[0]?.typeUrl).toBe("t");
+    expect(want.status?.code).toBe(5);
+  });
+
   it("rejects malformed envelopes with an error, never a crash", () => {
     for (const bad of ["0a", "0a05616263", "12ff", "ff", "0b", "22", "08"]) {
       expect(() => decodeRequest(hex(bad)), bad).toThrow(Error);
