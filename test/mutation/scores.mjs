@@ -1,6 +1,6 @@
 // Prints the mutation score per folder from Stryker's JSON report and exits 1
 // when a folder with mutants is below its threshold:
-//   node test/mutation/scores.mjs [reports/mutation/mutation.json]
+//   node test/mutation/scores.mjs [reports/mutation/mutation.json…]
 // Score = detected (killed or timed out) / (detected + survived + no coverage),
 // as Stryker counts it; mutants that do not compile are not counted. The
 // timeouts are also counted apart: a test that hangs is a detection, but load
@@ -16,7 +16,10 @@ const FOLDERS = [
 const DETECTED = new Set(["Killed", "Timeout"]);
 const UNDETECTED = new Set(["Survived", "NoCoverage"]);
 
-const report = JSON.parse(readFileSync(process.argv[2] ?? "reports/mutation/mutation.json", "utf8"));
+// Several reports (one per part of a folder run) are scored as one.
+const paths = process.argv.length > 2 ? process.argv.slice(2) : ["reports/mutation/mutation.json"];
+const report = { files: {} };
+for (const path of paths) Object.assign(report.files, JSON.parse(readFileSync(path, "utf8")).files);
 let failed = false;
 for (const folder of FOLDERS) {
   let detected = 0;
