@@ -153,6 +153,39 @@ describe("the client", () => {
     expect((await client.unary(Interop.method.echo, { text: "x" }, { timeoutMs: 10 * MAX_TIMER })).text).toBe("x");
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it("leaves no timer behind when an intercepted unary call with a deadline succeeds", async () => {
+    const passThrough: Interceptor = (next) => (req) => next(req);
+    const { client } = await startPair({ client: { interceptors: [passThrough] } });
+    fake();
+    expect((await client.unary(Interop.method.echo, { text: "x" }, { timeoutMs: 10 * MAX_TIMER })).text).toBe("x");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("leaves no timer behind when streams with a deadline finish, or are abandoned", async () => {
+    const { client } = await startPair();
+    fake();
+    const timeoutMs = 10 * MAX_TIMER;
+    const seqs: number[] = [];
+    for await (const r of client.serverStream(Interop.method.serverStream, { count: 2 }, { timeoutMs })) {
+      seqs.push(r.seq);
+    }
+    expect(seqs).toEqual([0, 1]);
+    expect(vi.getTimerCount()).toBe(0);
+    const sent = await client.clientStream(Interop.method.clientStream, [{}, {}], { timeoutMs });
+    expect(sent.seq).toBe(2);
+    expect(vi.getTimerCount()).toBe(0);
+    for await (const r of client.bidiStream(Interop.method.bidi, [{ text: "a" }], { timeoutMs })) {
+      expect(r.text).toBe("a");
+    }
+    expect(vi.getTimerCount()).toBe(0);
+    // A consumer that stops early: its deadline goes with it.
+    for await (const r of client.serverStream(Interop.method.serverStream, { count: 5 }, { timeoutMs })) {
+      expect(r.seq).toBe(0);
+      break;
+    }
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });
 
 describe("the server", () => {
