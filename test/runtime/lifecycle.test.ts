@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { statSync, writeFileSync, existsSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
@@ -194,6 +195,54 @@ describe("shutdown", () => {
     await server.shutdown({ timeoutMs: 20 });
     for (const c of calls) await expect(c).rejects.toMatchObject({ code: Code.Unavailable });
     expect(p.aborted).toHaveLength(5);
+    // The handlers learn why, in Go's words.
+    expect(p.aborted[0]).toMatchObject({ rawMessage: "ttrpc: server shut down", reason: ErrorReason.ServerShutdown });
+    expect(server.connectionCount).toBe(0);
+  });
+
+  it("closes an idle connection at once, so a graceful shutdown does not wait for the client", async () => {
+    const { client, server } = await startPair();
+    await client.unary(Interop.method.echo, {});
+    await server.shutdown();
+    expect(await client.done).toMatchObject({ code: Code.Unavailable });
+    expect(server.connectionCount).toBe(0);
+  });
+
+  it("close(): handlers learn the server closed", async () => {
+    const p = parking();
+    const { client, server } = await startPair({ impl: { echo: (_r, ctx) => p.park(ctx) } });
+    const call = client.unary(Interop.method.echo, {});
+    await p.waitParked(1);
+    await server.close();
+    await expect(call).rejects.toMatchObject({ code: Code.Unavailable });
+    expect(p.aborted[0]).toMatchObject({ rawMessage: "ttrpc: server closed", reason: ErrorReason.ServerShutdown });
+  });
+
+  it("once closed or shutting down, listen refuses and a handed-in connection is closed at once", async () => {
+    for (const stop of ["close", "shutdown"] as const) {
+      const server = createServer().register(Interop, interopImpl);
+      await server[stop]();
+      await expect(server.listen(join(tempDir(), "late.sock"))).rejects.toMatchObject({
+        code: Code.Unavailable,
+        rawMessage: "ttrpc: server closed",
+      });
+      const duplex = new PassThrough();
+      server.serveConnection(duplex);
+      expect(duplex.destroyed).toBe(true);
+      expect(server.connectionCount).toBe(0);
+    }
+  });
+
+  it("a connection still being authorized when the server closes is dropped, not served", async () => {
+    let allow!: () => void;
+    const server = createServer({ authorize: () => new Promise<void>((resolve) => (allow = resolve)) });
+    const duplex = new PassThrough();
+    server.serveConnection(duplex);
+    expect(duplex.isPaused()).toBe(true);
+    await server.close();
+    const closed = once(duplex, "close");
+    allow();
+    await closed;
     expect(server.connectionCount).toBe(0);
   });
 });
