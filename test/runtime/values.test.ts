@@ -1,8 +1,7 @@
 // The runtime's value types on their own: Metadata, the Code names and
 // TtrpcError.from / findDetails. The calls tests meet them only in passing.
-import { create } from "@bufbuild/protobuf";
 import { anyPack, DurationSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
-import { createRegistry } from "@bufbuild/protobuf";
+import { create, createRegistry } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { Code, codeFromName, codeName } from "../../src/code.js";
 import { Metadata } from "../../src/metadata.js";
