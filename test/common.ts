@@ -5,11 +5,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { onTestFinished } from "vitest";
+import { onTestFinished, vi } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type Code,
   FrameDecoder,
+  HEADER_LENGTH,
   TtrpcError,
   connect,
   createServer,
@@ -36,6 +37,16 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
     o += p.length;
   }
   return out;
+}
+
+/** An encoded frame's body: its buffers joined, without the header. */
+export function frameBody(frame: readonly Uint8Array[]): Uint8Array {
+  return concat(frame).subarray(HEADER_LENGTH);
+}
+
+/** A fake clock for setTimeout and clearTimeout only; promises, I/O and `performance` stay real. */
+export function fakeTimeouts(): void {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
 }
 
 /**

@@ -8,7 +8,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { Code, type Server, connect, createClient, createServer, dial, formatAddress, parseAddress } from "ttrpc-es";
-import { Interop, drain, interopImpl, tempDir } from "../common.js";
+import { Interop, drain, fakeTimeouts, interopImpl, tempDir } from "../common.js";
 import { type StandInOptions, VmmStandIn } from "./vmm-stand-in.js";
 
 const AGENT_PORT = 1024; // where the Kata agent listens
@@ -133,7 +133,7 @@ describe("host-initiated connections", () => {
     // The handshake timer and the retry pause on a fake clock (sockets stay
     // real): the first attempt times out when the test says so, and the
     // second has all the time it needs, however loaded the machine.
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     onTestFinished(() => void vi.useRealTimers());
     const connecting = connected(`hvsock:${vmm.path}:${AGENT_PORT}`, {
       hvsock: { handshakeTimeoutMs: 20, retryDelayMs: 1 },

@@ -19,12 +19,11 @@ import {
 } from "../../src/deadline.js";
 import type { TtrpcError } from "../../src/ttrpc-error.js";
 import { EchoRequestSchema } from "../../gen/ttrpces/interop/v1/interop_pb.js";
-import { Interop, RawPeer, interopImpl, startPair, tempDir } from "../common.js";
+import { Interop, RawPeer, fakeTimeouts, interopImpl, startPair, tempDir } from "../common.js";
 import { parked } from "./parked.js";
 import { create, toBinary } from "@bufbuild/protobuf";
 
 const MAX_TIMER = 2 ** 31 - 1;
-const fake = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
 
 afterEach(() => {
   vi.useRealTimers();
@@ -32,7 +31,7 @@ afterEach(() => {
 
 describe("LongTimer", () => {
   it("fires exactly after a delay of several timer lengths, not before", () => {
-    fake();
+    fakeTimeouts();
     let fired = 0;
     const ms = 3 * MAX_TIMER + 7;
     new LongTimer(() => fired++, ms);
@@ -44,7 +43,7 @@ describe("LongTimer", () => {
   });
 
   it("leaves no timer once cleared, in any step; Infinity never arms one", () => {
-    fake();
+    fakeTimeouts();
     const t = new LongTimer(() => {}, 2 * MAX_TIMER);
     vi.advanceTimersByTime(MAX_TIMER + 1);
     expect(vi.getTimerCount()).toBe(1);
@@ -95,7 +94,7 @@ describe("the client", () => {
       return next(req);
     };
     const client = await connect(`unix://${path}`, { interceptors: [capture] });
-    fake();
+    fakeTimeouts();
     const ms = MAX_TIMER + 5000;
     const call = client.unary(Interop.method.echo, {}, { timeoutMs: ms }).catch((e: unknown) => e);
     vi.advanceTimersByTime(MAX_TIMER);
@@ -128,7 +127,7 @@ describe("the client", () => {
         return next({ ...req, timeoutMs: changed });
       };
       const client = await connect(`unix://${path}`, { interceptors: [retime] });
-      fake();
+      fakeTimeouts();
       const options = asked === undefined ? {} : { timeoutMs: asked };
       const call = client.unary(Interop.method.echo, {}, options).catch((e: unknown) => e);
       vi.advanceTimersByTime(changed - 1);
@@ -149,7 +148,7 @@ describe("the client", () => {
 
   it("leaves no timer behind when a call with a long deadline succeeds", async () => {
     const { client } = await startPair();
-    fake();
+    fakeTimeouts();
     expect((await client.unary(Interop.method.echo, { text: "x" }, { timeoutMs: 10 * MAX_TIMER })).text).toBe("x");
     expect(vi.getTimerCount()).toBe(0);
   });
@@ -157,14 +156,14 @@ describe("the client", () => {
   it("leaves no timer behind when an intercepted unary call with a deadline succeeds", async () => {
     const passThrough: Interceptor = (next) => (req) => next(req);
     const { client } = await startPair({ client: { interceptors: [passThrough] } });
-    fake();
+    fakeTimeouts();
     expect((await client.unary(Interop.method.echo, { text: "x" }, { timeoutMs: 10 * MAX_TIMER })).text).toBe("x");
     expect(vi.getTimerCount()).toBe(0);
   });
 
   it("leaves no timer behind when streams with a deadline finish, or are abandoned", async () => {
     const { client } = await startPair();
-    fake();
+    fakeTimeouts();
     const timeoutMs = 10 * MAX_TIMER;
     const seqs: number[] = [];
     for await (const r of client.serverStream(Interop.method.serverStream, { count: 2 }, { timeoutMs })) {
@@ -193,7 +192,7 @@ describe("the server", () => {
     const { handler, running } = parked();
     const { dir } = await startPair({ impl: { ...interopImpl, echo: handler } });
     const peer = await RawPeer.connect(join(dir, "ttrpc.sock"));
-    fake();
+    fakeTimeouts();
     const ms = 2 * MAX_TIMER + 10;
     const payload = toBinary(EchoRequestSchema, create(EchoRequestSchema, {}));
     const req = create(RequestSchema, {
@@ -241,7 +240,7 @@ describe("a call's signal (callSignal, CallDeadline, watchAbort)", () => {
   });
 
   it("a timeout alone aborts with DEADLINE_EXCEEDED when it passes", () => {
-    fake();
+    fakeTimeouts();
     const { signal, cleanup } = callSignal(undefined, 50);
     vi.advanceTimersByTime(49);
     expect(signal.aborted).toBe(false);
@@ -262,7 +261,7 @@ describe("a call's signal (callSignal, CallDeadline, watchAbort)", () => {
   });
 
   it("after cleanup neither the caller's abort nor the timer reaches the call", () => {
-    fake();
+    fakeTimeouts();
     const ac = new AbortController();
     const d = new CallDeadline(ac.signal, 50);
     d.cleanup();
@@ -272,7 +271,7 @@ describe("a call's signal (callSignal, CallDeadline, watchAbort)", () => {
   });
 
   it("arm: the same timeout keeps the running timer, another restarts it, 0 or less expires now", () => {
-    fake();
+    fakeTimeouts();
     const d = new CallDeadline(undefined, 100);
     vi.advanceTimersByTime(60);
     d.arm(100);

@@ -7,14 +7,12 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
 import { decodeRequest, decodeResponse, encodeRequestFrame, encodeResponseFrame } from "../../src/envelope.js";
-import { HEADER_LENGTH } from "../../src/frame.js";
 import { OversizedMessageError } from "../../src/ttrpc-error.js";
-import { concat } from "../common.js";
+import { concat, frameBody } from "../common.js";
 
 const b = (...bytes: number[]) => Uint8Array.from(bytes);
 /** A Response carrying `status` bytes as its field 1. */
 const withStatus = (status: Uint8Array) => concat([b(0x0a, status.length), status]);
-const body = (frame: Uint8Array[]) => concat(frame).subarray(HEADER_LENGTH);
 
 describe("decoding: a known field with another wire type is skipped", () => {
   it.each<[string, Uint8Array, object]>([
@@ -71,19 +69,21 @@ describe("encoding edges, byte for byte with protobuf-es", () => {
       ["s", ""],
     ] as const) {
       const frame = encodeRequestFrame(1, 0, service, method, b(1), 0, []);
-      expect(body(frame)).toEqual(toBinary(RequestSchema, create(RequestSchema, { service, method, payload: b(1) })));
+      expect(frameBody(frame)).toEqual(
+        toBinary(RequestSchema, create(RequestSchema, { service, method, payload: b(1) })),
+      );
     }
   });
 
   it("a Response with no status, and Any details with no type_url or no value", () => {
-    expect(body(encodeResponseFrame(1, undefined, b(1, 2)))).toEqual(
+    expect(frameBody(encodeResponseFrame(1, undefined, b(1, 2)))).toEqual(
       toBinary(ResponseSchema, create(ResponseSchema, { payload: b(1, 2) })),
     );
     const details = [
       { $typeName: "google.protobuf.Any" as const, typeUrl: "", value: b(5) },
       { $typeName: "google.protobuf.Any" as const, typeUrl: "t", value: b() },
     ];
-    expect(body(encodeResponseFrame(1, { code: 128, message: "", details }, b()))).toEqual(
+    expect(frameBody(encodeResponseFrame(1, { code: 128, message: "", details }, b()))).toEqual(
       toBinary(ResponseSchema, create(ResponseSchema, { status: { code: 128, details } })),
     );
   });
@@ -101,7 +101,7 @@ describe("encoding edges, byte for byte with protobuf-es", () => {
     const response = encodeResponseFrame(1, undefined, big);
     expect(response).toHaveLength(2);
     expect(response[1]).toBe(big);
-    expect(body(request)).toEqual(
+    expect(frameBody(request)).toEqual(
       toBinary(
         RequestSchema,
         create(RequestSchema, {
@@ -118,21 +118,21 @@ describe("encoding edges, byte for byte with protobuf-es", () => {
   it("a payload given in parts is laid out in order", () => {
     const payload = { parts: [b(1, 2), b(3), b(4, 5, 6)], length: 6 };
     const want = b(1, 2, 3, 4, 5, 6);
-    expect(body(encodeRequestFrame(1, 0, "s", "m", payload, 0, []))).toEqual(
+    expect(frameBody(encodeRequestFrame(1, 0, "s", "m", payload, 0, []))).toEqual(
       toBinary(RequestSchema, create(RequestSchema, { service: "s", method: "m", payload: want })),
     );
-    expect(body(encodeResponseFrame(1, undefined, payload))).toEqual(
+    expect(frameBody(encodeResponseFrame(1, undefined, payload))).toEqual(
       toBinary(ResponseSchema, create(ResponseSchema, { payload: want })),
     );
   });
 
   it("a message exactly at the size limit goes; one byte over is refused with both lengths", () => {
-    const requestLength = body(encodeRequestFrame(1, 0, "s", "m", b(1, 2, 3), 0, [])).length;
+    const requestLength = frameBody(encodeRequestFrame(1, 0, "s", "m", b(1, 2, 3), 0, [])).length;
     expect(() => encodeRequestFrame(1, 0, "s", "m", b(1, 2, 3), 0, [], requestLength)).not.toThrow();
     expect(() => encodeRequestFrame(1, 0, "s", "m", b(1, 2, 3), 0, [], requestLength - 1)).toThrow(
       expect.objectContaining({ rejectedLength: requestLength, maximumLength: requestLength - 1 }),
     );
-    const responseLength = body(encodeResponseFrame(1, undefined, b(1, 2, 3))).length;
+    const responseLength = frameBody(encodeResponseFrame(1, undefined, b(1, 2, 3))).length;
     expect(() => encodeResponseFrame(1, undefined, b(1, 2, 3), responseLength)).not.toThrow();
     expect(() => encodeResponseFrame(1, undefined, b(1, 2, 3), responseLength - 1)).toThrow(OversizedMessageError);
   });

@@ -3,7 +3,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { RequestSchema, ResponseSchema } from "../../gen/ttrpc/request_pb.js";
 import { decodeRequest, decodeResponse, encodeRequestFrame, encodeResponseFrame } from "../../src/envelope.js";
-import { concat } from "../common.js";
+import { concat, frameBody } from "../common.js";
 
 const hex = (s: string) =>
   Uint8Array.from(
@@ -44,7 +44,7 @@ describe("hand-coded envelope", () => {
         ["a", ""],
         ["", "b"],
       ];
-      const ours = concat(encodeRequestFrame(7, 0, "containerd.task.v2.Task", "Create", payload, 5e9, md)).subarray(10);
+      const ours = frameBody(encodeRequestFrame(7, 0, "containerd.task.v2.Task", "Create", payload, 5e9, md));
       const ref = toBinary(
         RequestSchema,
         create(RequestSchema, {
@@ -60,9 +60,9 @@ describe("hand-coded envelope", () => {
   });
 
   it("encodes Responses as Go does: empty OK status is 0a 00; errors carry code, message, details", () => {
-    expect(
-      concat(encodeResponseFrame(1, { code: 0, message: "", details: [] }, new Uint8Array(0))).subarray(10),
-    ).toEqual(hex("0a00"));
+    expect(frameBody(encodeResponseFrame(1, { code: 0, message: "", details: [] }, new Uint8Array(0)))).toEqual(
+      hex("0a00"),
+    );
     const details = [create(AnySchema, { typeUrl: "google.protobuf.StringValue", value: hex("0a0178") })];
     for (const [code, message, payload] of [
       [5, "not found", new Uint8Array(0)],
@@ -70,7 +70,7 @@ describe("hand-coded envelope", () => {
       [-1, "negative", new Uint8Array(0)],
       [2147483647, "max", new Uint8Array([1])],
     ] as const) {
-      const ours = concat(encodeResponseFrame(1, { code, message, details }, payload)).subarray(10);
+      const ours = frameBody(encodeResponseFrame(1, { code, message, details }, payload));
       const ref = toBinary(ResponseSchema, create(ResponseSchema, { status: { code, message, details }, payload }));
       expect(ours, `code ${code}`).toEqual(ref);
       const back = decodeResponse(ours);

@@ -3,6 +3,7 @@
 // end, fail and return.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MessageQueue, type QueueLimits } from "../../src/message-queue.js";
+import { fakeTimeouts } from "../common.js";
 
 class Queue extends MessageQueue {
   fulls = 0;
@@ -17,7 +18,6 @@ class Queue extends MessageQueue {
 
 const LIMITS: QueueLimits = { bufferSize: 2, maxBytes: 100, graceMs: 50 };
 const bytes = (n: number) => new Uint8Array(n);
-const fake = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
 
 afterEach(() => {
   vi.useRealTimers();
@@ -62,7 +62,7 @@ describe("MessageQueue", () => {
   });
 
   it("more than bufferSize unread fails only once the grace period passes, with one timer", () => {
-    fake();
+    fakeTimeouts();
     const q = new Queue(LIMITS);
     q.push(bytes(1));
     q.push(bytes(1));
@@ -77,7 +77,7 @@ describe("MessageQueue", () => {
   });
 
   it("a consumer that catches up within the grace period is not failed", async () => {
-    fake();
+    fakeTimeouts();
     const q = new Queue(LIMITS);
     for (let i = 0; i < 3; i++) q.push(bytes(1));
     await q.next();
@@ -96,7 +96,7 @@ describe("MessageQueue", () => {
   });
 
   it("fail: drops what is queued and reports the error once, then done", async () => {
-    fake();
+    fakeTimeouts();
     const q = new Queue(LIMITS);
     for (let i = 0; i < 3; i++) q.push(bytes(1));
     const boom = new Error("boom");
@@ -107,7 +107,7 @@ describe("MessageQueue", () => {
   });
 
   it("return: drops what is queued, stops the grace timer, tells the stream once", async () => {
-    fake();
+    fakeTimeouts();
     const q = new Queue(LIMITS);
     for (let i = 0; i < 3; i++) q.push(bytes(1));
     expect(await q.return()).toEqual({ value: undefined, done: true });

@@ -21,7 +21,7 @@ import { type ConnectionLimits, connectionSettings } from "../../src/connection-
 import { MessageQueue } from "../../src/message-queue.js";
 import { Stream } from "../../src/stream.js";
 import { StreamTable, type StreamOwner } from "../../src/stream-table.js";
-import { drain, tempDir } from "../common.js";
+import { drain, fakeTimeouts, tempDir } from "../common.js";
 
 /** Both ends of a connected unix socket, destroyed after the test. */
 async function socketPair(): Promise<[Socket, Socket]> {
@@ -313,7 +313,7 @@ describe("stream full, with a grace period (fake timers)", () => {
   const one = Uint8Array.of(1);
 
   it("fails a stream whose reader stayed behind for the whole grace period, not before", () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     const q = new Probe(limits);
     for (let i = 0; i < 3; i++) q.push(one);
     expect(q.fulls).toBe(0);
@@ -325,7 +325,7 @@ describe("stream full, with a grace period (fake timers)", () => {
   });
 
   it("spares a reader that caught up within the grace period", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     const q = new Probe(limits);
     for (let i = 0; i < 3; i++) q.push(one);
     await q.next();
@@ -335,14 +335,14 @@ describe("stream full, with a grace period (fake timers)", () => {
   });
 
   it("fails at once past the byte limit, whatever the grace period", () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     const q = new Probe(limits);
     q.push(new Uint8Array(101));
     expect(q.fulls).toBe(1);
   });
 
   it("leaves no timer behind when the stream ends during the grace period", () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     const q = new Probe(limits);
     for (let i = 0; i < 3; i++) q.push(one);
     expect(vi.getTimerCount()).toBe(1);
