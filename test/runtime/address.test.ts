@@ -1,11 +1,10 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type Address, dial, formatAddress, netOptions, parseAddress } from "../../src/address.js";
 import { Code } from "../../src/code.js";
 import { TtrpcError } from "../../src/ttrpc-error.js";
+import { fakeTimeouts, tempDir } from "../common.js";
 
 describe("parseAddress", () => {
   it.each<[string, Address]>([
@@ -101,20 +100,16 @@ describe("netOptions", () => {
 });
 
 describe("dial", () => {
-  let dir: string | undefined;
   let server: Server | undefined;
   afterEach(async () => {
     vi.useRealTimers();
     await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
     server = undefined;
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-    dir = undefined;
   });
 
   /** A listening unix socket that closes whatever connects. */
   async function listening(): Promise<string> {
-    dir = mkdtempSync(join(tmpdir(), "ttrpc-address-"));
-    const path = join(dir, "s.sock");
+    const path = join(tempDir(), "s.sock");
     server = createServer((s) => s.destroy());
     await new Promise<void>((resolve) => server!.listen(path, resolve));
     return path;
@@ -127,8 +122,7 @@ describe("dial", () => {
   });
 
   it("rejects with UNAVAILABLE naming the address when nothing listens", async () => {
-    dir = mkdtempSync(join(tmpdir(), "ttrpc-address-"));
-    const address = `unix:${join(dir, "none.sock")}`;
+    const address = `unix:${join(tempDir(), "none.sock")}`;
     const e = await dial(address).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TtrpcError);
     expect((e as TtrpcError).code).toBe(Code.Unavailable);
@@ -155,7 +149,7 @@ describe("dial", () => {
 
   it("is DEADLINE_EXCEEDED when timeoutMs passes first (on a fake clock)", async () => {
     const path = await listening();
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     const dialing = dial(`unix:${path}`, { timeoutMs: 50 });
     vi.advanceTimersByTime(49);
     vi.advanceTimersByTime(1);
@@ -166,7 +160,7 @@ describe("dial", () => {
 
   it("clears its timer and abort listener once connected", async () => {
     const path = await listening();
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    fakeTimeouts();
     const ac = new AbortController();
     const remove = vi.spyOn(ac.signal, "removeEventListener");
     const socket = await dial(`unix:${path}`, { timeoutMs: 50, signal: ac.signal });
