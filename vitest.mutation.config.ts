@@ -16,8 +16,6 @@ export default defineConfig({
       // names its tests may name an interop file: folders.sh tests the QEMU
       // backend against real QEMU.
       ...(only === undefined ? ["test/interop/**"] : []),
-      // 85 migrations per run: the orchestrator tests cover the same code per mutant.
-      "test/migration/fault-sweep.test.ts",
       // The generator (plugins/, out of scope): its tests compile generated
       // code with ts-morph, 11 s a run, and cover runtime lines only in passing.
       "test/plugin/**",
