@@ -33,7 +33,7 @@ function backend(options: SimulatedBackendOptions = {}): SimulatedBackend {
 const source = (options: SimulatedBackendOptions = {}) =>
   backend({ sandbox: { sandboxId: "sb", memoryBytes: 64 * KiB, dirtyPagesPerSecond: 0 }, ...options });
 
-const side = (origin: "Source" | "Destination") => ({
+const side = <O extends "Source" | "Destination">(origin: O) => ({
   sessionId: SESSION,
   sessionNumber: NUMBER,
   origin,
@@ -143,7 +143,7 @@ describe("SimulatedBackend", () => {
   it("answers a destination VM it cannot build with RESOURCE_EXHAUSTED, keeping the cause", async () => {
     const b = backend();
     const e = await rejection(
-      b.prepareDestination({ ...side("Destination"), state: state({ sizeBytes: 4000, pageSize: 1000 }) }),
+      b.prepareDestination({ ...side("Destination"), options: {}, state: state({ sizeBytes: 4000, pageSize: 1000 }) }),
     );
     expect(e.code).toBe(Code.ResourceExhausted);
     expect(e.cause).toBeInstanceOf(RangeError);
@@ -155,7 +155,7 @@ describe("SimulatedBackend", () => {
     const b = backend();
     const imported = state({ sizeBytes: 32 * KiB, pageSize: 4096 });
     await b.importSandbox({ ...side("Destination"), sandboxId: "imported-sb", state: imported });
-    await b.prepareDestination({ ...side("Destination"), state: state() });
+    await b.prepareDestination({ ...side("Destination"), options: {}, state: state() });
     expect(b.vm?.sandboxId).toBe("imported-sb");
     expect(b.vm?.memory.sizeBytes).toBe(32 * KiB);
     expect(b.vm?.status).toBe("created");
@@ -227,7 +227,7 @@ describe("SimulatedBackend", () => {
     const ends = endpoints();
     const exported = await src.prepareSource({ ...side("Source"), origin: "Source", options: {} });
     await dst.importSandbox({ ...side("Destination"), sandboxId: exported.sandboxId, state: exported });
-    await dst.prepareDestination({ ...side("Destination"), state: exported });
+    await dst.prepareDestination({ ...side("Destination"), options: {}, state: exported });
     await dst.attachSocket({ ...side("Destination"), endpoint: ends.destination });
     await src.attachSocket({ ...side("Source"), endpoint: ends.source });
     const [a, b] = await Promise.all([
