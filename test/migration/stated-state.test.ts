@@ -12,6 +12,7 @@ import {
   decodeStatedState,
   encodeStatedState,
   hcsMigrationOptions,
+  initializeOptionsFromProto,
   type StatedState,
 } from "ttrpc-es/migration";
 import { createTypeRegistry } from "ttrpc-es/typeurl";
@@ -115,6 +116,14 @@ describe("encodeStatedState", () => {
     );
   });
 
+  it("writes a key before the longer keys it is a prefix of, whatever the order given", () => {
+    const state = example();
+    state.annotations = { ab: "2", a: "1", abc: "3" };
+    expect(text(encodeStatedState(state))).toContain('"annotations":{"a":"1","ab":"2","abc":"3"}');
+    state.annotations = { a: "1", abc: "3", ab: "2" };
+    expect(text(encodeStatedState(state))).toContain('"annotations":{"a":"1","ab":"2","abc":"3"}');
+  });
+
   it("writes init options in Go field order, keeping set zero pointers", () => {
     const state = example();
     state.initOptions = {
@@ -169,6 +178,15 @@ describe("decodeStatedState", () => {
     });
   });
 
+  it("leaves out what init_options leaves out: no Origin, compression settings without a worker count", () => {
+    const json = JSON.parse(exampleJson) as { init_options: Record<string, unknown> };
+    json.init_options = { MemoryTransport: "TCP", CompressionSettings: {} };
+    expect(decodeStatedState(jsonAny(JSON.stringify(json))).initOptions).toEqual({
+      MemoryTransport: "TCP",
+      CompressionSettings: {},
+    });
+  });
+
   it("is what a registry holding StatedStateType decodes", () => {
     const registry = createTypeRegistry(StatedStateType);
     expect(StatedStateType.typeUrl).toBe(url);
@@ -217,6 +235,33 @@ describe("decodeStatedState", () => {
     ["no processors", (j) => (j.vm.processor_count = 0), "vm.processor_count: must be from 1"],
     ["fractional processors", (j) => (j.vm.processor_count = 1.5), "vm.processor_count: must be an integer"],
     ["no memory", (j) => delete j.vm.memory, "vm.memory: is required"],
+    ["no guest_os", (j) => delete j.vm.guest_os, "vm.guest_os: is required"],
+    ["no processor_count", (j) => delete j.vm.processor_count, "vm.processor_count: is required"],
+    ["no page_size", (j) => delete j.vm.memory.page_size, "vm.memory.page_size: is required"],
+    ["no size_bytes", (j) => delete j.vm.memory.size_bytes, "vm.memory.size_bytes: is required"],
+    ["container with an empty id", (j) => (j.containers[0].id = ""), "containers[0].id: must not be empty"],
+    ["container without state", (j) => delete j.containers[0].state, "containers[0].state: is required"],
+    ["numeric bundle", (j) => (j.containers[0].bundle = 5), "containers[0].bundle: must be a string"],
+    [
+      "string SkipThrottling",
+      (j) => (j.init_options.MemoryTransferThrottleParams = { SkipThrottling: "yes" }),
+      "init_options.MemoryTransferThrottleParams.SkipThrottling: must be a boolean",
+    ],
+    [
+      "negative blackout target",
+      (j) => (j.init_options.MemoryTransferThrottleParams = { TargetBlackoutTransferTime: -1 }),
+      "init_options.MemoryTransferThrottleParams.TargetBlackoutTransferTime: must be from 0 to 4294967295",
+    ],
+    [
+      "compression settings not an object",
+      (j) => (j.init_options.CompressionSettings = 5),
+      "init_options.CompressionSettings: must be an object",
+    ],
+    [
+      "compression settings as an array",
+      (j) => (j.init_options.CompressionSettings = []),
+      "init_options.CompressionSettings: must be an object",
+    ],
     [
       "page size not a power of two",
       (j) => (j.vm.memory.page_size = 4095),
@@ -351,6 +396,31 @@ describe("hcsMigrationOptions", () => {
     }
   });
 
+  it("takes a throttle percentage of exactly 100, and refuses a scale that is not finite", () => {
+    const at100 = create(InitializeOptionsSchema, {
+      memoryTransport: MemoryTransport.TCP,
+      memoryTransferThrottleParams: { minimumThrottlePercentage: 100 },
+    });
+    expect(hcsMigrationOptions(at100, "Source").MemoryTransferThrottleParams).toEqual({
+      MinimumThrottlePercentage: 100,
+    });
+    for (const throttlingScale of [Number.POSITIVE_INFINITY, Number.NaN]) {
+      const init = create(InitializeOptionsSchema, {
+        memoryTransport: MemoryTransport.TCP,
+        memoryTransferThrottleParams: { throttlingScale },
+      });
+      let caught: unknown;
+      try {
+        hcsMigrationOptions(init, "Source");
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(TtrpcError);
+      expect((caught as TtrpcError).code).toBe(Code.InvalidArgument);
+      expect((caught as TtrpcError).rawMessage).toBe(`throttling_scale ${throttlingScale} is not a finite number`);
+    }
+  });
+
   it("rejects absent options and a throttle percentage over 100", () => {
     expect(() => hcsMigrationOptions(undefined, "Source")).toThrow(/init_options is required/);
     const init = create(InitializeOptionsSchema, {
@@ -358,5 +428,22 @@ describe("hcsMigrationOptions", () => {
       memoryTransferThrottleParams: { minimumThrottlePercentage: 256 },
     });
     expect(() => hcsMigrationOptions(init, "Source")).toThrow(/minimum_throttle_percentage 256 is over 100/);
+  });
+});
+
+describe("initializeOptionsFromProto", () => {
+  it.each([
+    ["UNSPECIFIED", MemoryTransport.UNSPECIFIED, '"UNSPECIFIED"'],
+    ["an unknown number", 7 as MemoryTransport, '"7"'],
+  ])("answers the memory transport %s with UNKNOWN, naming it as hcsshim does", (_name, memoryTransport, quoted) => {
+    let caught: unknown;
+    try {
+      initializeOptionsFromProto(create(InitializeOptionsSchema, { memoryTransport }), "Destination");
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(TtrpcError);
+    expect((caught as TtrpcError).code).toBe(Code.Unknown);
+    expect((caught as TtrpcError).rawMessage).toBe(`convert memory transport: unsupported memory transport ${quoted}`);
   });
 });
