@@ -1,6 +1,7 @@
 // Notifications: shared message ids, replay to a late subscriber, the
 // 64-deep per-subscriber buffer that drops for a slow reader, and the end of
 // the stream at Cleanup and when the client leaves.
+import { getEventListeners } from "node:events";
 import { describe, expect, it, vi } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
 import { FinalizeAction, Origin, type Notification } from "ttrpc-es/migration";
@@ -52,6 +53,46 @@ describe("the notifier", () => {
     n.close();
     expect(() => n.subscribe()).toThrow();
     expect(n.publish(note(Phase.DONE))).toBeUndefined();
+  });
+
+  it("refuses a subscription once closed, saying why", () => {
+    const n = createNotifier();
+    n.close();
+    n.close();
+    expect(n.closed).toBe(true);
+    expect(() => n.subscribe()).toThrow(new Error("the notifier is closed"));
+  });
+
+  it("stops counting a subscriber whose signal aborts before it ever read, and leaves no listener on the signal", () => {
+    const n = createNotifier();
+    const ac = new AbortController();
+    n.subscribe(ac.signal);
+    expect(n.subscriberCount).toBe(1);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(1);
+    ac.abort();
+    expect(n.subscriberCount).toBe(0);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+
+  it("forgets a stream that ended, by close or by its reader leaving, and its abort listener", async () => {
+    const n = createNotifier();
+    const ac = new AbortController();
+    const closing = n.subscribe(ac.signal)[Symbol.asyncIterator]();
+    const leaving = n.subscribe(ac.signal);
+    n.publish(note(Phase.SETUP_DONE));
+    expect(n.subscriberCount).toBe(2);
+    // The reader leaves after its first notification: the loop's return() ends the stream.
+    for await (const r of leaving) {
+      expect(r.messageId).toBe(1);
+      break;
+    }
+    expect(n.subscriberCount).toBe(1);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(1);
+    n.close();
+    expect((await closing.next()).value!.messageId).toBe(1);
+    expect((await closing.next()).done).toBe(true);
+    expect(n.subscriberCount).toBe(0);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 
   it("stamps start_time once and update_time from the clock", () => {
