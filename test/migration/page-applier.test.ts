@@ -32,7 +32,7 @@ function content(i: number): Buffer {
 function runList(runs: readonly number[]): Buffer {
   const b = Buffer.alloc(4 + 4 * runs.length);
   b.writeUInt32BE(runs.length / 2, 0);
-  runs.forEach((v, k) => b.writeUInt32BE(v, 4 + 4 * k));
+  for (let k = 0; k < runs.length; k++) b.writeUInt32BE(runs[k]!, 4 + 4 * k);
   return b;
 }
 
@@ -44,7 +44,7 @@ function pagesOf(runs: readonly number[]): number[] {
 
 function sumsOf(pages: readonly Buffer[]): Buffer {
   const b = Buffer.alloc(4 * pages.length);
-  pages.forEach((p, k) => b.writeUInt32BE(crc32(p), 4 * k));
+  for (let k = 0; k < pages.length; k++) b.writeUInt32BE(crc32(pages[k]!), 4 * k);
   return b;
 }
 
