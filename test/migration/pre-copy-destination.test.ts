@@ -66,7 +66,8 @@ function vm(processorCount = 2, fill: "zero" | "pattern" = "zero"): SimulatedVm 
   return new SimulatedVm({ sandboxId: "sb", memoryBytes: PAGES * PAGE, pageSize: PAGE, fill, processorCount });
 }
 
-async function start(channels: number, o: { compressionWorkers?: number } = {}) {
+/** `early`: frames the source wrote on the control channel that are read before the transfer starts. */
+async function start(channels: number, o: { compressionWorkers?: number; early?: Buffer } = {}) {
   const links = [];
   const peers: Peer[] = [];
   for (let c = 0; c < channels; c++) {
@@ -76,11 +77,18 @@ async function start(channels: number, o: { compressionWorkers?: number } = {}) 
     peers.push({ socket: mine, reader: new FrameReader(mine, { maxPayload: MAX_PAYLOAD }) });
   }
   const closed = peers.map((p) => once(p.socket, "close"));
+  let sent = 0;
+  if (o.early !== undefined) {
+    // Our listener runs after the reader's: once it fires, the reader holds the frames.
+    const arrived = once(links[0]!.socket, "data");
+    peers[0]!.socket.write(o.early);
+    sent += o.early.length;
+    await arrived;
+  }
   const target = vm();
   const events: TransferEvent[] = [];
   const phases: number[] = [];
   const abort = new AbortController();
-  let sent = 0;
   const result: Promise<TransferResult> = runDestination({
     vm: target,
     links,
@@ -151,8 +159,9 @@ describe("the destination", () => {
     const source = vm(2, "pattern");
     // The guest left pages 40 … 43 zero: they go as a marker.
     source.memory.zeroPages(40, 4);
-    const run = await start(2);
-    await agreed(run);
+    // The Setup is in before the transfer starts: it is still the control channel's.
+    const run = await start(2, { early: setup() });
+    expect((await run.next()).type).toBe(MessageType.Ready);
     run.send(0, encodePassBegin({ pass: 1, pages: PAGES, blackout: false }));
     // Pages on both channels; zero pages and more pages on the data channel after each other.
     run.send(0, pagesFrame(source, 0, 20));
