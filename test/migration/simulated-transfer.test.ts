@@ -19,10 +19,12 @@ import { FrameReader } from "../../src/migration/simulated/frame-io.js";
 import { preCopyParams } from "../../src/migration/simulated/pre-copy-params.js";
 import { runSource } from "../../src/migration/simulated/pre-copy-source.js";
 import { SimulatedVm } from "../../src/migration/simulated/simulated-vm.js";
+import type { HcsMigrationOptions } from "../../src/migration/stated-state.js";
 import type { TransferEvent } from "../../src/migration/simulated/transfer-events.js";
 import {
   AbortReason,
   decodeAbort,
+  encodeAbort,
   decodePassEnd,
   decodeVerify,
   encodeEmpty,
@@ -261,6 +263,11 @@ async function socketPair(): Promise<[Socket, Socket]> {
 async function scriptedDestination(answer: {
   passAck: (pass: number) => number;
   result: (digest: string) => { ok: boolean; digest: string; message: string };
+  /** What Setup is answered with; default Ready. */
+  setup?: Buffer;
+  /** Runs before a pass is acknowledged. */
+  beforeAck?: (vm: SimulatedVm) => void;
+  options?: HcsMigrationOptions;
 }) {
   const vm = new SimulatedVm({ sandboxId: "sb", memoryBytes: 64 * 512, pageSize: 512, dirtyPagesPerSecond: 0 });
   const [mine, theirs] = await socketPair();
@@ -273,7 +280,7 @@ async function scriptedDestination(answer: {
   const result = runSource({
     vm,
     links: [{ socket: theirs, reader: new FrameReader(theirs, { maxPayload: 1 << 20 }) }],
-    params: preCopyParams(undefined),
+    params: preCopyParams(answer.options),
     report: { phase: () => {}, blackoutExited: () => {} },
     signal: new AbortController().signal,
     observe: (e) => events.push(e),
@@ -283,9 +290,10 @@ async function scriptedDestination(answer: {
     for (;;) {
       const f = await reader.next().catch(() => undefined);
       if (f === undefined) return undefined;
-      if (f.type === MessageType.Setup) mine.write(encodeEmpty(MessageType.Ready));
+      if (f.type === MessageType.Setup) mine.write(answer.setup ?? encodeEmpty(MessageType.Ready));
       if (f.type === MessageType.PassEnd) {
         const end = decodePassEnd(f.payload);
+        answer.beforeAck?.(vm);
         if (!end.last) mine.write(encodePassAck(answer.passAck(end.pass)));
       }
       if (f.type === MessageType.BlackoutEnd) mine.write(encodeEmpty(MessageType.OfflineAck));
@@ -341,5 +349,43 @@ describe("the source side", () => {
       state: PhaseState.DESTINATION_FAILED,
       message: "verification failed: image digest mismatch: …",
     });
+  });
+
+  it.each([
+    [AbortReason.ChecksumMismatch, PhaseState.DESTINATION_FAILED],
+    [AbortReason.Cancelled, PhaseState.CANCELLED],
+  ])("takes the destination's Abort (reason %i) as its failure, and sends none back", async (reason, state) => {
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: (digest) => ({ ok: true, digest, message: "" }),
+      setup: encodeAbort({ reason, message: "layout" }),
+    });
+    expect(run.result).toMatchObject({ ok: false, state, message: "destination aborted the transfer: layout" });
+    expect(run.aborted).toBeUndefined();
+  });
+
+  it("cancels when the projected blackout is over the threshold the options set", async () => {
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: (digest) => ({ ok: true, digest, message: "" }),
+      // Pages dirtied while the pass was in flight: the blackout has them to send.
+      beforeAck: (vm) => {
+        for (let i = 0; i < 8; i++) vm.memory.markDirty(i);
+      },
+      options: {
+        CancelIfBlackoutThresholdExceeds: true,
+        MemoryTransferThrottleParams: {
+          MaximumNumberOfBrownoutTransferPasses: 1,
+          BlackoutTimeThresholdForCancellingMigration: 1e-9,
+        },
+      },
+    });
+    const message = /^projected blackout \d+\.\d ms exceeds blackout_time_threshold_for_cancelling_migration 1e-9 ms$/;
+    expect(run.result).toMatchObject({
+      ok: false,
+      state: PhaseState.CANCELLED,
+      message: expect.stringMatching(message),
+    });
+    expect(run.aborted).toEqual({ reason: AbortReason.Cancelled, message: expect.stringMatching(message) });
   });
 });
