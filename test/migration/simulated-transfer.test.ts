@@ -4,15 +4,35 @@
 // and faults are still caught with all of it on. Real unix sockets, real
 // worker threads; nothing is mocked.
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { MemoryTransport, migrate, sessionNumber } from "ttrpc-es/migration";
 import { BlockDigests } from "../../src/migration/simulated/block-digests.js";
 import { DIGEST_BLOCK_BYTES, imageDigest } from "../../src/migration/simulated/image-digest.js";
 import { createEndpointPair } from "../../src/migration/simulated/index.js";
 import { MemoryImage } from "../../src/migration/simulated/memory-image.js";
 import { PageWorkers } from "../../src/migration/simulated/page-workers.js";
-import { Frame, MessageType } from "../../src/migration/simulated/wire-protocol.js";
+import { FrameReader } from "../../src/migration/simulated/frame-io.js";
+import { preCopyParams } from "../../src/migration/simulated/pre-copy-params.js";
+import { runSource } from "../../src/migration/simulated/pre-copy-source.js";
+import { SimulatedVm } from "../../src/migration/simulated/simulated-vm.js";
+import type { HcsMigrationOptions } from "../../src/migration/stated-state.js";
+import type { TransferEvent } from "../../src/migration/simulated/transfer-events.js";
+import {
+  AbortReason,
+  decodeAbort,
+  encodeAbort,
+  decodePassEnd,
+  decodeVerify,
+  encodeEmpty,
+  encodePassAck,
+  encodeResult,
+  Frame,
+  MessageType,
+} from "../../src/migration/simulated/wire-protocol.js";
 import { tempDir } from "../common.js";
 import { MiB, phases, type SimulatedShim, simulatedShim, transferSocket } from "./simulated-shim.js";
 
@@ -219,5 +239,153 @@ describe("received frames", () => {
     f.copyTo(out, 4);
     expect([...out]).toEqual([9, 8, 7, 6]);
     expect([...f.payload]).toEqual([0, 0, 0, 2, 9, 8, 7, 6, 5, 4]);
+  });
+});
+
+/** A connected pair of unix sockets. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const server = createServer();
+  server.listen(join(tempDir(), "memory.sock"));
+  await once(server, "listening");
+  const accepted = once(server, "connection") as Promise<[Socket]>;
+  const client = connect(server.address() as string);
+  await once(client, "connect");
+  const [peer] = await accepted;
+  server.close();
+  return [client, peer];
+}
+
+/**
+ * The source side against a destination the test scripts: it answers Setup,
+ * pass ends, the blackout's end and Verify as told, and returns the Abort the
+ * source sent, if any, once the connection closes.
+ */
+async function scriptedDestination(answer: {
+  passAck: (pass: number) => number;
+  result: (digest: string) => { ok: boolean; digest: string; message: string };
+  /** What Setup is answered with; default Ready. */
+  setup?: Buffer;
+  /** Runs before a pass is acknowledged. */
+  beforeAck?: (vm: SimulatedVm) => void;
+  options?: HcsMigrationOptions;
+}) {
+  const vm = new SimulatedVm({ sandboxId: "sb", memoryBytes: 64 * 512, pageSize: 512, dirtyPagesPerSecond: 0 });
+  const [mine, theirs] = await socketPair();
+  onTestFinished(() => {
+    mine.destroy();
+    theirs.destroy();
+  });
+  const reader = new FrameReader(mine, { maxPayload: 1 << 20 });
+  const events: TransferEvent[] = [];
+  const result = runSource({
+    vm,
+    links: [{ socket: theirs, reader: new FrameReader(theirs, { maxPayload: 1 << 20 }) }],
+    params: preCopyParams(answer.options),
+    report: { phase: () => {}, blackoutExited: () => {} },
+    signal: new AbortController().signal,
+    observe: (e) => events.push(e),
+    digestAhead: false,
+  });
+  const aborted = (async () => {
+    for (;;) {
+      const f = await reader.next().catch(() => undefined);
+      if (f === undefined) return undefined;
+      if (f.type === MessageType.Setup) mine.write(answer.setup ?? encodeEmpty(MessageType.Ready));
+      if (f.type === MessageType.PassEnd) {
+        const end = decodePassEnd(f.payload);
+        answer.beforeAck?.(vm);
+        if (!end.last) mine.write(encodePassAck(answer.passAck(end.pass)));
+      }
+      if (f.type === MessageType.BlackoutEnd) mine.write(encodeEmpty(MessageType.OfflineAck));
+      if (f.type === MessageType.Verify) mine.write(encodeResult(answer.result(decodeVerify(f.payload).digest)));
+      if (f.type === MessageType.Abort) return decodeAbort(f.payload);
+    }
+  })();
+  return { vm, result: await result, aborted: await aborted, events };
+}
+
+describe("the source side", () => {
+  it("succeeds when the destination's image digest is its own", async () => {
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: (digest) => ({ ok: true, digest, message: "" }),
+    });
+    expect(run.result).toEqual({ ok: true });
+    expect(run.aborted).toBeUndefined();
+    expect(run.events.find((e) => e.type === "done")).toMatchObject({ stats: { digest: run.vm.memory.digest() } });
+  });
+
+  it("fails, and aborts, on an acknowledgement of another pass", async () => {
+    const message = "memory stream: PassAck for another pass";
+    const run = await scriptedDestination({
+      passAck: (p) => p + 1,
+      result: (digest) => ({ ok: true, digest, message: "" }),
+    });
+    expect(run.result).toMatchObject({ ok: false, state: PhaseState.SOURCE_FAILED, message });
+    expect(run.aborted).toEqual({ reason: AbortReason.Error, message });
+  });
+
+  it("fails verification on another digest, saying both when the destination gives no reason", async () => {
+    const other = "ab".repeat(32);
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: () => ({ ok: true, digest: other, message: "" }),
+    });
+    const mine = run.vm.memory.digest();
+    expect(run.result).toMatchObject({
+      ok: false,
+      state: PhaseState.DESTINATION_FAILED,
+      message: `verification failed: destination image digest ${other} differs from the source's ${mine}`,
+    });
+  });
+
+  it("fails verification with the destination's reason when it gives one", async () => {
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: (digest) => ({ ok: false, digest, message: "image digest mismatch: …" }),
+    });
+    expect(run.result).toMatchObject({
+      ok: false,
+      state: PhaseState.DESTINATION_FAILED,
+      message: "verification failed: image digest mismatch: …",
+    });
+  });
+
+  it.each([
+    [AbortReason.ChecksumMismatch, PhaseState.DESTINATION_FAILED],
+    [AbortReason.Cancelled, PhaseState.CANCELLED],
+  ])("takes the destination's Abort (reason %i) as its failure, and sends none back", async (reason, state) => {
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: (digest) => ({ ok: true, digest, message: "" }),
+      setup: encodeAbort({ reason, message: "layout" }),
+    });
+    expect(run.result).toMatchObject({ ok: false, state, message: "destination aborted the transfer: layout" });
+    expect(run.aborted).toBeUndefined();
+  });
+
+  it("cancels when the projected blackout is over the threshold the options set", async () => {
+    const run = await scriptedDestination({
+      passAck: (p) => p,
+      result: (digest) => ({ ok: true, digest, message: "" }),
+      // Pages dirtied while the pass was in flight: the blackout has them to send.
+      beforeAck: (vm) => {
+        for (let i = 0; i < 8; i++) vm.memory.markDirty(i);
+      },
+      options: {
+        CancelIfBlackoutThresholdExceeds: true,
+        MemoryTransferThrottleParams: {
+          MaximumNumberOfBrownoutTransferPasses: 1,
+          BlackoutTimeThresholdForCancellingMigration: 1e-9,
+        },
+      },
+    });
+    const message = /^projected blackout \d+\.\d ms exceeds blackout_time_threshold_for_cancelling_migration 1e-9 ms$/;
+    expect(run.result).toMatchObject({
+      ok: false,
+      state: PhaseState.CANCELLED,
+      message: expect.stringMatching(message),
+    });
+    expect(run.aborted).toEqual({ reason: AbortReason.Cancelled, message: expect.stringMatching(message) });
   });
 });
