@@ -2,6 +2,7 @@
 // the content it starts with, where its pages are, which pages it knows to
 // be zero, the dirty bitmap the pre-copy passes take, and the per-block
 // write counts the running digest relies on.
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { MemoryImage } from "../../src/migration/simulated/memory-image.js";
 
@@ -303,5 +304,19 @@ describe("memory image over more than one chunk", () => {
     a.zeroPages(ppc, 1);
     expect(a.isZero(ppc)).toBe(true);
     expect(Buffer.from(a.chunks[1]!).every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe("memory image digest", () => {
+  it("is SHA-256 over the SHA-256 of each 256 KiB block, the last one shorter", () => {
+    // 100 pages: a block of 64 pages, then one of 36.
+    const m = new MemoryImage({ sizeBytes: 100 * 4096, fill: "pattern" });
+    const bytes = Buffer.from(m.chunks[0]!);
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest();
+    const expected = createHash("sha256")
+      .update(sha(bytes.subarray(0, 64 * 4096)))
+      .update(sha(bytes.subarray(64 * 4096)))
+      .digest("hex");
+    expect(m.digest()).toBe(expected);
   });
 });
