@@ -301,6 +301,11 @@ describe("memory image over more than one chunk", () => {
     expect(a.isZero(ppc)).toBe(false);
     a.markWritten(ppc - 1, 1);
     expect(a.isZero(ppc - 1)).toBe(true);
+    // Written, but with zeros: read, in the second chunk, and found zero.
+    a.writePage(ppc, Buffer.alloc(512));
+    expect(a.knownZero(ppc, 1)).toBe(false);
+    expect(a.isZero(ppc)).toBe(true);
+    a.writePage(ppc, last);
     a.zeroPages(ppc, 1);
     expect(a.isZero(ppc)).toBe(true);
     expect(Buffer.from(a.chunks[1]!).every((x) => x === 0)).toBe(true);
