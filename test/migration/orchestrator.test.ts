@@ -3,8 +3,14 @@
 // the source's, and the faults it survives (every failure ends with the source
 // running again, RECOVERY_DONE, and both shims back to Idle). No sleeps: faults
 // fire from transfer events.
-import { describe, expect, it } from "vitest";
-import { MemoryTransport, type MigrationEvent, migrate } from "ttrpc-es/migration";
+import { tmpdir } from "node:os";
+import { basename, dirname } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { Code, TtrpcError } from "ttrpc-es";
+import { MemoryTransport, type MigrationClient, type MigrationEvent, migrate } from "ttrpc-es/migration";
+import { parseEndpointDescriptor } from "ttrpc-es/migration/simulated";
+import { fakeTimeouts } from "../common.js";
+import { INIT as TESTING_INIT, Phase, SESSION, startShim, testingEndpoint } from "./shim.js";
 import { MiB, phases, type SimulatedShim, simulatedShim, transferSocket } from "./simulated-shim.js";
 
 const INIT = { memoryTransport: MemoryTransport.TCP };
@@ -272,5 +278,334 @@ describe("orchestrator cancelled through its signal", () => {
     expect(src.backend.vm?.memory.digest()).toBe(digest);
     await expectWoundDown(src, dst, result);
     expect(sock.leftOver()).toBe(false);
+  });
+});
+
+// The same orchestrator on reference shims with the testing backend (no VM,
+// no memory socket): each rule of the run on a small, exact scenario. Where a
+// test must see or change what one RPC carries, the side's client is the real
+// client with that one method wrapped (migrate takes the clients as options).
+const TESTING = { source: testingEndpoint("src"), destination: testingEndpoint("dst") };
+
+function steps(events: readonly MigrationEvent[]): string[] {
+  return events.flatMap((e) =>
+    e.type === "step"
+      ? [`${e.side} ${e.step}${e.detail === undefined ? "" : ` ${e.detail}`}${e.error ? " !" : ""}`]
+      : [],
+  );
+}
+
+describe("orchestrator with the testing backend", () => {
+  it("a migration that succeeds: destination RESUME before source STOP, no abort errors, no recovery", async () => {
+    const src = await startShim({ blackoutMs: 12 });
+    const dst = await startShim({ blackoutMs: 7, transfer: "gated" });
+    const events: MigrationEvent[] = [];
+    const before = performance.now();
+    const result = await migrate({
+      source: src.address,
+      destination: dst.address,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+      onEvent: (e) => {
+        events.push(e);
+        // The destination's blackout comes last: only the source's counts.
+        if (e.type === "notification" && e.side === "source" && e.phase === Phase.DONE) dst.backend.openGate();
+      },
+    });
+    const elapsed = performance.now() - before;
+    expect(result).toMatchObject({ ok: true, source: "done", destination: "done", blackoutMs: 12, abortErrors: [] });
+    expect(result.recovered).toBeUndefined();
+    expect(result.error).toBeUndefined();
+    expect(result.durationMs).toBeGreaterThan(0);
+    expect(result.durationMs).toBeLessThanOrEqual(elapsed);
+    expect(steps(events)).toEqual([
+      "source PrepareAndExportSandbox",
+      "destination ImportSandbox",
+      "destination PrepareSandbox",
+      "source CreateDuplicateSocket",
+      "destination CreateDuplicateSocket",
+      "source TransferSandbox",
+      "destination TransferSandbox",
+      "destination FinalizeSandbox RESUME",
+      "source FinalizeSandbox STOP",
+      "source Cleanup",
+      "destination Cleanup",
+    ]);
+    expect(src.service.session.state).toBe("Idle");
+    expect(dst.service.session.state).toBe("Idle");
+  });
+
+  it("sends the destination the source's init options when it has none of its own, and the timeout as a Duration", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const seen: { init?: unknown; timeouts: unknown[] } = { timeouts: [] };
+    const record = (client: MigrationClient): MigrationClient => ({
+      ...client,
+      prepareSandbox: (req, o) => {
+        seen.init = req.initOptions;
+        return client.prepareSandbox(req, o);
+      },
+      transferSandbox: (req, o) => {
+        seen.timeouts.push(req.timeout);
+        return client.transferSandbox(req, o);
+      },
+    });
+    const result = await migrate({
+      source: record(src.client),
+      destination: record(dst.client),
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+      timeoutMs: 2500,
+    });
+    expect(result.ok).toBe(true);
+    expect(seen.init).toEqual(TESTING_INIT);
+    expect(seen.timeouts).toEqual([
+      { seconds: 2n, nanos: 500_000_000 },
+      { seconds: 2n, nanos: 500_000_000 },
+    ]);
+  });
+
+  it("a failed step is the run's error, reported as an abort event, and the source is wound down", async () => {
+    const src = await startShim();
+    const dst = await startShim({ failures: { prepareDestination: new Error("no room") } });
+    const events: MigrationEvent[] = [];
+    const result = await migrate({
+      source: src.client,
+      destination: dst.client,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+      onEvent: (e) => events.push(e),
+    });
+    const why = "[INTERNAL] create destination vm: no room";
+    expect(result).toMatchObject({ ok: false, error: why, source: "not-started", destination: "not-started" });
+    expect(events.filter((e) => e.type === "abort").map((e) => e.type === "abort" && e.reason)).toEqual([why]);
+    expect(steps(events).slice(3)).toEqual([
+      "source Cancel",
+      "destination Cancel",
+      "source FinalizeSandbox RESUME",
+      "destination FinalizeSandbox STOP",
+      "source Cleanup",
+      "destination Cleanup",
+    ]);
+    expect(src.service.session.state).toBe("Idle");
+  });
+
+  it("the source's RECOVERY_DONE decides `recovered`, the destination's notifications do not", async () => {
+    const src = await startShim({ transfer: "hang", recovered: false });
+    const dst = await startShim({ transfer: "fail" });
+    const result = await migrate({
+      source: src.client,
+      destination: dst.client,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+    });
+    expect(result).toMatchObject({
+      ok: false,
+      error: "destination reported PHASE_FAILED / DESTINATION_FAILED",
+      source: "cancelled",
+      destination: "failed",
+      recovered: false,
+    });
+    expect(phases(result.notifications, "source").at(-1)).toBe("RECOVERY_DONE/RECOVERY_FAILED");
+  });
+
+  it("a source that exports no config fails the run with that reason", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const result = await migrate({
+      source: { ...src.client, prepareAndExportSandbox: async () => ({}) as never },
+      destination: dst.client,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+    });
+    expect(result).toMatchObject({ ok: false, error: "source returned no config", destination: "not-started" });
+  });
+
+  it("a config it cannot read, without a sandboxId, fails the run naming the option to pass", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const result = await migrate({
+      source: {
+        ...src.client,
+        prepareAndExportSandbox: async (req, o) => {
+          await src.client.prepareAndExportSandbox(req, o);
+          return { config: { typeUrl: "example.com/other", value: new Uint8Array([1]) } } as never;
+        },
+      },
+      destination: dst.client,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+    });
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(
+      /^the source's config is not a StatedState the orchestrator can read; pass sandboxId: \S/,
+    );
+    expect(src.service.session.state).toBe("Idle");
+  });
+
+  it.each(["source", "destination"] as const)(
+    "a %s whose stream ends without an outcome fails the run naming both outcomes",
+    async (gone) => {
+      const src = await startShim({ transfer: gone === "source" ? "hang" : "succeed" });
+      const dst = await startShim({ transfer: gone === "destination" ? "hang" : "succeed" });
+      const stays = gone === "source" ? dst : src;
+      const leaves = gone === "source" ? src : dst;
+      const result = await migrate({
+        source: src.client,
+        destination: dst.client,
+        sessionId: SESSION,
+        protocolInfo: TESTING,
+        initOptions: TESTING_INIT,
+        onEvent: (e) => {
+          // Its transfer started: the leaving shim ends its session, its stream ends cleanly.
+          if (e.type === "notification" && e.side === gone && e.phase === Phase.TRANSFER_IN_PROGRESS)
+            void leaves.service.close();
+        },
+      });
+      expect(stays.service.session.state).toBe("Idle");
+      expect(result.ok).toBe(false);
+      expect(result.error).toBe(
+        gone === "source"
+          ? "transfer ended with source unreachable, destination done"
+          : "transfer ended with source done, destination unreachable",
+      );
+    },
+  );
+
+  it("a signal aborted as the last DONE arrives still fails the run", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const cancel = new AbortController();
+    let done = 0;
+    const result = await migrate({
+      source: src.client,
+      destination: dst.client,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+      signal: cancel.signal,
+      onEvent: (e) => {
+        if (e.type === "notification" && e.phase === Phase.DONE && ++done === 2) cancel.abort(new Error("too late"));
+      },
+    });
+    expect(result).toMatchObject({ ok: false, error: "aborted: too late", source: "done", destination: "done" });
+    expect(src.service.session.state).toBe("Idle");
+  });
+
+  it("stops listening to the signal when the run is over", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const cancel = new AbortController();
+    const events: MigrationEvent[] = [];
+    const result = await migrate({
+      source: src.client,
+      destination: dst.client,
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+      signal: cancel.signal,
+      onEvent: (e) => events.push(e),
+    });
+    expect(result.ok).toBe(true);
+    const count = events.length;
+    cancel.abort(new Error("after the fact"));
+    // An abort listener runs inside abort(): anything it would emit is there now.
+    expect(events).toHaveLength(count);
+  });
+
+  it("no outcome within timeoutMs fails the run and winds both sides down", async () => {
+    fakeTimeouts();
+    try {
+      const src = await startShim({ transfer: "hang" });
+      const dst = await startShim({ transfer: "hang" });
+      let transferring!: () => void;
+      const sent = new Promise<void>((r) => (transferring = r));
+      const run = migrate({
+        source: src.client,
+        destination: dst.client,
+        sessionId: SESSION,
+        protocolInfo: TESTING,
+        initOptions: TESTING_INIT,
+        timeoutMs: 5000,
+        onEvent: (e) => {
+          if (e.type === "step" && e.side === "destination" && e.step === "TransferSandbox") transferring();
+        },
+      });
+      await sent;
+      // The wait's timer is set in the turns that follow the step.
+      await new Promise<void>((r) => setImmediate(r));
+      await vi.advanceTimersByTimeAsync(5000);
+      const result = await run;
+      expect(result).toMatchObject({ ok: false, error: "no outcome within 5000 ms", recovered: true });
+      expect(src.service.session.state).toBe("Idle");
+      expect(dst.service.session.state).toBe("Idle");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a Cleanup that fails after a successful migration is recorded, and the run still succeeds", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const result = await migrate({
+      source: src.client,
+      destination: { ...dst.client, cleanup: () => Promise.reject(new TtrpcError("gone", Code.Unavailable)) },
+      sessionId: SESSION,
+      protocolInfo: TESTING,
+      initOptions: TESTING_INIT,
+    });
+    expect(result.ok).toBe(true);
+    expect(result.abortErrors).toEqual(["destination Cleanup: [UNAVAILABLE] gone"]);
+  });
+
+  it("the default memory endpoints: a fresh unix socket in the temp folder, or the transferAddress given", async () => {
+    const descriptors: Uint8Array[] = [];
+    const recordSocket = async (given: string | undefined) => {
+      const src = await startShim();
+      const dst = await startShim();
+      descriptors.length = 0;
+      await migrate({
+        source: {
+          ...src.client,
+          createDuplicateSocket: async (req) => {
+            descriptors.push(req.protocolInfo ?? new Uint8Array());
+            throw new TtrpcError("stop here", Code.Aborted);
+          },
+        },
+        destination: dst.client,
+        sessionId: SESSION,
+        initOptions: TESTING_INIT,
+        ...(given === undefined ? {} : { transferAddress: given }),
+      });
+      return parseEndpointDescriptor(descriptors[0]!);
+    };
+    const fresh = await recordSocket(undefined);
+    expect(fresh).toMatchObject({ transport: "unix", role: "connect" });
+    expect(dirname(fresh.address)).toBe(tmpdir());
+    expect(basename(fresh.address)).toMatch(/^ttrpc-es-mig-[0-9a-f]{8}\.sock$/);
+    const given = await recordSocket("/run/given.sock");
+    expect(given.address).toBe("/run/given.sock");
+  });
+
+  it("a tcp transfer without transferAddress is INVALID_ARGUMENT before any socket is offered", async () => {
+    const src = await startShim();
+    const dst = await startShim();
+    const events: MigrationEvent[] = [];
+    const result = await migrate({
+      source: src.client,
+      destination: dst.client,
+      sessionId: SESSION,
+      initOptions: TESTING_INIT,
+      transport: "tcp",
+      onEvent: (e) => events.push(e),
+    });
+    expect(result.error).toBe("[INVALID_ARGUMENT] a tcp transfer needs transferAddress HOST:PORT");
+    expect(steps(events).filter((s) => s.includes("CreateDuplicateSocket"))).toEqual([]);
   });
 });
