@@ -149,7 +149,8 @@ describe("memory image pages", () => {
     m.page(2)[7] = 9;
     expect(Buffer.from(m.chunks[0]!)[2 * 4096 + 7]).toBe(9);
     expect(m.page(3)).toHaveLength(4096);
-    for (const bad of [1.5, -1, 10 ** 9]) {
+    // 4 and 5 lie inside the chunk's room but past the image's last page.
+    for (const bad of [1.5, -1, 4, 5, 10 ** 9]) {
       expect(rangeError(() => m.page(bad)).message).toBe(`page ${bad} out of range`);
     }
   });
@@ -191,7 +192,8 @@ describe("memory image pages", () => {
     last[4095] = 1;
     m.writePage(3, last);
     expect(m.isZero(3)).toBe(false);
-    for (const bad of [1.5, -1, 10 ** 9]) {
+    m.markWritten(0, 4);
+    for (const bad of [1.5, -1, 4, 5, 10 ** 9]) {
       expect(rangeError(() => m.isZero(bad)).message).toBe(`page ${bad} out of range`);
     }
   });

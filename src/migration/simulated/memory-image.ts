@@ -128,11 +128,16 @@ export class MemoryImage {
 
   /** The page's bytes (a view, not a copy). */
   page(index: number): Buffer {
-    const chunk = this.#chunks[Math.floor(index / this.pagesPerChunk)];
-    if (chunk === undefined || index < 0 || !Number.isInteger(index))
-      throw new RangeError(`page ${index} out of range`);
+    this.#checkPage(index);
+    const chunk = this.#chunks[Math.floor(index / this.pagesPerChunk)]!;
     const off = (index % this.pagesPerChunk) * this.pageSize;
     return chunk.subarray(off, off + this.pageSize);
+  }
+
+  // The last chunk may hold fewer pages than it has room for: the page count bounds an index, not the chunks.
+  #checkPage(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.pageCount)
+      throw new RangeError(`page ${index} out of range`);
   }
 
   #checkRange(first: number, count: number): void {
@@ -164,12 +169,11 @@ export class MemoryImage {
   /** True when the page is all zero bytes (known without reading it when never written). */
   isZero(index: number): boolean {
     if (this.#written[index] === 0) return true;
+    this.#checkPage(index);
     // Word by word over the chunk, not through page(): the first pass asks
     // this of every page, and a view per page is garbage the blackout pays for.
     const c = Math.floor(index / this.pagesPerChunk);
-    const words = this.#words[c];
-    if (words === undefined || index < 0 || !Number.isInteger(index))
-      throw new RangeError(`page ${index} out of range`);
+    const words = this.#words[c]!;
     const start = ((index - c * this.pagesPerChunk) * this.pageSize) >>> 2;
     for (let w = start, end = start + (this.pageSize >>> 2); w < end; w++) if (words[w] !== 0) return false;
     return true;
