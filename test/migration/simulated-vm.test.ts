@@ -93,8 +93,7 @@ describe("simulated VM", () => {
       dirtyPagesPerSecond: 750,
     });
     expect(vcpus.map((c) => c.rsp)).toEqual(["0xffffc90000000000", "0xffffc90000004000"]);
-    // (The "+ i" meant to set the vCPUs' rip apart is lost to double rounding near 2^64: not asserted.)
-    expect(vcpus[0]!.rip).toBe("0xffffffff81000000");
+    expect(vcpus.map((c) => c.rip)).toEqual(["0xffffffff81000000", "0xffffffff81000001"]);
   });
 
   it("loads a source's device state into a created VM, and its rip follows the guest's writes", () => {
@@ -104,8 +103,10 @@ describe("simulated VM", () => {
     dest.loadDeviceState(sent);
     expect(dest.workload.state()).toEqual({ seed: 12345, writes: 128 });
     expect(dest.workload.dirtyPagesPerSecond).toBe(750);
-    // 128 writes × 16 past the base.
-    expect(dest.deviceState().vcpus[0]!.rip).toBe("0xffffffff81000800");
+    // 128 writes × 16 past the base, and the vCPU's index; one write more moves it by 16.
+    expect(dest.deviceState().vcpus.map((c) => c.rip)).toEqual(["0xffffffff81000800", "0xffffffff81000801"]);
+    dest.loadDeviceState({ ...sent, workload: { seed: 12345, writes: 129 } });
+    expect(dest.deviceState().vcpus[0]!.rip).toBe("0xffffffff81000810");
   });
 
   it("refuses a device state of another version or processor count", () => {

@@ -104,8 +104,9 @@ export class SimulatedVm {
       workload: w,
       dirtyPagesPerSecond: this.workload.dirtyPagesPerSecond,
       vcpus: Array.from({ length: this.processorCount }, (_, i) => ({
-        rip: `0x${(0xffffffff81000000 + w.writes * 16 + i).toString(16)}`,
-        rsp: `0x${(0xffffc90000000000 + i * 0x4000).toString(16)}`,
+        // BigInt: a double near 2^64 steps by 2048, which would lose the vCPU's index and most writes.
+        rip: `0x${(0xffffffff81000000n + BigInt(w.writes) * 16n + BigInt(i)).toString(16)}`,
+        rsp: `0x${(0xffffc90000000000n + BigInt(i) * 0x4000n).toString(16)}`,
       })),
     };
   }
