@@ -4,7 +4,7 @@
 // between two backends over a unix socket in a temporary folder.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
 import { PhaseState, type StatedState, type TransferRequest, sessionNumber } from "ttrpc-es/migration";
 import {
@@ -216,6 +216,28 @@ describe("SimulatedBackend", () => {
     expect(existsSync(ends.path)).toBe(true);
     await dst.cleanup(side("Destination"));
     expect(existsSync(ends.path)).toBe(false);
+  });
+
+  it("keeps a session's socket through another session's Cleanup, and closes it at its own", async () => {
+    const ends = endpoints();
+    const dst = backend();
+    await dst.attachSocket({ ...side("Destination"), endpoint: ends.destination });
+    await dst.cleanup({ ...side("Destination"), sessionId: "another-session" });
+    expect(existsSync(ends.path)).toBe(true);
+    await dst.cleanup(side("Destination"));
+    expect(existsSync(ends.path)).toBe(false);
+  });
+
+  it("closes the socket of a session that never cleaned up when the next session attaches", async () => {
+    const first = endpoints();
+    const dst = backend();
+    await dst.attachSocket({ ...side("Destination"), endpoint: first.destination });
+    const next = endpoints();
+    await dst.attachSocket({ ...side("Destination"), sessionId: "next-session", endpoint: next.destination });
+    await vi.waitFor(() => expect(existsSync(first.path)).toBe(false), { timeout: 5000 });
+    expect(existsSync(next.path)).toBe(true);
+    await dst.cleanup({ ...side("Destination"), sessionId: "next-session" });
+    expect(existsSync(next.path)).toBe(false);
   });
 
   it("moves a VM's memory from one backend to another over a unix socket", async () => {

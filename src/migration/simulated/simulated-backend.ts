@@ -108,7 +108,11 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
   };
 
   #resources(session: BackendSession): SessionResources {
-    if (this.#session?.sessionId !== session.sessionId) this.#session = { sessionId: session.sessionId };
+    if (this.#session?.sessionId !== session.sessionId) {
+      // A session that never cleaned up must not keep its socket bound for good.
+      if (this.#session !== undefined) void release(this.#session);
+      this.#session = { sessionId: session.sessionId };
+    }
     return this.#session;
   }
 
@@ -257,21 +261,24 @@ export class SimulatedBackend implements MigrationBackend<EndpointDescriptor> {
 
   async cleanup(request: SessionRequest): Promise<void> {
     const r = this.#session;
-    this.#session = undefined;
     if (r === undefined || r.sessionId !== request.sessionId) return;
-    for (const l of r.links ?? []) l.socket.destroy();
-    if (r.listener !== undefined) await closeListener(r.listener);
+    this.#session = undefined;
+    await release(r);
     // A destination cleaned up without a RESUME never runs its VM.
     if (request.origin === "Destination" && this.vm !== undefined && this.vm.status === "created") this.vm = undefined;
   }
 
   /** Simulates the shim's process dying: every socket of the session goes at once, nothing is said. */
   crash(): void {
-    const r = this.#session;
-    for (const l of r?.links ?? []) l.socket.destroy();
-    if (r?.listener !== undefined) void closeListener(r.listener);
+    if (this.#session !== undefined) void release(this.#session);
     this.vm?.stop();
   }
+}
+
+/** Drops a session's connections and closes its listener. */
+async function release(r: SessionResources): Promise<void> {
+  for (const l of r.links ?? []) l.socket.destroy();
+  if (r.listener !== undefined) await closeListener(r.listener);
 }
 
 /** A simulated backend (see {@link SimulatedBackend}). */
