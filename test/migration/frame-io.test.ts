@@ -154,7 +154,10 @@ describe("write", () => {
 
   it("rejects with a WireError on a socket already destroyed", async () => {
     const { dialed } = await socketPair();
+    // Closed all the way: no 'close' is left to come that a waiting write could still see.
+    const closed = new Promise((resolve) => dialed.once("close", resolve));
     dialed.destroy();
+    await closed;
     const pending = write(dialed, encodePassEnd({ pass: 1, last: true }));
     expect(pending).toBeInstanceOf(Promise);
     expectWireError(await rejection(pending!), "memory-transfer connection closed");
@@ -459,20 +462,24 @@ describe("DirectFrameReader", () => {
   it.each([
     ["one view per run", 8, true, true],
     ["many small views", 8, false, false],
+    ["many views of 32 KiB", 32 * 1024, false, false],
     ["many views of 64 KiB", 64 * 1024, false, true],
-  ] as const)("with %s, the first page is in memory before the frame's end: %s", async (_, pageSize, perRun, early) => {
-    const { memory, sink } = memorySink(pageSize, 2, { perRun });
-    const { reader, peer, consumedUpTo } = await directPair({ sink });
-    const wire = pagesFrame([0, 2], [Buffer.alloc(pageSize, 1), Buffer.alloc(pageSize, 2)]);
-    const half = wire.length - pageSize;
-    const frame = reader.next();
-    peer.write(wire.subarray(0, half));
-    await consumedUpTo(half);
-    expect(memory.subarray(0, pageSize).every((x) => x === 1)).toBe(early);
-    peer.write(wire.subarray(half));
-    expect((await frame).placed).toBe(true);
-    expect(memory).toEqual(Buffer.concat([Buffer.alloc(pageSize, 1), Buffer.alloc(pageSize, 2)]));
-  });
+  ] as const)(
+    "with %s, whether the first page is in memory before the frame's end",
+    async (_, pageSize, perRun, early) => {
+      const { memory, sink } = memorySink(pageSize, 2, { perRun });
+      const { reader, peer, consumedUpTo } = await directPair({ sink });
+      const wire = pagesFrame([0, 2], [Buffer.alloc(pageSize, 1), Buffer.alloc(pageSize, 2)]);
+      const half = wire.length - pageSize;
+      const frame = reader.next();
+      peer.write(wire.subarray(0, half));
+      await consumedUpTo(half);
+      expect(memory.subarray(0, pageSize).every((x) => x === 1)).toBe(early);
+      peer.write(wire.subarray(half));
+      expect((await frame).placed).toBe(true);
+      expect(memory).toEqual(Buffer.concat([Buffer.alloc(pageSize, 1), Buffer.alloc(pageSize, 2)]));
+    },
+  );
 
   it("fails a waiting read when the peer ends a half-open connection", async () => {
     const { reader, socket, peer } = await directPair({ halfOpen: true });
