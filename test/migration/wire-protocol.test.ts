@@ -35,7 +35,9 @@ import {
   encodeVerify,
   encodeZeroPages,
   FRAME_HEADER,
+  Frame,
   MessageType,
+  runCount,
   WIRE_VERSION,
   WireError,
 } from "../../src/migration/simulated/wire-protocol.js";
@@ -269,5 +271,100 @@ describe("the page-run list", () => {
         expect(memory.filter((b) => b !== 0).length).toBe(pages.length * pageSize);
       }),
     );
+  });
+});
+
+describe("the other value of each flag, and each refusal's message", () => {
+  it("round-trips the flags and reasons the table above leaves at one value", () => {
+    const begin = { pass: 1, pages: 0, blackout: false };
+    expect(decodePassBegin(unframe(encodePassBegin(begin)).payload)).toEqual(begin);
+    const end = { pass: 2, last: false };
+    expect(decodePassEnd(unframe(encodePassEnd(end)).payload)).toEqual(end);
+    const result = { ok: true, digest, message: "" };
+    expect(decodeResult(unframe(encodeResult(result)).payload)).toEqual(result);
+    for (const reason of [AbortReason.Error, AbortReason.Cancelled])
+      expect(decodeAbort(unframe(encodeAbort({ reason, message: "" })).payload)).toEqual({ reason, message: "" });
+  });
+
+  it("sends only the first 16 bytes of a longer Hello token", () => {
+    const long = Uint8Array.from({ length: 24 }, (_, i) => 0xa0 + i);
+    const h = decodeHello(
+      unframe(encodeHello({ token: long, sessionNumber: 5, sender: "source", channel: 0, channels: 0 })).payload,
+    );
+    expect(h).toEqual({
+      token: Buffer.from(long.subarray(0, 16)),
+      sessionNumber: 5,
+      sender: "source",
+      channel: 0,
+      channels: 0,
+    });
+  });
+
+  it("says what is wrong with a payload of the wrong size", () => {
+    expect(() => decodeHello(Buffer.alloc(22))).toThrow(new WireError("memory stream: Hello of 22 bytes, not 23"));
+    expect(() => decodeResult(Buffer.alloc(32))).toThrow(new WireError("memory stream: Result of 32 bytes, not ≥ 33"));
+    expect(() => decodeZeroPages(Buffer.alloc(12), 8)).toThrow(
+      new WireError("memory stream: ZeroPages frame of 12 bytes"),
+    );
+    expect(() => decodeRunList(Buffer.alloc(2), 8)).toThrow(
+      new WireError("memory stream: a run list of 2 bytes with 0 runs"),
+    );
+  });
+
+  it("says which pages are out of range", () => {
+    expect(() => decodeZeroPages(Buffer.from([0, 0, 0, 5, 0, 0, 0, 2]), 6)).toThrow(
+      new WireError("memory stream: pages 5 … 6 out of range"),
+    );
+  });
+
+  it("refuses a DeviceState that is not JSON, with the parser's reason", () => {
+    let err: unknown;
+    try {
+      decodeDeviceState(Buffer.from("{"));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(WireError);
+    expect((err as Error).message).toMatch(/^memory stream: DeviceState is not JSON: .+/);
+  });
+
+  it("refuses to encode a digest that is not 32 bytes", () => {
+    const short = "ab".repeat(31);
+    expect(() => encodeVerify({ digest: short, blackoutMs: 0, stoppedAtMs: 0 })).toThrow(
+      new WireError("an image digest is 32 bytes, not 31"),
+    );
+    expect(() => encodeResult({ ok: false, digest: `${digest}00`, message: "" })).toThrow(WireError);
+  });
+});
+
+describe("a Pages frame's head", () => {
+  it("counts the run list, checksums and page data in its header, and leaves room for the sums after the list", () => {
+    const { head, sumsAt } = encodePagesHead(MessageType.CompressedPages, [3, 2], 8, 100);
+    expect(sumsAt).toBe(FRAME_HEADER + 12);
+    expect(head.length).toBe(FRAME_HEADER + 12 + 8);
+    expect([head[0], head[1], head.readUInt32BE(2)]).toEqual([WIRE_VERSION, MessageType.CompressedPages, 12 + 8 + 100]);
+    expect(runCount(head.subarray(FRAME_HEADER))).toBe(1);
+    expect(decodeRunList(head.subarray(FRAME_HEADER, sumsAt), 5)).toEqual({ runs: [3, 2], pages: 2 });
+  });
+});
+
+describe("a frame read in several chunks", () => {
+  const parts = [Buffer.from("abcd"), Buffer.from("efgh"), Buffer.from("ij")];
+  const frame = new Frame(MessageType.DeviceState, parts, 10);
+
+  it("joins its payload, and its head when the head spans chunks", () => {
+    expect(frame.payload.toString()).toBe("abcdefghij");
+    expect(frame.head(3).toString()).toBe("abc");
+    expect(frame.head(6).toString()).toBe("abcdef");
+    expect(new Frame(MessageType.Ready, [], 0).head(0).length).toBe(0);
+  });
+
+  it("copies from any offset, skipping whole chunks, until the target is full", () => {
+    const target = Buffer.alloc(5);
+    frame.copyTo(target, 5);
+    expect(target.toString()).toBe("fghij");
+    const short = Buffer.alloc(3);
+    frame.copyTo(short, 2);
+    expect(short.toString()).toBe("cde");
   });
 });
