@@ -128,3 +128,10 @@ export function recordingReporter(): TransferReporter & { readonly log: string[]
     blackoutExited: (r) => void log.push(`blackout ${JSON.stringify(r ?? {})}`),
   };
 }
+
+/** A promise and its resolve (Promise.withResolvers is Node 22's; we support 20). */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
