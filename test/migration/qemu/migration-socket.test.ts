@@ -206,7 +206,7 @@ describe("dialWithToken", () => {
     const path = join(tempDir(), "m.sock");
     const server = createServer((s) => s.once("data", () => s.destroy()));
     await new Promise<void>((resolve) => server.listen(path, resolve));
-    onTestFinished(() => new Promise((resolve) => server.close(resolve)));
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
     await expect(dialWithToken(descriptor("connect", path), new AbortController().signal)).rejects.toThrow(
       "closed before the token",
     );
@@ -217,7 +217,7 @@ describe("dialWithToken", () => {
     const got = new Promise<Socket>((resolve) => {
       const server = createServer((s) => s.once("data", () => resolve(s)));
       server.listen(path);
-      onTestFinished(() => new Promise((r) => server.close(r)));
+      onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
     });
     const ac = new AbortController();
     const dialing = dialWithToken(descriptor("connect", path), ac.signal);
