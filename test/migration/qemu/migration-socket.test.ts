@@ -233,9 +233,10 @@ describe("handSocketToQemu", () => {
   it("refuses a socket that is not connected, destroying it", async () => {
     const s = new Socket();
     let asked = false;
-    await expect(handSocketToQemu(s, async () => void (asked = true))).rejects.toThrow(
-      "the migration socket is not connected",
-    );
+    const getfd = async () => {
+      asked = true;
+    };
+    await expect(handSocketToQemu(s, getfd)).rejects.toThrow("the migration socket is not connected");
     expect(asked).toBe(false);
     expect(s.destroyed).toBe(true);
   });

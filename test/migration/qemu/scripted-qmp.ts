@@ -3,6 +3,8 @@
 // command answers by id, events in between) and does what each test's script
 // says. A real QEMU cannot be made to fail, cancel or reorder on cue, and
 // takes a second to boot; test/interop/qemu runs the same code against it.
+import { watch, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -134,4 +136,65 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** A started fake QEMU: the argv it was given and the scripted monitor it "serves". */
+export interface FakeQemuRun {
+  readonly argv: string[];
+  readonly pid: number;
+  readonly peer: ScriptedQmp;
+}
+
+/**
+ * A stand-in `qemu-system-x86_64` (a shell script) for QemuProcess and the
+ * backend, which spawn a binary: it answers `--version` and `-machine help`
+ * as QEMU 7.2.22 does, and otherwise records its argv, says one line on
+ * stderr and sleeps. The test then serves its monitor with a scripted peer
+ * on the `-qmp` path; `quit` is answered and ends the process (SIGTERM).
+ */
+export function fakeQemu(
+  scripts: Record<string, QmpScript> = {},
+  o: { version?: string; machines?: string[] } = {},
+): { binary: string; started(): Promise<FakeQemuRun> } {
+  const dir = tempDir();
+  const binary = join(dir, "qemu-system-x86_64");
+  const machines = (o.machines ?? ["pc-q35-7.2", "pc-i440fx-7.2"]).map((m) => `${m}  Standard PC\\n`).join("");
+  writeFileSync(
+    binary,
+    [
+      "#!/bin/sh",
+      'case "$1 $2" in',
+      `  "--version ") echo "QEMU emulator version ${o.version ?? "7.2.22"} (Debian 1:7.2+dfsg-7)"; exit 0 ;;`,
+      `  "-machine help") printf 'Supported machines are:\\n${machines}'; exit 0 ;;`,
+      "esac",
+      'echo "fake qemu: up" >&2',
+      `{ echo $$; printf '%s\\n' "$@"; } > "${dir}/argv.tmp" && mv "${dir}/argv.tmp" "${dir}/argv"`,
+      "exec sleep 60",
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  const watcher = watch(dir);
+  onTestFinished(() => watcher.close());
+  const written = new Promise<void>((resolve) =>
+    watcher.on("change", (_type, name) => {
+      if (name === "argv") resolve();
+    }),
+  );
+  return {
+    binary,
+    async started() {
+      await written;
+      const [pidText, ...argv] = (await readFile(join(dir, "argv"), "utf8")).trimEnd().split("\n");
+      const pid = Number(pidText);
+      const qmpArg = argv[argv.indexOf("-qmp") + 1]!;
+      const path = qmpArg.slice("unix:".length, qmpArg.indexOf(","));
+      const quit: QmpScript = (c, p) => {
+        p.reply(c);
+        process.kill(pid, "SIGTERM");
+      };
+      const peer = await scriptedQmp({ quit, ...scripts }, path);
+      return { argv, pid, peer };
+    },
+  };
 }
