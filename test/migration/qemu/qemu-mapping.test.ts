@@ -94,3 +94,120 @@ describe("the exported device model, as a destination reads it", () => {
     expect(codeOf(() => importSpec(none))).toBe(Code.InvalidArgument);
   });
 });
+
+describe("QEMU option mapping, case by case", () => {
+  const caps = (o: Parameters<typeof migrationSetup>[0], s: Parameters<typeof migrationSetup>[1] = settings) =>
+    migrationSetup(o, s).capabilities;
+
+  it("sets events, auto-converge and multifd, in that order, with no options at all", () => {
+    const s = migrationSetup({}, settings);
+    expect(s.capabilities).toEqual([
+      { capability: "events", state: true },
+      { capability: "auto-converge", state: false },
+      { capability: "multifd", state: false },
+    ]);
+    expect(s.parameters).toEqual({ "max-bandwidth": 1 << 30 });
+    expect(s.destinationParameters).toBeUndefined();
+  });
+
+  it("names why it refuses checksum_verification", () => {
+    const e = (() => {
+      try {
+        migrationSetup({ ChecksumVerification: true }, settings);
+      } catch (x) {
+        return x as TtrpcError;
+      }
+    })();
+    expect(e?.rawMessage).toBe(
+      "checksum_verification: QEMU 7.2 has no RAM checksum (use TLS for integrity in transit)",
+    );
+  });
+
+  it.each([
+    [0, undefined],
+    [1, 1],
+    [2_000_000, 2_000_000],
+    [5_000_000, 2_000_000],
+  ])("maps a blackout target of %i ms to downtime-limit %s", (target, limit) => {
+    const p = migrationSetup({ MemoryTransferThrottleParams: { TargetBlackoutTransferTime: target } }, settings);
+    expect(p.parameters["downtime-limit"]).toBe(limit);
+  });
+
+  it("leaves auto-converge off unless SkipThrottling is false, even when allowed", () => {
+    const allowed = { ...settings, allowThrottling: true };
+    expect(caps({ MemoryTransferThrottleParams: { SkipThrottling: true } }, allowed)).toContainEqual({
+      capability: "auto-converge",
+      state: false,
+    });
+    expect(caps({ MemoryTransferThrottleParams: {} }, allowed)).toContainEqual({
+      capability: "auto-converge",
+      state: false,
+    });
+  });
+
+  it.each([
+    [0.4, 1],
+    [7.6, 8],
+    [150, 100],
+    [-3, 1],
+  ])("clamps a throttling scale of %d to a cpu-throttle-increment of %i", (scale, increment) => {
+    const o = { MemoryTransferThrottleParams: { SkipThrottling: false, ThrottlingScale: scale } };
+    const p = migrationSetup(o, { ...settings, allowThrottling: true }).parameters;
+    expect(p["cpu-throttle-increment"]).toBe(increment);
+    expect(p["max-cpu-throttle"]).toBeUndefined();
+  });
+
+  it.each([
+    [0, 99],
+    [30, 70],
+    [100, 1],
+    [150, 1],
+  ])("maps a minimum throttle of %i %% to a max-cpu-throttle of %i", (minimum, max) => {
+    const o = { MemoryTransferThrottleParams: { SkipThrottling: false, MinimumThrottlePercentage: minimum } };
+    const p = migrationSetup(o, { ...settings, allowThrottling: true }).parameters;
+    expect(p["max-cpu-throttle"]).toBe(max);
+    expect(p["cpu-throttle-increment"]).toBeUndefined();
+  });
+
+  it("sets no throttling parameters while throttling is not allowed", () => {
+    const o = {
+      MemoryTransferThrottleParams: { SkipThrottling: false, ThrottlingScale: 10, MinimumThrottlePercentage: 30 },
+    };
+    expect(migrationSetup(o, settings).parameters).toEqual({ "max-bandwidth": 1 << 30 });
+  });
+
+  it("keeps one worker single-channel, also on an fd-passed socket", () => {
+    const one = { CompressionSettings: { ThrottleWorkerCount: 1 } };
+    for (const socket of ["uri", "fd"] as const) {
+      const s = migrationSetup(one, { ...settings, socket });
+      expect(s.capabilities).toContainEqual({ capability: "multifd", state: false });
+      expect(s.parameters["multifd-channels"]).toBeUndefined();
+      expect(s.destinationParameters).toBeUndefined();
+    }
+  });
+
+  it("caps multifd at 255 channels on both sides", () => {
+    const s = migrationSetup({ CompressionSettings: { ThrottleWorkerCount: 300 } }, settings);
+    expect(s.parameters["multifd-channels"]).toBe(255);
+    expect(s.destinationParameters).toEqual({ "multifd-channels": 255 });
+  });
+
+  it("says why several workers cannot share one fd-passed socket", () => {
+    try {
+      migrationSetup({ CompressionSettings: { ThrottleWorkerCount: 2 } }, { ...settings, socket: "fd" });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as TtrpcError).rawMessage).toBe(
+        "throttle_worker_count 2: QEMU's multifd needs tcp/unix URIs, not one duplicated socket",
+      );
+    }
+  });
+
+  it("sets no source limits without options, and a zero pass limit as given", () => {
+    expect(sourceLimits({})).toEqual({});
+    expect(sourceLimits({ MemoryTransferThrottleParams: { MaximumNumberOfBrownoutTransferPasses: 0 } })).toEqual({
+      maxPasses: 0,
+    });
+    expect(sourceLimits({ CancelIfBlackoutThresholdExceeds: true })).toEqual({});
+  });
+});

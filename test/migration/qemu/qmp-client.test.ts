@@ -136,3 +136,114 @@ describe("QmpClient", () => {
     await expect(QmpClient.connect(join(tempDir(), "none.sock"))).rejects.toBeInstanceOf(QmpClosedError);
   });
 });
+
+describe("QmpClient, line by line", () => {
+  it("reads messages split across writes and several in one write, skipping blank lines and stray answers", async () => {
+    const { path } = await qmpServer((c, _reply, socket) => {
+      const answer = JSON.stringify({ return: { n: 1 }, id: c.id });
+      socket.write(`\n${JSON.stringify({ return: "stray", id: 999 })}\n${answer.slice(0, 5)}`);
+      setImmediate(() => socket.write(`${answer.slice(5)}\r\n`));
+    });
+    const client = await connected(path);
+    expect(await client.execute("query-status")).toEqual({ n: 1 });
+    expect(client.isClosed).toBe(false);
+  });
+
+  it("fills in an event's missing data and timestamp, and adds QEMU's microseconds", async () => {
+    const { path } = await qmpServer((c, reply) => {
+      reply({ event: "STOP" });
+      reply({ event: "RESUME", data: { x: 1 }, timestamp: { seconds: 2, microseconds: 250_000 } });
+      reply({ return: {}, id: c.id });
+    });
+    const client = await connected(path);
+    const events: unknown[] = [];
+    client.onEvent(() => {
+      throw new Error("a listener's bug");
+    });
+    client.onEvent((e) => events.push(e));
+    await client.execute("cont");
+    expect(events).toEqual([
+      { event: "STOP", data: {}, timestampMs: 0 },
+      { event: "RESUME", data: { x: 1 }, timestampMs: 2250 },
+    ]);
+  });
+
+  it.each([
+    ["a line that is not JSON", "oops"],
+    ["a JSON array", "[1]"],
+    ["JSON null", "null"],
+  ])("fails pending commands with QmpProtocolError on %s, and closes", async (_what, line) => {
+    const { path } = await qmpServer((_c, _reply, socket) => socket.write(`${line}\n`));
+    const client = await connected(path);
+    await expect(client.execute("query-status")).rejects.toBeInstanceOf(QmpProtocolError);
+    await client.closed;
+    expect(client.isClosed).toBe(true);
+  });
+
+  it("stops a listener and an event wait once they are done", async () => {
+    const { path } = await qmpServer((c, reply) => {
+      reply({ event: "STOP" });
+      reply({ return: {}, id: c.id });
+    });
+    const client = await connected(path);
+    const heard: string[] = [];
+    const stop = client.onEvent((e) => heard.push(e.event));
+    const first = client.nextEvent((e) => e.event === "STOP");
+    await client.execute("stop");
+    expect((await first).event).toBe("STOP");
+    stop();
+    await client.execute("stop");
+    expect(heard).toEqual(["STOP"]);
+  });
+
+  it("rejects an event wait whose signal is already aborted, or aborted without an Error", async () => {
+    const { path } = await qmpServer(() => undefined);
+    const client = await connected(path);
+    const reason = new Error("already");
+    await expect(client.nextEvent(() => true, AbortSignal.abort(reason))).rejects.toBe(reason);
+    const ac = new AbortController();
+    const waiting = client.nextEvent(() => true, ac.signal);
+    ac.abort("not an error");
+    await expect(waiting).rejects.toThrow("aborted");
+  });
+
+  it("rejects an event wait at once on a closed client", async () => {
+    const { path } = await qmpServer(() => undefined);
+    const client = await connected(path);
+    await client[Symbol.asyncDispose]();
+    await expect(client.nextEvent(() => true)).rejects.toBeInstanceOf(QmpClosedError);
+  });
+
+  it("gives up connecting when the signal aborts before the greeting", async () => {
+    const path = join(tempDir(), "silent.sock");
+    const sockets = new Set<Socket>();
+    const server = createServer((s) => sockets.add(s));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    onTestFinished(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const ac = new AbortController();
+    const connecting = QmpClient.connect(path, { signal: ac.signal });
+    await new Promise((resolve) => server.once("connection", resolve));
+    ac.abort(new Error("cancelled"));
+    const e = await connecting.catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(QmpClosedError);
+    expect((e as Error).message).toBe("cannot connect to QMP: cancelled");
+  });
+
+  it("refuses a server that closes before its greeting", async () => {
+    const path = join(tempDir(), "closing.sock");
+    const server = createServer((s) => s.end());
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const e = await QmpClient.connect(path).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(QmpClosedError);
+    expect((e as Error).message).toBe("QMP closed before its greeting");
+  });
+
+  it("refuses a greeting without a numeric version", async () => {
+    const { path } = await qmpServer(() => undefined, { QMP: { version: { qemu: { major: "7" } } } });
+    await expect(QmpClient.connect(path)).rejects.toBeInstanceOf(QmpProtocolError);
+  });
+});
