@@ -21,6 +21,8 @@ describe("the transfer tally", () => {
 
   it("snapshots the counters, all zero at the start, with the time since the start", () => {
     vi.useFakeTimers({ toFake: ["performance"] });
+    // The clock is not at 0 when the transfer starts.
+    vi.advanceTimersByTime(1000);
     const tally = new TransferTally("destination", false, 4);
     vi.advanceTimersByTime(250);
     expect(tally.elapsedMs).toBe(250);
