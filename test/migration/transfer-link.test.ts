@@ -323,6 +323,8 @@ describe("accepting the peer's channels", () => {
   });
 
   it("closes a connection that never said hello once the channels are complete", async () => {
+    // Its ten seconds to say hello never run out here: the close is acceptPeer's.
+    fakeTimeouts();
     const { path, token, listen } = endpoints();
     const server = await bindListener(listen);
     const accepting = acceptPeer(server, listen, "destination", new AbortController().signal, MAX_PAYLOAD);
