@@ -273,6 +273,8 @@ async function connectChannel(
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new WireError("aborted");
     const reader = new DirectFrameReader({ maxPayload });
     const socket = await dialOnce(d, signal, reader).catch((err: NodeJS.ErrnoException) => {
+      // Aborted mid-connect: the caller's reason, as at every other stage.
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
       if (err.code === "ECONNREFUSED" || err.code === "ENOENT") return undefined;
       throw new WireError(`cannot connect to ${d.transport} ${d.address}: ${err.code ?? err.message}`);
     });
