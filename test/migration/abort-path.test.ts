@@ -16,8 +16,17 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** Lets every pending promise callback run (the stand-in clients answer without I/O). */
-const settle = () => new Promise<void>((r) => setImmediate(r));
+/**
+ * Resolves once the path is in its bounded wait for the source's recovery
+ * (on the fake clock, that wait's timer is then set: the only timer the path
+ * makes), or once the path ended without one. setImmediate is not faked: it
+ * lets the stand-ins' answers run.
+ */
+async function inRecoveryWait(path: Promise<void>): Promise<void> {
+  let ended = false;
+  void path.then(() => (ended = true));
+  while (vi.getTimerCount() === 0 && !ended) await new Promise<void>((r) => setImmediate(r));
+}
 
 type Step = "cancel" | "finalizeSandbox" | "cleanup";
 
@@ -174,10 +183,12 @@ describe("runAbortPath", () => {
   });
 
   it("holds the source's Cleanup until its RECOVERY_DONE arrived", async () => {
+    fakeTimeouts();
     const r = rig();
     r.source.stream = new Promise<void>(() => {});
     const path = runAbortPath(r.host);
-    await settle();
+    // The path entered its wait: no Cleanup was sent before it.
+    await inRecoveryWait(path);
     expect(r.log).toEqual([
       "source cancel",
       "destination cancel",
@@ -195,15 +206,23 @@ describe("runAbortPath", () => {
   });
 
   it("holds the Cleanup until the source's stream ended, when no RECOVERY_DONE comes", async () => {
+    fakeTimeouts();
     const r = rig();
     let endStream!: () => void;
     r.source.stream = new Promise<void>((resolve) => (endStream = resolve));
     const path = runAbortPath(r.host);
-    await settle();
+    await inRecoveryWait(path);
     expect(r.log).toHaveLength(4);
+    r.log.push("stream ended");
     endStream();
     await path;
-    expect(r.log).toHaveLength(6);
+    expect(r.log).toHaveLength(7);
+    // Both Cleanups came after the stream ended.
+    expect(r.log.slice(4)).toEqual([
+      "stream ended",
+      "source cleanup (stream stopped)",
+      "destination cleanup (stream stopped)",
+    ]);
   });
 
   it("does not wait for RECOVERY_DONE from a source whose connection closed, or that never started", async () => {
@@ -213,11 +232,11 @@ describe("runAbortPath", () => {
       r.source.stream = new Promise<void>(() => {});
       if (how === "closed") r.source.conn = connection(true);
       else r.source.started = false;
-      let finished = false;
-      void runAbortPath(r.host).then(() => (finished = true));
-      // No timer runs here: the path must end on its own.
-      await settle();
-      expect(finished).toBe(true);
+      // The clock never moves here: a path that waited for the source's
+      // recovery would never end, and the test would time out.
+      await runAbortPath(r.host);
+      expect(r.log.at(-1)).toBe("destination cleanup (stream stopped)");
+      expect(vi.getTimerCount()).toBe(0);
     }
   });
 });

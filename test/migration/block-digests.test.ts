@@ -89,6 +89,13 @@ interface HeldJob {
 class HeldPool {
   readonly jobs: HeldJob[] = [];
   auto = false;
+  /**
+   * The pool as the digests are given it. Awaiting it after they were made
+   * runs their own reaction first (reactions run in the order registered):
+   * the digests then have their pool.
+   */
+  readonly ready: Promise<PageWorkers> = Promise.resolve(this as unknown as PageWorkers);
+  readonly #waiting: (() => void)[] = [];
   constructor(
     readonly memory: MemoryImage,
     readonly size = 1,
@@ -117,7 +124,19 @@ class HeldPool {
         answer,
         fail: reject,
       });
+      for (const check of this.#waiting.splice(0)) check();
       if (this.auto) answer();
+    });
+  }
+
+  /** Resolves once `count` jobs in all were handed to the pool. */
+  started(count: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.jobs.length >= count) resolve();
+        else this.#waiting.push(check);
+      };
+      check();
     });
   }
 
@@ -127,12 +146,9 @@ class HeldPool {
   }
 
   get workers(): () => Promise<PageWorkers | undefined> {
-    return () => Promise.resolve(this as unknown as PageWorkers);
+    return () => this.ready;
   }
 }
-
-/** One macrotask turn: every microtask queued by an answer (its then, its finally) has run. */
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Guest-writes a byte in digest block `b` (4096-byte pages: 64 a block), recorded as the guest's writes are. */
 function dirtyBlock(m: MemoryImage, b: number): void {
@@ -195,24 +211,32 @@ describe("block digests over a held pool", () => {
     const m = new MemoryImage({ sizeBytes: 20 * DIGEST_BLOCK_BYTES, fill: "pattern" });
     const pool = new HeldPool(m);
     const digests = new BlockDigests(m, pool.workers);
-    await Promise.resolve();
+    await pool.ready;
     // No pages, though page 1 lies inside block 0: no block.
     digests.touch(1, 0);
     expect(pool.jobs).toHaveLength(0);
     // Blocks 0 … 15 exactly: one job (16 blocks), not a second one for block 16 or for blocks already in it.
     digests.touch(0, 16 * 64);
     expect(pool.ranges).toEqual([[0, 16]]);
+    // Block 0 is written while its job runs: the job's answer queues it
+    // again, and in the same go nothing else (blocks 16 … 19 were not touched).
+    dirtyBlock(m, 0);
     pool.jobs[0]!.answer();
-    await turn();
-    expect(pool.jobs).toHaveLength(1);
+    await pool.started(2);
+    expect(pool.ranges).toEqual([
+      [0, 16],
+      [0, 1],
+    ]);
     // One page of block 17: a job from block 17, joined by the stale blocks after it.
     digests.touch(17 * 64 + 3, 1);
     expect(pool.ranges).toEqual([
       [0, 16],
+      [0, 1],
       [17, 20],
     ]);
     pool.auto = true;
     pool.jobs[1]!.answer();
+    pool.jobs[2]!.answer();
     expect(await digests.digest()).toBe(imageDigest(m));
     digests.close();
   });
@@ -222,7 +246,7 @@ describe("block digests over a held pool", () => {
     m.zeroPages(128, 64);
     const pool = new HeldPool(m);
     const digests = new BlockDigests(m, pool.workers);
-    await Promise.resolve();
+    await pool.ready;
     digests.touch(0, m.pageCount);
     expect(pool.ranges).toEqual([
       [0, 2],
@@ -237,7 +261,7 @@ describe("block digests over a held pool", () => {
     const zero = new MemoryImage({ sizeBytes: 4 * DIGEST_BLOCK_BYTES });
     const idle = new HeldPool(zero);
     const zeroDigests = new BlockDigests(zero, idle.workers);
-    await Promise.resolve();
+    await idle.ready;
     zeroDigests.touch(0, zero.pageCount);
     expect(await zeroDigests.digest()).toBe(imageDigest(zero));
     expect(idle.jobs).toHaveLength(0);
@@ -248,7 +272,7 @@ describe("block digests over a held pool", () => {
     const m = new MemoryImage({ sizeBytes: 16 * DIGEST_BLOCK_BYTES, fill: "pattern" });
     const pool = new HeldPool(m);
     const digests = new BlockDigests(m, pool.workers);
-    await Promise.resolve();
+    await pool.ready;
     digests.touch(0, m.pageCount);
     digests.touchStale();
     expect(pool.ranges).toEqual([[0, 16]]);
@@ -262,12 +286,12 @@ describe("block digests over a held pool", () => {
     const m = new MemoryImage({ sizeBytes: 4 * DIGEST_BLOCK_BYTES, fill: "pattern" });
     const pool = new HeldPool(m);
     const digests = new BlockDigests(m, pool.workers);
-    await Promise.resolve();
+    await pool.ready;
     digests.touch(0, m.pageCount);
     expect(pool.ranges).toEqual([[0, 4]]);
     dirtyBlock(m, 1);
     pool.jobs[0]!.answer();
-    await turn();
+    await pool.started(2);
     expect(pool.ranges).toEqual([
       [0, 4],
       [1, 2],
@@ -286,15 +310,22 @@ describe("block digests over a held pool", () => {
     expect(pool.ranges).toEqual([[0, 2]]);
     // Block 2 is written (the guest does not tell) while blocks 0 … 1 are hashed.
     dirtyBlock(m, 2);
+    // Block 0 too: the job's answer queues block 0 again, and in the same go not block 2.
+    dirtyBlock(m, 0);
     pool.jobs[0]!.answer();
-    await turn();
-    expect(pool.jobs).toHaveLength(1);
+    await pool.started(2);
+    expect(pool.ranges).toEqual([
+      [0, 2],
+      [0, 1],
+    ]);
     digests.touchStale();
     expect(pool.ranges).toEqual([
       [0, 2],
+      [0, 1],
       [2, 3],
     ]);
     pool.jobs[1]!.answer();
+    pool.jobs[2]!.answer();
     expect(await digests.digest()).toBe(imageDigest(m));
     digests.close();
   });
@@ -310,7 +341,8 @@ describe("block digests over a held pool", () => {
       [6, 7],
     ]);
     pool.jobs[2]!.answer();
-    await turn();
+    await pool.started(5);
+    expect(pool.jobs).toHaveLength(5);
     expect(pool.ranges.at(-1)).toEqual([8, 9]);
     for (const job of pool.jobs) if (job !== pool.jobs[2]) job.answer();
     expect(await digests.digest()).toBe(imageDigest(m));
@@ -362,7 +394,8 @@ describe("block digests over a held pool", () => {
     const first = new Error("worker died");
     pool.jobs[0]!.fail(first);
     pool.jobs[1]!.fail(new Error("second"));
-    await turn();
+    // A digest ends only once no job runs: both errors were handled by then.
+    await expect(digests.digest()).rejects.toBe(first);
     dirtyBlock(m, 3);
     digests.touch(3 * 64, 1);
     expect(pool.jobs).toHaveLength(2);
@@ -376,10 +409,20 @@ describe("block digests over a held pool", () => {
     const { m, pool, digests } = await hashedImage(4);
     dirtyBlock(m, 0);
     digests.touchStale();
+    // Block 2 is written untold: the digest's own sweep starts its job, so
+    // once that job is there the digest waits for its jobs to end.
+    dirtyBlock(m, 2);
+    const digest = digests.digest();
+    await pool.started(2);
+    expect(pool.ranges).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
     digests.close();
     pool.jobs[0]!.fail(new Error("page workers closed"));
-    await turn();
-    await expect(digests.digest()).rejects.toBeInstanceOf(DigestClosed);
+    pool.jobs[1]!.answer();
+    // The digest wakes once both jobs ended, the error handled by then.
+    await expect(digest).rejects.toBeInstanceOf(DigestClosed);
   });
 
   it("without hashing ahead, touches wait for the digest even once the pool runs", async () => {
