@@ -2,10 +2,10 @@
 // hand (runtime tests must not depend on our generator), and a raw frame
 // peer for byte-level protocol tests.
 import { mkdtempSync, rmSync } from "node:fs";
-import { Socket } from "node:net";
+import { createServer as createNetServer, connect as dial, type OnReadOpts, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { onTestFinished, vi } from "vitest";
+import { expect, onTestFinished, vi } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type Code,
@@ -77,6 +77,72 @@ export async function drain<T>(stream: AsyncIterable<T>): Promise<{ messages: T[
     return { messages, error: undefined };
   } catch (error) {
     return { messages, error };
+  }
+}
+
+/** The error `p` rejects with, checked to be an `E` (the test fails if `p` resolves). */
+export async function rejection<E extends Error = Error>(
+  p: Promise<unknown>,
+  type: abstract new (...args: never[]) => E = Error as unknown as abstract new (
+    ...args: never[]
+  ) => E,
+): Promise<E> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(type);
+    return err as E;
+  }
+  throw new Error(`expected a rejection with a ${type.name}, the promise resolved`);
+}
+
+/** The error `f` throws, checked to be an `E` (the test fails if it returns). */
+export function thrown<E extends Error = Error>(
+  f: () => unknown,
+  type: abstract new (...args: never[]) => E = Error as unknown as abstract new (
+    ...args: never[]
+  ) => E,
+): E {
+  try {
+    f();
+  } catch (err) {
+    expect(err).toBeInstanceOf(type);
+    return err as E;
+  }
+  throw new Error(`expected a ${type.name} to be thrown, nothing was`);
+}
+
+/**
+ * A connected pair of unix sockets in a fresh directory: `[dialed, accepted]`.
+ * Both are destroyed when the test ends. `onread` goes to the dialed end (a
+ * reader that names where each read lands); `allowHalfOpen` to both.
+ */
+export async function unixSocketPair(
+  opts: { onread?: OnReadOpts; allowHalfOpen?: boolean } = {},
+): Promise<[Socket, Socket]> {
+  const allowHalfOpen = opts.allowHalfOpen ?? false;
+  const server = createNetServer({ allowHalfOpen });
+  const path = join(tempDir(), "pair.sock");
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+  try {
+    const dialed = dial(
+      opts.onread === undefined ? { path, allowHalfOpen } : { path, allowHalfOpen, onread: opts.onread },
+    );
+    onTestFinished(() => {
+      dialed.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      dialed.once("connect", resolve);
+      dialed.once("error", reject);
+    });
+    const peer = await accepted;
+    onTestFinished(() => {
+      peer.destroy();
+    });
+    return [dialed, peer];
+  } finally {
+    server.close();
   }
 }
 
