@@ -95,7 +95,7 @@ export async function acceptPeer(
   const acceptor = new ChannelAcceptor(d, side, maxPayload, channels ?? 0);
   try {
     return await new Promise<Link[]>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new WireError("aborted"));
+      const onAbort = () => reject(abortError(signal, new WireError("aborted")));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
       acceptor.onComplete = (links) => {
@@ -270,11 +270,11 @@ async function connectChannel(
 ): Promise<{ link: Link; channels: number }> {
   let delay = 5;
   for (;;) {
-    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new WireError("aborted");
+    if (signal.aborted) throw abortError(signal, new WireError("aborted"));
     const reader = new DirectFrameReader({ maxPayload });
     const socket = await dialOnce(d, signal, reader).catch((err: NodeJS.ErrnoException) => {
       // Aborted mid-connect: the caller's reason, as at every other stage.
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
+      if (signal.aborted) throw abortError(signal, err);
       if (err.code === "ECONNREFUSED" || err.code === "ENOENT") return undefined;
       throw new WireError(`cannot connect to ${d.transport} ${d.address}: ${err.code ?? err.message}`);
     });
@@ -291,7 +291,7 @@ async function connectChannel(
         return { link: { socket, reader }, channels: ack.channels };
       } catch (err) {
         socket.destroy();
-        if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
+        if (signal.aborted) throw abortError(signal, err);
         throw err instanceof WireError
           ? new WireError(`the listener refused the connection (wrong token or session?): ${err.message}`)
           : err;
@@ -312,6 +312,11 @@ async function connectChannel(
     });
     delay = Math.min(delay * 2, 200);
   }
+}
+
+/** Why an aborted step ends: the caller's reason, when it is an Error. */
+function abortError(signal: AbortSignal, fallback: unknown): unknown {
+  return signal.reason instanceof Error ? signal.reason : fallback;
 }
 
 function dialOnce(d: EndpointDescriptor, signal: AbortSignal, reader: DirectFrameReader): Promise<Socket> {
