@@ -3,15 +3,14 @@
 // after a channel's backlog, a data channel that closes before the last pass
 // is a broken transfer (channel 0 and anything after the last pass are not),
 // and flushed() waits for every channel's pushed-back writes.
-import { createServer, connect as dial, type Server, type Socket } from "node:net";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import type { Socket } from "node:net";
+import { describe, expect, it } from "vitest";
 import { ChannelScheduler } from "../../src/migration/simulated/channel-scheduler.js";
 import { FrameReader } from "../../src/migration/simulated/frame-io.js";
 import type { Link } from "../../src/migration/simulated/transfer-link.js";
 import { TransferTally } from "../../src/migration/simulated/transfer-tally.js";
 import { encodeFrame, MessageType, WireError } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
+import { unixSocketPair } from "../common.js";
 
 const MAX_PAYLOAD = 1 << 20;
 
@@ -21,31 +20,33 @@ interface Pair {
   readonly peer: Socket;
 }
 
-const open: Socket[] = [];
-const servers: Server[] = [];
-
-afterEach(async () => {
-  for (const s of open.splice(0)) s.destroy();
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
-});
-
 /** `n` connected unix socket pairs: the dialed end is the scheduler's link, the accepted end its peer. */
 async function pairs(n: number): Promise<Pair[]> {
-  const path = join(tempDir(), "channels.sock");
-  const server = createServer();
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(path, resolve));
   const out: Pair[] = [];
   for (let i = 0; i < n; i++) {
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const socket = dial(path);
-    open.push(socket);
-    await new Promise((resolve) => socket.once("connect", resolve));
-    const peer = await accepted;
-    open.push(peer);
+    const [socket, peer] = await unixSocketPair();
     out.push({ link: { socket, reader: new FrameReader(socket, { maxPayload: MAX_PAYLOAD }) }, peer });
   }
   return out;
+}
+
+/** A scheduler on `ps` that records every channel it reports broken. */
+function recordingBreaks(ps: readonly Pair[]): { channels: ChannelScheduler; broken: Error[] } {
+  const broken: Error[] = [];
+  const channels = new ChannelScheduler(
+    ps.map((p) => p.link),
+    new TransferTally("source", false, ps.length),
+    () => {},
+    (err) => broken.push(err),
+  );
+  return { channels, broken };
+}
+
+/** Destroys `p`'s peer and waits for the link's close (our own listener runs after the scheduler's). */
+async function peerCloses(p: Pair): Promise<void> {
+  const closed = new Promise((resolve) => p.link.socket.once("close", resolve));
+  p.peer.destroy();
+  await closed;
 }
 
 /** Collects what arrives on `peer` until `bytes` have come. */
@@ -130,17 +131,8 @@ describe("the channel scheduler", () => {
 
   it("reports a data channel that closes before the last pass, with a WireError", async () => {
     const ps = await pairs(2);
-    const broken: Error[] = [];
-    new ChannelScheduler(
-      ps.map((p) => p.link),
-      new TransferTally("source", false, 2),
-      () => {},
-      (err) => broken.push(err),
-    );
-    // Our own listener runs after the scheduler's.
-    const closed = new Promise((resolve) => ps[1]!.link.socket.once("close", resolve));
-    ps[1]!.peer.destroy();
-    await closed;
+    const { broken } = recordingBreaks(ps);
+    await peerCloses(ps[1]!);
     expect(broken).toHaveLength(1);
     expect(broken[0]).toBeInstanceOf(WireError);
     expect(broken[0]!.message).toBe("a memory-transfer channel closed");
@@ -148,32 +140,16 @@ describe("the channel scheduler", () => {
 
   it("does not report the first channel closing (the control channel has its own reader)", async () => {
     const ps = await pairs(2);
-    const broken: Error[] = [];
-    new ChannelScheduler(
-      ps.map((p) => p.link),
-      new TransferTally("source", false, 2),
-      () => {},
-      (err) => broken.push(err),
-    );
-    const closed = new Promise((resolve) => ps[0]!.link.socket.once("close", resolve));
-    ps[0]!.peer.destroy();
-    await closed;
+    const { broken } = recordingBreaks(ps);
+    await peerCloses(ps[0]!);
     expect(broken).toEqual([]);
   });
 
   it("does not report a data channel closing once the last pass was sent", async () => {
     const ps = await pairs(2);
-    const broken: Error[] = [];
-    const channels = new ChannelScheduler(
-      ps.map((p) => p.link),
-      new TransferTally("source", false, 2),
-      () => {},
-      (err) => broken.push(err),
-    );
+    const { channels, broken } = recordingBreaks(ps);
     channels.lastPassSent();
-    const closed = new Promise((resolve) => ps[1]!.link.socket.once("close", resolve));
-    ps[1]!.peer.destroy();
-    await closed;
+    await peerCloses(ps[1]!);
     expect(broken).toEqual([]);
   });
 

@@ -5,9 +5,8 @@
 // seen at once. A real FrameReader on a real unix socket pair; the peer
 // writes encoded frames.
 import { getEventListeners } from "node:events";
-import { connect, createServer, type Socket } from "node:net";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import type { Socket } from "node:net";
+import { describe, expect, it } from "vitest";
 import { ControlReader, PeerAbort } from "../../src/migration/simulated/control-reader.js";
 import { FrameReader } from "../../src/migration/simulated/frame-io.js";
 import type { Link } from "../../src/migration/simulated/transfer-link.js";
@@ -20,42 +19,12 @@ import {
   MessageType,
   WireError,
 } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
-
-const open: Socket[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) s.destroy();
-});
+import { rejection, unixSocketPair } from "../common.js";
 
 /** A link whose reader reads the accepted end of a unix socket pair; `peer` writes to it. */
 async function linkPair(): Promise<{ link: Link; peer: Socket }> {
-  const path = join(tempDir(), "control.sock");
-  const server = createServer();
-  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  try {
-    const peer = await new Promise<Socket>((resolve, reject) => {
-      const s = connect(path, () => resolve(s));
-      open.push(s);
-      s.once("error", reject);
-    });
-    const socket = await accepted;
-    open.push(socket);
-    return { link: { socket, reader: new FrameReader(socket, { maxPayload: 1 << 20 }) }, peer };
-  } finally {
-    // Stops listening now; its 'close' waits for the connections, which afterEach destroys.
-    server.close();
-  }
-}
-
-/** The error a promise rejected with (the test fails if it resolved). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a rejection");
+  const [peer, socket] = await unixSocketPair();
+  return { link: { socket, reader: new FrameReader(socket, { maxPayload: 1 << 20 }) }, peer };
 }
 
 describe("ControlReader", () => {
@@ -86,8 +55,7 @@ describe("ControlReader", () => {
     const seen: MessageType[] = [];
     const control = new ControlReader(link, new AbortController().signal, (f) => seen.push(f.type));
     peer.write(encodeAbort({ reason: AbortReason.Cancelled, message: "stopped by the operator" }));
-    const err = await rejection(control.read());
-    expect(err).toBeInstanceOf(PeerAbort);
+    const err = await rejection(control.read(), PeerAbort);
     expect(err).toMatchObject({ name: "PeerAbort", reason: AbortReason.Cancelled, message: "stopped by the operator" });
     expect(seen).toEqual([MessageType.Abort]);
   });
@@ -97,8 +65,7 @@ describe("ControlReader", () => {
     const control = new ControlReader(link, new AbortController().signal);
     peer.write(Buffer.concat([encodeEmpty(MessageType.Ready), encodeEmpty(MessageType.OfflineAck)]));
     expect((await control.expect(MessageType.Ready)).type).toBe(MessageType.Ready);
-    const err = await rejection(control.expect(MessageType.Ready));
-    expect(err).toBeInstanceOf(WireError);
+    const err = await rejection(control.expect(MessageType.Ready), WireError);
     expect(err.message).toBe("memory stream: expected Ready, got OfflineAck");
   });
 

@@ -5,9 +5,8 @@
 // into a WireError, and the direct reader puts the pages of a Pages frame
 // into the sink's memory. Real connected unix sockets throughout; the peer
 // writes raw bytes, so each test decides where a chunk ends.
-import { connect, createServer, type OnReadOpts, type Socket } from "node:net";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import type { OnReadOpts, Socket } from "node:net";
+import { describe, expect, it } from "vitest";
 import { DirectFrameReader, FrameReader, type PageSink, write } from "../../src/migration/simulated/frame-io.js";
 import {
   encodeFrame,
@@ -18,44 +17,9 @@ import {
   WIRE_VERSION,
   WireError,
 } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
+import { rejection, unixSocketPair } from "../common.js";
 
 const MAX_PAYLOAD = 1 << 20;
-
-const open: Socket[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) s.destroy();
-});
-
-/**
- * A connected pair of unix sockets: `dialed` (made with `onread` when given,
- * as transfer-link dials) and `accepted`. `halfOpen` lets either stay open
- * after the other's end, so an 'end' arrives without a 'close'.
- */
-async function socketPair(opts: { onread?: OnReadOpts; halfOpen?: boolean } = {}) {
-  const path = join(tempDir(), "memory.sock");
-  const server = createServer({ allowHalfOpen: opts.halfOpen ?? false });
-  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  try {
-    const dialed = await new Promise<Socket>((resolve, reject) => {
-      const s = connect(
-        opts.onread === undefined
-          ? { path, allowHalfOpen: opts.halfOpen ?? false }
-          : { path, allowHalfOpen: opts.halfOpen ?? false, onread: opts.onread },
-        () => resolve(s),
-      );
-      open.push(s);
-      s.once("error", reject);
-    });
-    const peer = await accepted;
-    open.push(peer);
-    return { dialed, accepted: peer };
-  } finally {
-    // Stops listening now; its 'close' waits for the connections, which afterEach destroys.
-    server.close();
-  }
-}
 
 /** Everything `socket` receives, and a wait for the total to reach `n` bytes. */
 function collect(socket: Socket) {
@@ -83,24 +47,26 @@ function header(type: number, length: number, version = WIRE_VERSION): Buffer {
   return h;
 }
 
-/** The error a promise rejected with (the test fails if it resolved). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a rejection");
+/** Awaits `p`'s rejection: a WireError with `message`. */
+async function expectWireError(p: Promise<unknown>, message: string): Promise<void> {
+  expect((await rejection(p, WireError)).message).toBe(message);
 }
 
-function expectWireError(err: Error, message: string): void {
-  expect(err).toBeInstanceOf(WireError);
-  expect(err.message).toBe(message);
-}
+/** Frame headers both readers refuse at a 16-byte payload limit, and the message they refuse each with. */
+const BAD_HEADERS = [
+  ["another protocol version", header(MessageType.Ready, 0, 1), "memory stream: unsupported protocol version 1"],
+  ["message type 0", header(0, 0), "memory stream: unknown message type 0"],
+  ["message type 17", header(17, 0), "memory stream: unknown message type 17"],
+  [
+    "a payload over the limit",
+    header(MessageType.DeviceState, 17),
+    "memory stream: frame of 17 bytes is over the 16-byte limit",
+  ],
+] as const;
 
 describe("write", () => {
   it("sends one buffer and needs no wait while the socket takes it", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const got = collect(accepted);
     const frame = encodePassEnd({ pass: 3, last: false });
     expect(write(dialed, frame)).toBeUndefined();
@@ -109,7 +75,7 @@ describe("write", () => {
   });
 
   it("sends several buffers back to back, in order, and needs no wait for none at all", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const got = collect(accepted);
     const parts = [header(MessageType.DeviceState, 5), Buffer.from("ab"), Buffer.from("cde")];
     expect(write(dialed, ...parts)).toBeUndefined();
@@ -119,7 +85,7 @@ describe("write", () => {
   });
 
   it("a single buffer the socket writes at once needs no wait, even past its high-water mark", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const got = collect(accepted);
     const big = Buffer.alloc(dialed.writableHighWaterMark + 1, 3);
     // Written straight through (the peer's kernel buffer has room): nothing is left buffered to drain.
@@ -129,7 +95,7 @@ describe("write", () => {
   });
 
   it("several buffers past the socket's high-water mark (buffered while corked) resolve on 'drain', and take their listeners back off", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const got = collect(accepted);
     const big = Buffer.alloc(dialed.writableHighWaterMark + 1, 7);
     const before = [dialed.listenerCount("drain"), dialed.listenerCount("close")];
@@ -142,31 +108,31 @@ describe("write", () => {
   });
 
   it("rejects with a WireError when the socket closes before it drains, and takes its listeners back off", async () => {
-    const { dialed } = await socketPair();
+    const [dialed] = await unixSocketPair();
     const before = [dialed.listenerCount("drain"), dialed.listenerCount("close")];
     const big = Buffer.alloc(dialed.writableHighWaterMark + 1);
     const pending = write(dialed, header(MessageType.DeviceState, big.length), big);
     expect(pending).toBeInstanceOf(Promise);
     dialed.destroy();
-    expectWireError(await rejection(pending!), "memory-transfer connection closed");
+    await expectWireError(pending!, "memory-transfer connection closed");
     expect([dialed.listenerCount("drain"), dialed.listenerCount("close")]).toEqual(before);
   });
 
   it("rejects with a WireError on a socket already destroyed", async () => {
-    const { dialed } = await socketPair();
+    const [dialed] = await unixSocketPair();
     // Closed all the way: no 'close' is left to come that a waiting write could still see.
     const closed = new Promise((resolve) => dialed.once("close", resolve));
     dialed.destroy();
     await closed;
     const pending = write(dialed, encodePassEnd({ pass: 1, last: true }));
     expect(pending).toBeInstanceOf(Promise);
-    expectWireError(await rejection(pending!), "memory-transfer connection closed");
+    await expectWireError(pending!, "memory-transfer connection closed");
   });
 });
 
 describe("FrameReader", () => {
   it("reads two frames that arrive in one chunk, each with its own payload", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: MAX_PAYLOAD });
     dialed.write(
       Buffer.concat([encodePassEnd({ pass: 9, last: true }), encodeFrame(MessageType.DeviceState, Buffer.from("[1]"))]),
@@ -178,7 +144,7 @@ describe("FrameReader", () => {
   });
 
   it("reads a frame whose header and payload arrive in pieces, waiting for each", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: MAX_PAYLOAD });
     const got = collect(accepted);
     const payload = Buffer.from("0123456789");
@@ -199,67 +165,58 @@ describe("FrameReader", () => {
   });
 
   it("returns an empty frame that ends where the peer's data ends, then fails on the peer's end", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: MAX_PAYLOAD });
     dialed.end(encodeFrame(MessageType.Ready));
     const ready = await reader.next();
     expect([ready.type, ready.payload.length]).toEqual([MessageType.Ready, 0]);
-    expectWireError(await rejection(reader.next()), "memory-transfer connection closed by the peer");
+    await expectWireError(reader.next(), "memory-transfer connection closed by the peer");
   });
 
   it("takes a frame of exactly the payload limit", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: 16 });
     dialed.write(encodeFrame(MessageType.DeviceState, Buffer.alloc(16, 0x31)));
     expect((await reader.next()).payload).toEqual(Buffer.alloc(16, 0x31));
   });
 
-  it.each([
-    ["another protocol version", header(MessageType.Ready, 0, 1), "memory stream: unsupported protocol version 1"],
-    ["message type 0", header(0, 0), "memory stream: unknown message type 0"],
-    ["message type 17", header(17, 0), "memory stream: unknown message type 17"],
-    [
-      "a payload over the limit",
-      header(MessageType.DeviceState, 17),
-      "memory stream: frame of 17 bytes is over the 16-byte limit",
-    ],
-  ])("refuses %s", async (_, bad, message) => {
-    const { dialed, accepted } = await socketPair();
+  it.each(BAD_HEADERS)("refuses %s", async (_, bad, message) => {
+    const [dialed, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: 16 });
     dialed.write(bad);
-    expectWireError(await rejection(reader.next()), message);
+    await expectWireError(reader.next(), message);
   });
 
   it("fails a waiting read when the peer ends a half-open connection", async () => {
-    const { dialed, accepted } = await socketPair({ halfOpen: true });
+    const [dialed, accepted] = await unixSocketPair({ allowHalfOpen: true });
     const reader = new FrameReader(accepted, { maxPayload: MAX_PAYLOAD });
     const next = reader.next();
     dialed.end();
-    expectWireError(await rejection(next), "memory-transfer connection closed by the peer");
+    await expectWireError(next, "memory-transfer connection closed by the peer");
     expect(accepted.destroyed).toBe(false);
   });
 
   it("fails a waiting read when the socket closes", async () => {
-    const { accepted } = await socketPair();
+    const [, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: MAX_PAYLOAD });
     const next = reader.next();
     accepted.destroy();
-    expectWireError(await rejection(next), "memory-transfer connection closed by the peer");
+    await expectWireError(next, "memory-transfer connection closed by the peer");
   });
 
   it("fails with the socket's error, which stays the reason after the close that follows", async () => {
-    const { accepted } = await socketPair();
+    const [, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: MAX_PAYLOAD });
     const next = reader.next();
     const closed = new Promise((resolve) => accepted.once("close", resolve));
     accepted.destroy(new Error("boom"));
-    expectWireError(await rejection(next), "memory-transfer connection failed: boom");
+    await expectWireError(next, "memory-transfer connection failed: boom");
     await closed;
-    expectWireError(await rejection(reader.next()), "memory-transfer connection failed: boom");
+    await expectWireError(reader.next(), "memory-transfer connection failed: boom");
   });
 
   it("pauses the socket once more than 16 MiB waits unread, and resumes it as the reader catches up", async () => {
-    const { dialed, accepted } = await socketPair();
+    const [dialed, accepted] = await unixSocketPair();
     const reader = new FrameReader(accepted, { maxPayload: 32 << 20 });
     const payload = Buffer.alloc(17 << 20, 5);
     const total = FRAME_HEADER + payload.length;
@@ -303,7 +260,7 @@ async function directPair(opts: { maxPayload?: number; halfOpen?: boolean; sink?
       return more;
     },
   };
-  const { dialed, accepted } = await socketPair({ onread, halfOpen: opts.halfOpen ?? false });
+  const [dialed, accepted] = await unixSocketPair({ onread, allowHalfOpen: opts.halfOpen ?? false });
   reader.attach(dialed);
   const consumedUpTo = (n: number) =>
     new Promise<void>((resolve) => (consumed >= n ? resolve() : waiters.push({ n, resolve })));
@@ -365,19 +322,10 @@ describe("DirectFrameReader", () => {
     expect((await reader.next()).payload).toEqual(Buffer.alloc(16, 0x32));
   });
 
-  it.each([
-    ["another protocol version", header(MessageType.Ready, 0, 1), "memory stream: unsupported protocol version 1"],
-    ["message type 0", header(0, 0), "memory stream: unknown message type 0"],
-    ["message type 17", header(17, 0), "memory stream: unknown message type 17"],
-    [
-      "a payload over the limit",
-      header(MessageType.DeviceState, 17),
-      "memory stream: frame of 17 bytes is over the 16-byte limit",
-    ],
-  ])("refuses %s and closes the connection", async (_, bad, message) => {
+  it.each(BAD_HEADERS)("refuses %s and closes the connection", async (_, bad, message) => {
     const { reader, socket, peer } = await directPair({ maxPayload: 16 });
     peer.write(bad);
-    expectWireError(await rejection(reader.next()), message);
+    await expectWireError(reader.next(), message);
     expect(socket.destroyed).toBe(true);
   });
 
@@ -404,7 +352,7 @@ describe("DirectFrameReader", () => {
     };
     const { reader, socket, peer } = await directPair({ sink: refusing });
     peer.write(pagesFrame([1, 2], [Buffer.alloc(16)]));
-    expectWireError(await rejection(reader.next()), "memory stream: pages 1 … 2 are not mapped");
+    await expectWireError(reader.next(), "memory stream: pages 1 … 2 are not mapped");
     expect(socket.destroyed).toBe(true);
   });
 
@@ -439,7 +387,7 @@ describe("DirectFrameReader", () => {
     const { sink } = memorySink(8, 4);
     const { reader, peer } = await directPair({ sink });
     peer.write(encodeFrame(MessageType.Pages, payload));
-    expectWireError(await rejection(reader.next()), message);
+    await expectWireError(reader.next(), message);
   });
 
   it("places pages with their checksums: the frame keeps the run list and the sums", async () => {
@@ -485,7 +433,7 @@ describe("DirectFrameReader", () => {
     const { reader, socket, peer } = await directPair({ halfOpen: true });
     const next = reader.next();
     peer.end();
-    expectWireError(await rejection(next), "memory-transfer connection closed by the peer");
+    await expectWireError(next, "memory-transfer connection closed by the peer");
     expect(socket.destroyed).toBe(false);
   });
 
@@ -493,7 +441,7 @@ describe("DirectFrameReader", () => {
     const { reader, socket } = await directPair();
     const next = reader.next();
     socket.destroy();
-    expectWireError(await rejection(next), "memory-transfer connection closed by the peer");
+    await expectWireError(next, "memory-transfer connection closed by the peer");
   });
 
   it("fails with the socket's error, which stays the reason after the close that follows", async () => {
@@ -501,8 +449,8 @@ describe("DirectFrameReader", () => {
     const next = reader.next();
     const closed = new Promise((resolve) => socket.once("close", resolve));
     socket.destroy(new Error("boom"));
-    expectWireError(await rejection(next), "memory-transfer connection failed: boom");
+    await expectWireError(next, "memory-transfer connection failed: boom");
     await closed;
-    expectWireError(await rejection(reader.next()), "memory-transfer connection failed: boom");
+    await expectWireError(reader.next(), "memory-transfer connection failed: boom");
   });
 });

@@ -7,9 +7,6 @@
 // sends, so which way wins is the test's choice, not the machine's. Real unix
 // sockets, a real channel scheduler and real worker threads; the far end reads
 // the frames with the real frame reader.
-import { once } from "node:events";
-import { connect, createServer, type Socket } from "node:net";
-import { join } from "node:path";
 import { randomFillSync } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
@@ -21,7 +18,7 @@ import { PageWorkers } from "../../src/migration/simulated/page-workers.js";
 import { PRE_COPY_DEFAULTS, type PreCopyParams } from "../../src/migration/simulated/pre-copy-params.js";
 import { TransferTally } from "../../src/migration/simulated/transfer-tally.js";
 import { decodeZeroPages, type Frame, MessageType, runCount } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
+import { unixSocketPair } from "../common.js";
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
@@ -30,20 +27,6 @@ const BIG = (8 * MiB) / PAGE;
 /** The probe frames' run: pages 64 … 64+BIG-1, clear of the faulty page below. */
 const PROBE_RUN = [64, BIG];
 const BAD_PAGE = 5;
-
-/** A connected pair of unix sockets. */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  const path = join(tempDir(), "memory.sock");
-  server.listen(path);
-  await once(server, "listening");
-  const accepted = once(server, "connection") as Promise<[Socket]>;
-  const client = connect(path);
-  await once(client, "connect");
-  const [peer] = await accepted;
-  server.close();
-  return [client, peer];
-}
 
 interface Received {
   readonly type: MessageType;
@@ -78,11 +61,7 @@ async function harness(o: {
 }): Promise<Harness> {
   const pageSize = o.pageSize ?? PAGE;
   const memory = new MemoryImage({ sizeBytes: o.pages * pageSize, pageSize });
-  const [local, remote] = await socketPair();
-  cleanup.push(async () => {
-    local.destroy();
-    remote.destroy();
-  });
+  const [local, remote] = await unixSocketPair();
   const tally = new TransferTally("source", o.checksums ?? false, 1);
   const params: PreCopyParams = {
     ...PRE_COPY_DEFAULTS,

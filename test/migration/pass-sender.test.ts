@@ -4,9 +4,8 @@
 // and 256 runs; zero markers go out 8192 runs a frame), PassEnd on every
 // channel, and a blackout pass after which the data channels may close. The
 // VM, the page frames and the channel scheduler are the real ones.
-import { createServer, connect as dial, type Server, type Socket } from "node:net";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import type { Socket } from "node:net";
+import { describe, expect, it } from "vitest";
 import { ChannelScheduler } from "../../src/migration/simulated/channel-scheduler.js";
 import { FrameReader } from "../../src/migration/simulated/frame-io.js";
 import { PageFrames } from "../../src/migration/simulated/page-frames.js";
@@ -23,31 +22,14 @@ import {
   type Frame,
   MessageType,
 } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
-
-const open: Socket[] = [];
-const servers: Server[] = [];
-
-afterEach(async () => {
-  for (const s of open.splice(0)) s.destroy();
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
-});
+import { unixSocketPair } from "../common.js";
 
 /** `n` unix socket pairs: the dialed ends are the source's links, the accepted ends the destination's. */
 async function pairs(n: number): Promise<{ links: Link[]; peers: Socket[] }> {
-  const path = join(tempDir(), "channels.sock");
-  const server = createServer();
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(path, resolve));
   const links: Link[] = [];
   const peers: Socket[] = [];
   for (let i = 0; i < n; i++) {
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const socket = dial(path);
-    open.push(socket);
-    await new Promise((resolve) => socket.once("connect", resolve));
-    const peer = await accepted;
-    open.push(peer);
+    const [socket, peer] = await unixSocketPair();
     links.push({ socket, reader: new FrameReader(socket, { maxPayload: 1 }) });
     peers.push(peer);
   }
@@ -130,6 +112,13 @@ async function sendPass(o: PassOptions) {
   const perChannel = await received;
   await o.after?.(links, channels, peers);
   return { perChannel, events, tally, broken };
+}
+
+/** An `after`: the destination closes data channel 1, and the source's end sees it close. */
+async function closeDataChannel(links: Link[], _channels: ChannelScheduler, peers: Socket[]): Promise<void> {
+  const closed = new Promise((resolve) => links[1]!.socket.once("close", resolve));
+  peers[1]!.destroy();
+  await closed;
 }
 
 const passBegin = (pages: number, blackout = false): Seen => ({ type: "PassBegin", pass: 1, pages, blackout });
@@ -233,11 +222,7 @@ describe("a pre-copy pass", () => {
       vm: { memoryBytes: 8 * 512, pageSize: 512 },
       pages: [0, 1, 2, 3],
       channels: 2,
-      after: async (links, _channels, peers) => {
-        const closed = new Promise((resolve) => links[1]!.socket.once("close", resolve));
-        peers[1]!.destroy();
-        await closed;
-      },
+      after: closeDataChannel,
     });
     expect(perChannel).toEqual([
       [passBegin(4), { type: "Pages", runs: [0, 4], dataBytes: 4 * 512 }, passEnd()],
@@ -260,11 +245,7 @@ describe("a pre-copy pass", () => {
       pages: [0, 1, 2, 3],
       blackout: true,
       channels: 2,
-      after: async (links, _channels, peers) => {
-        const closed = new Promise((resolve) => links[1]!.socket.once("close", resolve));
-        peers[1]!.destroy();
-        await closed;
-      },
+      after: closeDataChannel,
     });
     expect(perChannel).toEqual([
       [passBegin(4, true), { type: "Pages", runs: [0, 4], dataBytes: 4 * 512 }, passEnd(true)],

@@ -6,10 +6,9 @@
 // wire protocol with its own encoders, and reads the answers with the real
 // frame reader.
 import { once } from "node:events";
-import { connect, createServer, type Socket } from "node:net";
-import { join } from "node:path";
+import type { Socket } from "node:net";
 import { crc32, deflateRawSync } from "node:zlib";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import type { TransferResult } from "../../src/migration/backend.js";
 import { FrameReader } from "../../src/migration/simulated/frame-io.js";
@@ -32,35 +31,17 @@ import {
   type Frame,
   MessageType,
 } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
+import { unixSocketPair } from "../common.js";
 
 const PAGE = 512;
 const PAGES = 64;
 const MAX_PAYLOAD = 1 << 20;
-
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  server.listen(join(tempDir(), "memory.sock"));
-  await once(server, "listening");
-  const accepted = once(server, "connection") as Promise<[Socket]>;
-  const client = connect(server.address() as string);
-  await once(client, "connect");
-  const [peer] = await accepted;
-  server.close();
-  return [client, peer];
-}
 
 /** The test's end of one channel: it writes as the source and reads what the destination answers. */
 interface Peer {
   readonly socket: Socket;
   readonly reader: FrameReader;
 }
-
-let sockets: Socket[] = [];
-afterEach(() => {
-  for (const s of sockets) s.destroy();
-  sockets = [];
-});
 
 function vm(processorCount = 2, fill: "zero" | "pattern" = "zero"): SimulatedVm {
   return new SimulatedVm({ sandboxId: "sb", memoryBytes: PAGES * PAGE, pageSize: PAGE, fill, processorCount });
@@ -71,8 +52,7 @@ async function start(channels: number, o: { compressionWorkers?: number; early?:
   const links = [];
   const peers: Peer[] = [];
   for (let c = 0; c < channels; c++) {
-    const [mine, theirs] = await socketPair();
-    sockets.push(mine, theirs);
+    const [mine, theirs] = await unixSocketPair();
     links.push({ socket: theirs, reader: new FrameReader(theirs, { maxPayload: MAX_PAYLOAD }) });
     peers.push({ socket: mine, reader: new FrameReader(mine, { maxPayload: MAX_PAYLOAD }) });
   }
@@ -214,48 +194,45 @@ describe("the destination", () => {
     },
   );
 
-  it("refuses a message the destination never gets", async () => {
-    const run = await start(1);
-    await agreed(run);
-    run.send(0, encodeEmpty(MessageType.Ready));
-    await failed(
-      run,
-      PhaseState.DESTINATION_FAILED,
+  // Each after the layout was agreed: one frame on one channel, and the failure it ends in.
+  it.each([
+    [
+      "refuses a message the destination never gets",
+      1,
+      0,
+      encodeEmpty(MessageType.Ready),
       "memory stream: unexpected Ready on the destination",
       AbortReason.Error,
-    );
-  });
-
-  it("refuses a control message on a data channel", async () => {
-    const run = await start(2);
-    await agreed(run);
-    run.send(1, setup());
-    await failed(
-      run,
-      PhaseState.DESTINATION_FAILED,
+    ],
+    [
+      "refuses a control message on a data channel",
+      2,
+      1,
+      setup(),
       "memory stream: unexpected Setup on a data channel",
       AbortReason.Error,
-    );
-  });
-
-  it("refuses a device state its VM cannot load", async () => {
-    const run = await start(1);
-    await agreed(run);
-    run.send(0, encodeDeviceState(vm(4).deviceState()));
-    const message = "device state rejected: device state has 4 processors, the VM has 2";
-    await failed(run, PhaseState.DESTINATION_FAILED, message, AbortReason.ChecksumMismatch);
-  });
-
-  it("refuses the end of the blackout without a device state", async () => {
-    const run = await start(1);
-    await agreed(run);
-    run.send(0, encodeEmpty(MessageType.BlackoutEnd));
-    await failed(
-      run,
-      PhaseState.DESTINATION_FAILED,
+    ],
+    [
+      "refuses a device state its VM cannot load",
+      1,
+      0,
+      encodeDeviceState(vm(4).deviceState()),
+      "device state rejected: device state has 4 processors, the VM has 2",
+      AbortReason.ChecksumMismatch,
+    ],
+    [
+      "refuses the end of the blackout without a device state",
+      1,
+      0,
+      encodeEmpty(MessageType.BlackoutEnd),
       "blackout ended without device state",
       AbortReason.ChecksumMismatch,
-    );
+    ],
+  ])("%s", async (_, channels, channel, frame, message, reason) => {
+    const run = await start(channels);
+    await agreed(run);
+    run.send(channel, frame);
+    await failed(run, PhaseState.DESTINATION_FAILED, message, reason);
   });
 
   it("fails the transfer when a compressed frame's checksum does not match", async () => {

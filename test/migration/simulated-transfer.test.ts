@@ -4,10 +4,8 @@
 // and faults are still caught with all of it on. Real unix sockets, real
 // worker threads; nothing is mocked.
 import { createHash } from "node:crypto";
-import { once } from "node:events";
-import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PhaseState } from "../../gen/github.com/Microsoft/hcsshim/pkg/migration/migration_options_pb.js";
 import { MemoryTransport, migrate, sessionNumber } from "ttrpc-es/migration";
 import { BlockDigests } from "../../src/migration/simulated/block-digests.js";
@@ -33,7 +31,7 @@ import {
   Frame,
   MessageType,
 } from "../../src/migration/simulated/wire-protocol.js";
-import { tempDir } from "../common.js";
+import { tempDir, unixSocketPair } from "../common.js";
 import { MiB, phases, type SimulatedShim, simulatedShim, transferSocket } from "./simulated-shim.js";
 
 interface PartialInit {
@@ -242,19 +240,6 @@ describe("received frames", () => {
   });
 });
 
-/** A connected pair of unix sockets. */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  server.listen(join(tempDir(), "memory.sock"));
-  await once(server, "listening");
-  const accepted = once(server, "connection") as Promise<[Socket]>;
-  const client = connect(server.address() as string);
-  await once(client, "connect");
-  const [peer] = await accepted;
-  server.close();
-  return [client, peer];
-}
-
 /**
  * The source side against a destination the test scripts: it answers Setup,
  * pass ends, the blackout's end and Verify as told, and returns the Abort the
@@ -270,11 +255,7 @@ async function scriptedDestination(answer: {
   options?: HcsMigrationOptions;
 }) {
   const vm = new SimulatedVm({ sandboxId: "sb", memoryBytes: 64 * 512, pageSize: 512, dirtyPagesPerSecond: 0 });
-  const [mine, theirs] = await socketPair();
-  onTestFinished(() => {
-    mine.destroy();
-    theirs.destroy();
-  });
+  const [mine, theirs] = await unixSocketPair();
   const reader = new FrameReader(mine, { maxPayload: 1 << 20 });
   const events: TransferEvent[] = [];
   const result = runSource({
