@@ -8,6 +8,7 @@ import { BlockDigests, DigestClosed, digestPlan } from "../../src/migration/simu
 import { DIGEST_BLOCK_BYTES, imageDigest } from "../../src/migration/simulated/image-digest.js";
 import { MemoryImage } from "../../src/migration/simulated/memory-image.js";
 import { type PageJob, type PageWorkers, startWorkers } from "../../src/migration/simulated/page-workers.js";
+import { rejection } from "../common.js";
 import { MiB } from "./simulated-shim.js";
 
 describe("block digests", () => {
@@ -157,6 +158,14 @@ function dirtyBlock(m: MemoryImage, b: number): void {
   m.markDirty(page);
 }
 
+/** Digests of `m` over a held pool, the pool ready and nothing hashed yet. */
+async function heldDigests(m: MemoryImage) {
+  const pool = new HeldPool(m);
+  const digests = new BlockDigests(m, pool.workers);
+  await pool.ready;
+  return { pool, digests };
+}
+
 /** A pattern image of `blocks` digest blocks, all hashed already, and its digests over a held pool. */
 async function hashedImage(blocks: number, size = 1) {
   const m = new MemoryImage({ sizeBytes: blocks * DIGEST_BLOCK_BYTES, fill: "pattern" });
@@ -209,9 +218,7 @@ describe("block digests over a held pool", () => {
   it("queues the blocks a touch covers, at once, in jobs of at most 16 consecutive stale blocks", async () => {
     // 20 blocks, none hashed yet.
     const m = new MemoryImage({ sizeBytes: 20 * DIGEST_BLOCK_BYTES, fill: "pattern" });
-    const pool = new HeldPool(m);
-    const digests = new BlockDigests(m, pool.workers);
-    await pool.ready;
+    const { pool, digests } = await heldDigests(m);
     // No pages, though page 1 lies inside block 0: no block.
     digests.touch(1, 0);
     expect(pool.jobs).toHaveLength(0);
@@ -244,9 +251,7 @@ describe("block digests over a held pool", () => {
   it("settles known-zero blocks without a job, and a job stops before one", async () => {
     const m = new MemoryImage({ sizeBytes: 4 * DIGEST_BLOCK_BYTES, fill: "pattern" });
     m.zeroPages(128, 64);
-    const pool = new HeldPool(m);
-    const digests = new BlockDigests(m, pool.workers);
-    await pool.ready;
+    const { pool, digests } = await heldDigests(m);
     digests.touch(0, m.pageCount);
     expect(pool.ranges).toEqual([
       [0, 2],
@@ -259,9 +264,7 @@ describe("block digests over a held pool", () => {
 
     // An image never written: nothing for the workers at all.
     const zero = new MemoryImage({ sizeBytes: 4 * DIGEST_BLOCK_BYTES });
-    const idle = new HeldPool(zero);
-    const zeroDigests = new BlockDigests(zero, idle.workers);
-    await idle.ready;
+    const { pool: idle, digests: zeroDigests } = await heldDigests(zero);
     zeroDigests.touch(0, zero.pageCount);
     expect(await zeroDigests.digest()).toBe(imageDigest(zero));
     expect(idle.jobs).toHaveLength(0);
@@ -270,9 +273,7 @@ describe("block digests over a held pool", () => {
 
   it("does not hash again a block whose job is still running", async () => {
     const m = new MemoryImage({ sizeBytes: 16 * DIGEST_BLOCK_BYTES, fill: "pattern" });
-    const pool = new HeldPool(m);
-    const digests = new BlockDigests(m, pool.workers);
-    await pool.ready;
+    const { pool, digests } = await heldDigests(m);
     digests.touch(0, m.pageCount);
     digests.touchStale();
     expect(pool.ranges).toEqual([[0, 16]]);
@@ -284,9 +285,7 @@ describe("block digests over a held pool", () => {
 
   it("hashes again, at once, a block written while its job ran, and only that block", async () => {
     const m = new MemoryImage({ sizeBytes: 4 * DIGEST_BLOCK_BYTES, fill: "pattern" });
-    const pool = new HeldPool(m);
-    const digests = new BlockDigests(m, pool.workers);
-    await pool.ready;
+    const { pool, digests } = await heldDigests(m);
     digests.touch(0, m.pageCount);
     expect(pool.ranges).toEqual([[0, 4]]);
     dirtyBlock(m, 1);
@@ -379,10 +378,9 @@ describe("block digests over a held pool", () => {
     dirtyBlock(m, 1);
     digests.touch(64, 1);
     expect(pool.jobs).toHaveLength(0);
-    const err = await digests.digest().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(DigestClosed);
-    expect((err as Error).name).toBe("DigestClosed");
-    expect((err as Error).message).toBe("the image digest was closed before it was done");
+    const err = await rejection(digests.digest(), DigestClosed);
+    expect(err.name).toBe("DigestClosed");
+    expect(err.message).toBe("the image digest was closed before it was done");
   });
 
   it("fails the digest with the first job's error, and starts no job after it", async () => {
@@ -447,9 +445,8 @@ describe("block digests over a held pool", () => {
     const workers = startWorkers(m, 0);
     const digests = new BlockDigests(m, () => workers);
     try {
-      const err = await digests.digest().catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(DigestClosed);
-      expect((err as Error).message).toBe("block 0 stayed unhashed");
+      const err = await rejection(digests.digest(), DigestClosed);
+      expect(err.message).toBe("block 0 stayed unhashed");
     } finally {
       digests.close();
       await (await workers)?.close();

@@ -2,9 +2,9 @@
 // byte: what a backend accepts in protocol_info, and the exact problem it
 // names (the message is what an operator reads in the INVALID_ARGUMENT).
 import { describe, expect, it } from "vitest";
-import { Code, TtrpcError } from "ttrpc-es";
 import { encodeEndpointDescriptor, parseEndpointDescriptor } from "ttrpc-es/migration/simulated";
 import { addressProblem, parseHostPort } from "../../src/migration/endpoint-descriptor.js";
+import { invalidArgument } from "./invalid-argument.js";
 
 const TOKEN = new Uint8Array(16).fill(7);
 
@@ -25,27 +25,11 @@ function raw(options: { transport?: number; address: Uint8Array | string; length
 }
 
 /** The rawMessage of the INVALID_ARGUMENT the parser throws. */
-function parseProblem(bytes: Uint8Array): string {
-  try {
-    parseEndpointDescriptor(bytes);
-  } catch (e) {
-    expect(e).toBeInstanceOf(TtrpcError);
-    expect((e as TtrpcError).code).toBe(Code.InvalidArgument);
-    return (e as TtrpcError).rawMessage;
-  }
-  throw new Error("parsed");
-}
+const parseProblem = (bytes: Uint8Array): string => invalidArgument(() => parseEndpointDescriptor(bytes));
 
-function encodeProblem(transport: "unix" | "tcp", address: string, token = TOKEN): string {
-  try {
-    encodeEndpointDescriptor({ transport, role: "connect", sessionNumber: 1, token, address });
-  } catch (e) {
-    expect(e).toBeInstanceOf(TtrpcError);
-    expect((e as TtrpcError).code).toBe(Code.InvalidArgument);
-    return (e as TtrpcError).rawMessage;
-  }
-  throw new Error("encoded");
-}
+/** The rawMessage of the INVALID_ARGUMENT the encoder throws for a connect descriptor. */
+const encodeProblem = (transport: "unix" | "tcp", address: string, token = TOKEN): string =>
+  invalidArgument(() => encodeEndpointDescriptor({ transport, role: "connect", sessionNumber: 1, token, address }));
 
 describe("addressProblem", () => {
   it("names an empty address and one with a NUL, for either transport", () => {

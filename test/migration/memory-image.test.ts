@@ -5,41 +5,37 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { MemoryImage } from "../../src/migration/simulated/memory-image.js";
+import { thrown } from "../common.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** The RangeError a constructor call throws (its class and message are what a caller configuring a VM reads). */
-function rangeError(make: () => unknown): RangeError {
-  try {
-    make();
-  } catch (err) {
-    expect(err).toBeInstanceOf(RangeError);
-    return err as RangeError;
-  }
-  throw new Error("expected a RangeError, nothing was thrown");
-}
 
 describe("memory image shape", () => {
   it("refuses page sizes that are not a power of two from 512 to 2^30", () => {
     const message = (ps: number) => `page size ${ps} is not a power of two from 512 to 2^30`;
     // Each size below is refused by exactly one of the four conditions; the
     // memory size is a valid multiple, so a missing check would accept it.
-    expect(rangeError(() => new MemoryImage({ pageSize: 256, sizeBytes: 256 * 4 })).message).toBe(message(256));
-    expect(rangeError(() => new MemoryImage({ pageSize: 3072, sizeBytes: 3072 * 2 })).message).toBe(message(3072));
+    expect(thrown(() => new MemoryImage({ pageSize: 256, sizeBytes: 256 * 4 }), RangeError).message).toBe(message(256));
+    expect(thrown(() => new MemoryImage({ pageSize: 3072, sizeBytes: 3072 * 2 }), RangeError).message).toBe(
+      message(3072),
+    );
     // 4096.5 passes the power-of-two bit test (the & truncates it): only the integer check refuses it.
-    expect(rangeError(() => new MemoryImage({ pageSize: 4096.5, sizeBytes: 8193 })).message).toBe(message(4096.5));
+    expect(thrown(() => new MemoryImage({ pageSize: 4096.5, sizeBytes: 8193 }), RangeError).message).toBe(
+      message(4096.5),
+    );
     // Too big: the memory size is not a multiple either, so a missed page-size
     // check shows as the other message, not as a 2 GiB allocation.
-    expect(rangeError(() => new MemoryImage({ pageSize: 2 ** 31, sizeBytes: 4096 })).message).toBe(message(2 ** 31));
+    expect(thrown(() => new MemoryImage({ pageSize: 2 ** 31, sizeBytes: 4096 }), RangeError).message).toBe(
+      message(2 ** 31),
+    );
   });
 
   it("accepts the bounds 512 and 2^30 (the memory size is checked next)", () => {
     // An accepted page size gets as far as the memory-size check: its message proves the page size passed.
-    expect(rangeError(() => new MemoryImage({ pageSize: 2 ** 30, sizeBytes: 512 })).message).toBe(
+    expect(thrown(() => new MemoryImage({ pageSize: 2 ** 30, sizeBytes: 512 }), RangeError).message).toBe(
       `memory size 512 is not a positive multiple of the page size ${2 ** 30}`,
     );
-    expect(rangeError(() => new MemoryImage({ pageSize: 512, sizeBytes: 100 })).message).toBe(
+    expect(thrown(() => new MemoryImage({ pageSize: 512, sizeBytes: 100 }), RangeError).message).toBe(
       "memory size 100 is not a positive multiple of the page size 512",
     );
     const m = new MemoryImage({ pageSize: 512, sizeBytes: 2048 });
@@ -48,15 +44,15 @@ describe("memory image shape", () => {
 
   it("refuses a memory size that is not a positive whole multiple of the page size", () => {
     const message = (size: number) => `memory size ${size} is not a positive multiple of the page size 4096`;
-    expect(rangeError(() => new MemoryImage({ sizeBytes: 0 })).message).toBe(message(0));
-    expect(rangeError(() => new MemoryImage({ sizeBytes: -4096 })).message).toBe(message(-4096));
-    expect(rangeError(() => new MemoryImage({ sizeBytes: 6144 })).message).toBe(message(6144));
+    expect(thrown(() => new MemoryImage({ sizeBytes: 0 }), RangeError).message).toBe(message(0));
+    expect(thrown(() => new MemoryImage({ sizeBytes: -4096 }), RangeError).message).toBe(message(-4096));
+    expect(thrown(() => new MemoryImage({ sizeBytes: 6144 }), RangeError).message).toBe(message(6144));
     // A multiple of the page size, but not a safe integer.
-    expect(rangeError(() => new MemoryImage({ sizeBytes: 2 ** 54 })).message).toBe(message(2 ** 54));
+    expect(thrown(() => new MemoryImage({ sizeBytes: 2 ** 54 }), RangeError).message).toBe(message(2 ** 54));
   });
 
   it("refuses more than 2^32-1 pages before allocating anything", () => {
-    expect(rangeError(() => new MemoryImage({ pageSize: 512, sizeBytes: 2 ** 42 })).message).toBe(
+    expect(thrown(() => new MemoryImage({ pageSize: 512, sizeBytes: 2 ** 42 }), RangeError).message).toBe(
       `memory size ${2 ** 42} has more than 2^32-1 pages`,
     );
   });
@@ -64,7 +60,7 @@ describe("memory image shape", () => {
   it("refuses a zero fraction outside 0 … 1 and accepts both ends", () => {
     for (const zf of [-0.1, 1.1, Number.NaN]) {
       expect(
-        rangeError(() => new MemoryImage({ sizeBytes: 64 * KiB, fill: "pattern", zeroFraction: zf })).message,
+        thrown(() => new MemoryImage({ sizeBytes: 64 * KiB, fill: "pattern", zeroFraction: zf }), RangeError).message,
       ).toBe(`zero fraction ${zf} is not in 0 … 1`);
     }
     const none = new MemoryImage({ sizeBytes: 64 * KiB, fill: "pattern", zeroFraction: 0 });
@@ -151,7 +147,7 @@ describe("memory image pages", () => {
     expect(m.page(3)).toHaveLength(4096);
     // 4 and 5 lie inside the chunk's room but past the image's last page.
     for (const bad of [1.5, -1, 4, 5, 10 ** 9]) {
-      expect(rangeError(() => m.page(bad)).message).toBe(`page ${bad} out of range`);
+      expect(thrown(() => m.page(bad), RangeError).message).toBe(`page ${bad} out of range`);
     }
   });
 
@@ -170,7 +166,7 @@ describe("memory image pages", () => {
       [4, 1],
     ];
     for (const [first, count] of cases) {
-      expect(rangeError(() => m.byteRanges(first, count)).message).toBe(
+      expect(thrown(() => m.byteRanges(first, count), RangeError).message).toBe(
         `pages ${first} … ${first + count - 1} out of range`,
       );
       expect(() => m.views(first, count)).toThrow(RangeError);
@@ -194,13 +190,15 @@ describe("memory image pages", () => {
     expect(m.isZero(3)).toBe(false);
     m.markWritten(0, 4);
     for (const bad of [1.5, -1, 4, 5, 10 ** 9]) {
-      expect(rangeError(() => m.isZero(bad)).message).toBe(`page ${bad} out of range`);
+      expect(thrown(() => m.isZero(bad), RangeError).message).toBe(`page ${bad} out of range`);
     }
   });
 
   it("writePage copies exactly one page and refuses other lengths", () => {
     const m = new MemoryImage({ sizeBytes: 16 * KiB });
-    expect(rangeError(() => m.writePage(0, Buffer.alloc(10, 1))).message).toBe("page data is 10 bytes, expected 4096");
+    expect(thrown(() => m.writePage(0, Buffer.alloc(10, 1)), RangeError).message).toBe(
+      "page data is 10 bytes, expected 4096",
+    );
     expect(m.page(0).every((x) => x === 0)).toBe(true);
     expect(m.knownZero(0, 1)).toBe(true);
     m.writePage(0, Buffer.alloc(4096, 7));

@@ -20,6 +20,7 @@ import {
 import { PayloadSchema as ContainerPayloadSchema } from "../../gen/github.com/Microsoft/hcsshim/internal/controller/linuxcontainer/save/payload_pb.js";
 import { PayloadSchema as SavePayloadSchema } from "../../gen/github.com/Microsoft/hcsshim/internal/controller/migration/save/payload_pb.js";
 import { PayloadSchema as PodPayloadSchema } from "../../gen/github.com/Microsoft/hcsshim/internal/controller/pod/save/payload_pb.js";
+import { thrown } from "../common.js";
 
 function state(containers: string[] = ["c1"]): StatedState {
   return {
@@ -51,24 +52,14 @@ const envelope = (pods: Any[]) => decodeSavePayload(encodeSavePayload(encodeStat
 /** Protobuf bytes that do not parse: field 1's varint tag, then nothing. */
 const JUNK = new Uint8Array([0x08]);
 
-function failure(f: () => unknown): TtrpcError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TtrpcError);
-    return e as TtrpcError;
-  }
-  throw new Error("did not throw");
-}
-
 describe("decodeSavePayload", () => {
   it("requires a config", () => {
-    const e = failure(() => decodeSavePayload(undefined));
+    const e = thrown(() => decodeSavePayload(undefined), TtrpcError);
     expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "sandbox saved state is required"]);
   });
 
   it("refuses another type URL, naming it and the one it wants", () => {
-    const e = failure(() => decodeSavePayload(any("example.com/Other", new Uint8Array())));
+    const e = thrown(() => decodeSavePayload(any("example.com/Other", new Uint8Array())), TtrpcError);
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.rawMessage).toBe(
       `unsupported sandbox saved-state type "example.com/Other", want ${SAVE_PAYLOAD_TYPE_URL}`,
@@ -77,7 +68,7 @@ describe("decodeSavePayload", () => {
 
   it("answers bytes that do not parse with UNKNOWN, keeping the parser's error", () => {
     // Field 1's tag without its value.
-    const e = failure(() => decodeSavePayload(any(SAVE_PAYLOAD_TYPE_URL, JUNK)));
+    const e = thrown(() => decodeSavePayload(any(SAVE_PAYLOAD_TYPE_URL, JUNK)), TtrpcError);
     expect(e.code).toBe(Code.Unknown);
     expect(e.cause).toBeInstanceOf(Error);
     expect(e.rawMessage).toBe(`unmarshal sandbox saved state: ${(e.cause as Error).message}`);
@@ -85,11 +76,11 @@ describe("decodeSavePayload", () => {
 
   it("refuses another schema_version, and takes version 1", () => {
     const v2 = any(SAVE_PAYLOAD_TYPE_URL, toBinary(SavePayloadSchema, create(SavePayloadSchema, { schemaVersion: 2 })));
-    const e = failure(() => decodeSavePayload(v2));
+    const e = thrown(() => decodeSavePayload(v2), TtrpcError);
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.rawMessage).toBe("sandbox saved-state schema version 2 not supported (want 1)");
     const v0 = any(SAVE_PAYLOAD_TYPE_URL, new Uint8Array());
-    expect(failure(() => decodeSavePayload(v0)).rawMessage).toBe(
+    expect(thrown(() => decodeSavePayload(v0), TtrpcError).rawMessage).toBe(
       "sandbox saved-state schema version 0 not supported (want 1)",
     );
     expect(decodeSavePayload(encodeSavePayload(encodeStatedState(state()))).schemaVersion).toBe(1);
@@ -103,8 +94,8 @@ describe("decodeSandboxConfig", () => {
   });
 
   it("checks anything else as an envelope", () => {
-    expect(failure(() => decodeSandboxConfig(undefined)).rawMessage).toBe("sandbox saved state is required");
-    expect(failure(() => decodeSandboxConfig(any("x/y", new Uint8Array()))).code).toBe(Code.InvalidArgument);
+    expect(thrown(() => decodeSandboxConfig(undefined), TtrpcError).rawMessage).toBe("sandbox saved state is required");
+    expect(thrown(() => decodeSandboxConfig(any("x/y", new Uint8Array())), TtrpcError).code).toBe(Code.InvalidArgument);
   });
 });
 
@@ -124,28 +115,31 @@ describe("importedContainers", () => {
 
   it("refuses a container id that two pods both hold", () => {
     const payload = envelope([pod("p1", [container("a")]), pod("p2", [container("b"), container("a")])]);
-    const e = failure(() => importedContainers(payload));
+    const e = thrown(() => importedContainers(payload), TtrpcError);
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.rawMessage).toBe('duplicate source container id "a" across imported pods');
   });
 
   it("answers a pod or container of another type with UNKNOWN naming which", () => {
     const wrongPod = envelope([container("a")]);
-    const e = failure(() => importedContainers(wrongPod));
+    const e = thrown(() => importedContainers(wrongPod), TtrpcError);
     expect(e.code).toBe(Code.Unknown);
     expect(e.rawMessage).toBe(`import pod: unsupported type ${JSON.stringify(CONTAINER_PAYLOAD_TYPE_URL)}`);
     const wrongContainer = envelope([pod("p1", [pod("inner", [])])]);
-    const f = failure(() => importedContainers(wrongContainer));
+    const f = thrown(() => importedContainers(wrongContainer), TtrpcError);
     expect(f.code).toBe(Code.Unknown);
     expect(f.rawMessage).toBe(`import container: unsupported type ${JSON.stringify(POD_PAYLOAD_TYPE_URL)}`);
   });
 
   it("answers a pod or container that does not parse with UNKNOWN naming which", () => {
-    const e = failure(() => importedContainers(envelope([any(POD_PAYLOAD_TYPE_URL, JUNK)])));
+    const e = thrown(() => importedContainers(envelope([any(POD_PAYLOAD_TYPE_URL, JUNK)])), TtrpcError);
     expect(e.code).toBe(Code.Unknown);
     expect(e.cause).toBeInstanceOf(Error);
     expect(e.rawMessage).toBe(`import pod: ${(e.cause as Error).message}`);
-    const f = failure(() => importedContainers(envelope([pod("p1", [any(CONTAINER_PAYLOAD_TYPE_URL, JUNK)])])));
+    const f = thrown(
+      () => importedContainers(envelope([pod("p1", [any(CONTAINER_PAYLOAD_TYPE_URL, JUNK)])])),
+      TtrpcError,
+    );
     expect(f.code).toBe(Code.Unknown);
     expect(f.rawMessage).toBe(`import container: ${(f.cause as Error).message}`);
   });

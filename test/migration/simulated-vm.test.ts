@@ -44,22 +44,20 @@ describe("simulated VM", () => {
   it("moves between created, running, paused and stopped", () => {
     const v = vm();
     expect(v.status).toBe("created");
-    // Pausing a VM that never ran leaves it created.
-    v.pause();
-    expect(v.status).toBe("created");
-    v.run();
-    expect(v.status).toBe("running");
-    expect(v.workload.running).toBe(true);
-    v.pause();
-    expect(v.status).toBe("paused");
-    expect(v.workload.running).toBe(false);
-    v.run();
-    expect(v.status).toBe("running");
-    v.stop();
-    expect(v.status).toBe("stopped");
-    expect(v.workload.running).toBe(false);
-    v.pause();
-    expect(v.status).toBe("stopped");
+    // Each step, the status it leaves and whether the guest then runs.
+    const steps = [
+      // Pausing a VM that never ran leaves it created.
+      ["pause", "created", false],
+      ["run", "running", true],
+      ["pause", "paused", false],
+      ["run", "running", true],
+      ["stop", "stopped", false],
+      ["pause", "stopped", false],
+    ] as const;
+    for (const [step, status, guestRuns] of steps) {
+      v[step]();
+      expect([step, v.status, v.workload.running]).toEqual([step, status, guestRuns]);
+    }
     expect(vi.getTimerCount()).toBe(0);
   });
 

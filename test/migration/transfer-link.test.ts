@@ -23,7 +23,7 @@ import {
   WireError,
 } from "../../src/migration/simulated/wire-protocol.js";
 import { TtrpcError } from "../../src/ttrpc-error.js";
-import { fakeTimeouts, tempDir } from "../common.js";
+import { fakeTimeouts, rejection, tempDir } from "../common.js";
 
 const MAX_PAYLOAD = 1 << 20;
 
@@ -120,6 +120,17 @@ function firstBytes(socket: Socket, n: number): Promise<Buffer> {
   });
 }
 
+/**
+ * Fresh endpoints, their listener bound, and acceptPeer on it as `side`
+ * (`channels` as given); `c` aborts it.
+ */
+async function listening(side: "source" | "destination" = "destination", channels?: number) {
+  const e = endpoints();
+  const server = await bindListener(e.listen);
+  const c = new AbortController();
+  return { ...e, server, c, accepting: acceptPeer(server, e.listen, side, c.signal, MAX_PAYLOAD, channels) };
+}
+
 /** The next connection `server` gets (after the listeners it has run). */
 const nextConnection = (server: Server) => new Promise<Socket>((resolve) => server.once("connection", resolve));
 
@@ -156,27 +167,19 @@ const ack = (sender: "source" | "destination", channels: number) => encodeHelloA
 describe("binding the memory-transfer listener", () => {
   it("refuses a tcp address that is not HOST:PORT as INVALID_ARGUMENT", async () => {
     const d: EndpointDescriptor = { ...endpoints().listen, transport: "tcp", address: "nowhere" };
-    const err = await bindListener(d).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(TtrpcError);
-    expect((err as TtrpcError).code).toBe(Code.InvalidArgument);
-    expect((err as TtrpcError).rawMessage).toBe('protocol_info: tcp address "nowhere" is not HOST:PORT');
+    const err = await rejection(bindListener(d), TtrpcError);
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe('protocol_info: tcp address "nowhere" is not HOST:PORT');
   });
 
   it("refuses an address in use as INVALID_ARGUMENT naming the system's error", async () => {
     const { path, listen } = endpoints();
     const first = await bindListener(listen);
     servers.push(first);
-    const err = await bindListener(listen).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(TtrpcError);
-    expect((err as TtrpcError).code).toBe(Code.InvalidArgument);
-    expect((err as TtrpcError).rawMessage).toBe(`protocol_info: cannot listen on unix ${path}: EADDRINUSE`);
-    expect(((err as TtrpcError).cause as NodeJS.ErrnoException).code).toBe("EADDRINUSE");
+    const err = await rejection(bindListener(listen), TtrpcError);
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(`protocol_info: cannot listen on unix ${path}: EADDRINUSE`);
+    expect((err.cause as NodeJS.ErrnoException).code).toBe("EADDRINUSE");
   });
 
   it("closeListener closes the connections that came before any acceptPeer", async () => {
@@ -223,24 +226,14 @@ describe("accepting the peer's channels", () => {
   });
 
   it("rejects with a WireError when aborted with a reason that is not an Error", async () => {
-    const { listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "destination", c.signal, MAX_PAYLOAD);
+    const { c, accepting } = await listening();
     c.abort("stop");
-    const err = await accepting.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WireError);
-    expect((err as WireError).message).toBe("aborted");
+    const err = await rejection(accepting, WireError);
+    expect(err.message).toBe("aborted");
   });
 
   it("learns the count from the source's hello (up to 16), and closes what it accepted when aborted", async () => {
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "destination", c.signal, MAX_PAYLOAD);
+    const { path, token, c, accepting } = await listening();
     const client = await rawClient(path, hello(token, { channels: 16 }));
     expect(await firstBytes(client, 8)).toEqual(ack("destination", 16));
     const gone = closed(client);
@@ -251,10 +244,7 @@ describe("accepting the peer's channels", () => {
   });
 
   it("closes, unanswered, a hello asking for more than 16 channels", async () => {
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "destination", c.signal, MAX_PAYLOAD);
+    const { path, token, c, accepting } = await listening();
     const client = await rawClient(path, hello(token, { channels: 17 }));
     expect((await closed(client)).length).toBe(0);
     c.abort(new Error("done"));
@@ -262,10 +252,7 @@ describe("accepting the peer's channels", () => {
   });
 
   it("closes, unanswered, a frame that is not a hello even with a hello's payload", async () => {
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "destination", c.signal, MAX_PAYLOAD);
+    const { path, token, c, accepting } = await listening();
     const notHello = hello(token);
     notHello[1] = MessageType.Ready;
     const client = await rawClient(path, notHello);
@@ -275,9 +262,7 @@ describe("accepting the peer's channels", () => {
   });
 
   it("accepts a lone channel 0 from a source that does not say the count, and refuses another channel then", async () => {
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const accepting = acceptPeer(server, listen, "destination", new AbortController().signal, MAX_PAYLOAD);
+    const { path, token, accepting } = await listening();
     const other = await rawClient(path, hello(token, { channel: 1, channels: 0 }));
     expect((await closed(other)).length).toBe(0);
     const client = await rawClient(path, hello(token, { channels: 0 }));
@@ -289,9 +274,7 @@ describe("accepting the peer's channels", () => {
   });
 
   it("on the source, takes the destination's channels in any order, by number, refusing a wrong count or a taken channel", async () => {
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const accepting = acceptPeer(server, listen, "source", new AbortController().signal, MAX_PAYLOAD, 2);
+    const { path, token, accepting } = await listening("source", 2);
     const fromDestination = (over: Partial<Hello>) => hello(token, { sender: "destination", channels: 0, ...over });
     // Each channel's hello is followed by a frame naming the channel, for the listener to read.
     const tagged = (channel: number) => Buffer.concat([fromDestination({ channel }), encodePassAck(channel)]);
@@ -309,10 +292,7 @@ describe("accepting the peer's channels", () => {
   });
 
   it("when aborted with only a later channel accepted, rejects with the reason and closes that channel", async () => {
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "source", c.signal, MAX_PAYLOAD, 2);
+    const { path, token, c, accepting } = await listening("source", 2);
     const one = await rawClient(path, hello(token, { sender: "destination", channel: 1, channels: 0 }));
     await firstBytes(one, 8);
     const gone = closed(one);
@@ -325,9 +305,7 @@ describe("accepting the peer's channels", () => {
   it("closes a connection that never said hello once the channels are complete", async () => {
     // Its ten seconds to say hello never run out here: the close is acceptPeer's.
     fakeTimeouts();
-    const { path, token, listen } = endpoints();
-    const server = await bindListener(listen);
-    const accepting = acceptPeer(server, listen, "destination", new AbortController().signal, MAX_PAYLOAD);
+    const { path, token, server, accepting } = await listening();
     const taken = nextConnection(server);
     const silent = await rawClient(path);
     await taken;
@@ -340,10 +318,7 @@ describe("accepting the peer's channels", () => {
 
   it("gives a connection ten seconds to say hello", async () => {
     fakeTimeouts();
-    const { path, listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "destination", c.signal, MAX_PAYLOAD);
+    const { path, server, c, accepting } = await listening();
     const taken = nextConnection(server);
     const silent = await rawClient(path);
     await taken;
@@ -358,10 +333,7 @@ describe("accepting the peer's channels", () => {
 
   it("closes a connection that sends a malformed frame, and stops its hello timer", async () => {
     fakeTimeouts();
-    const { path, listen } = endpoints();
-    const server = await bindListener(listen);
-    const c = new AbortController();
-    const accepting = acceptPeer(server, listen, "destination", c.signal, MAX_PAYLOAD);
+    const { path, c, accepting } = await listening();
     const client = await rawClient(path, Buffer.from([99, 1, 0, 0, 0, 0]));
     await closed(client);
     expect(vi.getTimerCount()).toBe(0);
@@ -415,12 +387,8 @@ describe("dialing the peer's listener", () => {
     const { connect } = endpoints();
     const reason = new Error("cancelled");
     await expect(connectPeer(connect, "source", AbortSignal.abort(reason), MAX_PAYLOAD, 1)).rejects.toBe(reason);
-    const err = await connectPeer(connect, "source", AbortSignal.abort("stop"), MAX_PAYLOAD, 1).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WireError);
-    expect((err as WireError).message).toBe("aborted");
+    const err = await rejection(connectPeer(connect, "source", AbortSignal.abort("stop"), MAX_PAYLOAD, 1), WireError);
+    expect(err.message).toBe("aborted");
   });
 
   it("gives up on an error other than a missing or refusing listener, naming it", async () => {
@@ -428,12 +396,8 @@ describe("dialing the peer's listener", () => {
     writeFileSync(join(dir, "file"), "");
     const path = join(dir, "file", "memory.sock");
     const d: EndpointDescriptor = { ...endpoints().connect, address: path };
-    const err = await connectPeer(d, "source", new AbortController().signal, MAX_PAYLOAD, 1).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WireError);
-    expect((err as WireError).message).toBe(`cannot connect to unix ${path}: ENOTDIR`);
+    const err = await rejection(connectPeer(d, "source", new AbortController().signal, MAX_PAYLOAD, 1), WireError);
+    expect(err.message).toBe(`cannot connect to unix ${path}: ENOTDIR`);
   });
 
   it("stops dialing when aborted while the connection is being made", async () => {
@@ -458,12 +422,11 @@ describe("dialing the peer's listener", () => {
       // An acknowledgement's payload in another frame type.
       socket.write(encodeFrame(MessageType.Ready, Buffer.from([2, 1])));
     });
-    const err = await connectPeer(connect, "source", new AbortController().signal, MAX_PAYLOAD, 1).then(
-      () => undefined,
-      (e: unknown) => e,
+    const err = await rejection(
+      connectPeer(connect, "source", new AbortController().signal, MAX_PAYLOAD, 1),
+      WireError,
     );
-    expect(err).toBeInstanceOf(WireError);
-    expect((err as WireError).message).toBe(
+    expect(err.message).toBe(
       "the listener refused the connection (wrong token or session?): memory stream: the peer did not acknowledge the hello",
     );
     await answered[0];
@@ -480,12 +443,11 @@ describe("dialing the peer's listener", () => {
   it("fails when the listener closes without an answer", async () => {
     const { path, connect } = endpoints();
     await standIn(path, (_h, socket) => socket.destroy());
-    const err = await connectPeer(connect, "source", new AbortController().signal, MAX_PAYLOAD, 1).then(
-      () => undefined,
-      (e: unknown) => e,
+    const err = await rejection(
+      connectPeer(connect, "source", new AbortController().signal, MAX_PAYLOAD, 1),
+      WireError,
     );
-    expect(err).toBeInstanceOf(WireError);
-    expect((err as WireError).message).toBe(
+    expect(err.message).toBe(
       "the listener refused the connection (wrong token or session?): memory-transfer connection closed by the peer",
     );
   });
@@ -504,9 +466,7 @@ describe("dialing the peer's listener", () => {
   });
 
   it("keeps its channels open when the signal is aborted after they are made", async () => {
-    const { listen, connect } = endpoints();
-    const server = await bindListener(listen);
-    const accepting = acceptPeer(server, listen, "destination", new AbortController().signal, MAX_PAYLOAD);
+    const { connect, accepting } = await listening();
     const c = new AbortController();
     const dialed = await connectPeer(connect, "source", c.signal, MAX_PAYLOAD, 1);
     const accepted = await accepting;
@@ -516,10 +476,8 @@ describe("dialing the peer's listener", () => {
   });
 
   it("opens up to 16 channels", async () => {
-    const { listen, connect } = endpoints();
-    const server = await bindListener(listen);
+    const { connect, accepting } = await listening();
     const signal = new AbortController().signal;
-    const accepting = acceptPeer(server, listen, "destination", signal, MAX_PAYLOAD);
     const [dialed, accepted] = await Promise.all([connectPeer(connect, "source", signal, MAX_PAYLOAD, 16), accepting]);
     expect([dialed.length, accepted.length]).toEqual([16, 16]);
     for (const l of [...dialed, ...accepted]) l.socket.destroy();
@@ -533,12 +491,11 @@ describe("dialing the peer's listener", () => {
         answered.push(closed(socket));
         socket.write(ack("source", count));
       });
-      const err = await connectPeer(connect, "destination", new AbortController().signal, MAX_PAYLOAD).then(
-        () => undefined,
-        (e: unknown) => e,
+      const err = await rejection(
+        connectPeer(connect, "destination", new AbortController().signal, MAX_PAYLOAD),
+        WireError,
       );
-      expect(err).toBeInstanceOf(WireError);
-      expect((err as WireError).message).toBe(`memory stream: the source asked for ${count} channels (1 … 16)`);
+      expect(err.message).toBe(`memory stream: the source asked for ${count} channels (1 … 16)`);
       await answered[0];
     });
   }

@@ -9,19 +9,11 @@ import { PhaseState, type StatedState } from "ttrpc-es/migration";
 import { encodeEndpointDescriptor } from "../../../src/migration/endpoint-descriptor.js";
 import { createQemuBackend, QemuBackend, type QemuBackendEvent, type QemuVmSpec } from "ttrpc-es/migration/qemu";
 import { exportSpec } from "../../../src/migration/qemu/qemu-export.js";
-import { tempDir } from "../../common.js";
+import { rejection, tempDir } from "../../common.js";
 import { fakeQemu, recordingReporter, type FakeQemuRun, type QmpScript } from "./scripted-qmp.js";
 
 const spec: QemuVmSpec = { memoryMiB: 64, kernel: "/boot/vmlinuz" };
 const session = { sessionId: "s1", sessionNumber: 7 };
-
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  return e instanceof TtrpcError ? e.code : undefined;
-}
 
 function backend(o: ConstructorParameters<typeof QemuBackend>[0] = {}) {
   const events: QemuBackendEvent[] = [];
@@ -61,7 +53,7 @@ describe("QemuBackend without a VM", () => {
     const { b } = backend();
     await expect(b.start()).rejects.toThrow("no vm in the options: this shim is a destination");
     expect(b.vm).toBeUndefined();
-    expect(await codeOf(b.prepareSource(prepareRequest()))).toBe(Code.FailedPrecondition);
+    expect((await rejection(b.prepareSource(prepareRequest()), TtrpcError)).code).toBe(Code.FailedPrecondition);
     const transfer = (origin: "Source" | "Destination") =>
       b.transfer({ ...session, origin, signal: new AbortController().signal } as never);
     expect(await transfer("Source")).toEqual({
@@ -74,7 +66,7 @@ describe("QemuBackend without a VM", () => {
       state: PhaseState.DESTINATION_FAILED,
       message: "no QEMU on this shim",
     });
-    expect(await codeOf(b.finalize({ ...session, outcome: "destination-resume" } as never))).toBe(
+    expect((await rejection(b.finalize({ ...session, outcome: "destination-resume" } as never), TtrpcError)).code).toBe(
       Code.FailedPrecondition,
     );
     expect(await b.finalize({ ...session, outcome: "source-resume" } as never)).toEqual({ recovered: false });
@@ -302,9 +294,10 @@ describe("QemuBackend as a destination", () => {
   it("refuses a second import while a VM runs", async () => {
     const { b, preparing } = await prepared();
     await preparing;
-    expect(await codeOf(b.importSandbox({ ...session, origin: "Destination", state: exported() } as never))).toBe(
-      Code.FailedPrecondition,
-    );
+    expect(
+      (await rejection(b.importSandbox({ ...session, origin: "Destination", state: exported() } as never), TtrpcError))
+        .code,
+    ).toBe(Code.FailedPrecondition);
   });
 
   it("continues a destination guest that is not running on destination-resume, and only then", async () => {

@@ -4,32 +4,17 @@
 import { describe, expect, it } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
 import type { StatedState } from "ttrpc-es/migration";
-import { deviceModelArgv, SPEC_ANNOTATION, VERSION_ANNOTATION } from "ttrpc-es/migration/qemu";
+import { deviceModelArgv } from "ttrpc-es/migration/qemu";
 import { importSpec } from "../../../src/migration/qemu/qemu-export.js";
 import { migrationSetup, sourceLimits } from "../../../src/migration/qemu/qemu-options.js";
+import { thrown } from "../../common.js";
+import { exportedState, goodSpec as good } from "./exported-state.js";
 
 const settings = { socket: "uri", maxBandwidth: 1 << 30, allowThrottling: false } as const;
 
-function codeOf(f: () => unknown): Code | undefined {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof TtrpcError ? e.code : undefined;
-  }
-  return undefined;
-}
-
-function state(spec: unknown, version = "7.2.22", sizeBytes = 128 << 20): StatedState {
-  return {
-    schemaVersion: 1,
-    sandboxId: "sb",
-    sessionId: "s",
-    vm: { guestOs: "linux", processorCount: 1, memory: { sizeBytes, pageSize: 4096 } },
-    containers: [],
-    annotations: { [SPEC_ANNOTATION]: JSON.stringify(spec), [VERSION_ANNOTATION]: version },
-  };
-}
-const good = { machine: "pc-q35-7.2", memoryMiB: 128, cpus: 1, kernel: "/boot/vmlinuz", accel: "tcg" };
+/** The state a source exports for `spec` (written as JSON). */
+const state = (spec: unknown, version?: string, sizeBytes?: number): StatedState =>
+  exportedState(JSON.stringify(spec), version, sizeBytes);
 
 describe("QEMU option mapping", () => {
   it("sets events and the bandwidth, maps the blackout target to downtime-limit", () => {
@@ -40,7 +25,9 @@ describe("QEMU option mapping", () => {
   });
 
   it("refuses checksum_verification (QEMU 7.2 has no RAM checksum) with UNIMPLEMENTED", () => {
-    expect(codeOf(() => migrationSetup({ ChecksumVerification: true }, settings))).toBe(Code.Unimplemented);
+    expect(thrown(() => migrationSetup({ ChecksumVerification: true }, settings), TtrpcError).code).toBe(
+      Code.Unimplemented,
+    );
   });
 
   it("maps throttle_worker_count to multifd channels on both sides, and refuses it on one fd-passed socket", () => {
@@ -48,7 +35,7 @@ describe("QEMU option mapping", () => {
     expect(s.capabilities).toContainEqual({ capability: "multifd", state: true });
     expect(s.destinationParameters).toEqual({ "multifd-channels": 3 });
     const fd = () => migrationSetup({ CompressionSettings: { ThrottleWorkerCount: 3 } }, { ...settings, socket: "fd" });
-    expect(codeOf(fd)).toBe(Code.InvalidArgument);
+    expect(thrown(fd, TtrpcError).code).toBe(Code.InvalidArgument);
   });
 
   it("turns auto-converge on only when the backend allows throttling", () => {
@@ -83,15 +70,15 @@ describe("the exported device model, as a destination reads it", () => {
     ["a path with a comma (QEMU option syntax)", { ...good, initrd: "/x,readonly=on" }],
     ["memory that is not an integer", { ...good, memoryMiB: 1.5 }],
   ])("refuses %s with INVALID_ARGUMENT", (_what, spec) => {
-    expect(codeOf(() => importSpec(state(spec)))).toBe(Code.InvalidArgument);
+    expect(thrown(() => importSpec(state(spec)), TtrpcError).code).toBe(Code.InvalidArgument);
   });
 
   it("refuses a spec whose memory differs from the state's, a bad version and a missing spec", () => {
-    expect(codeOf(() => importSpec(state(good, "7.2.22", 64 << 20)))).toBe(Code.InvalidArgument);
-    expect(codeOf(() => importSpec(state(good, "seven")))).toBe(Code.InvalidArgument);
+    expect(thrown(() => importSpec(state(good, "7.2.22", 64 << 20)), TtrpcError).code).toBe(Code.InvalidArgument);
+    expect(thrown(() => importSpec(state(good, "seven")), TtrpcError).code).toBe(Code.InvalidArgument);
     const none = state(good);
     none.annotations = {};
-    expect(codeOf(() => importSpec(none))).toBe(Code.InvalidArgument);
+    expect(thrown(() => importSpec(none), TtrpcError).code).toBe(Code.InvalidArgument);
   });
 });
 

@@ -59,22 +59,29 @@ function answers(...list: object[]): QmpScript {
   return (c, p) => p.reply(c, list[Math.min(i++, list.length - 1)]);
 }
 
+/** Replies to the command, then sends each event (name and data) as QEMU would after it. */
+function replyThen(...events: [name: string, data?: Record<string, unknown>][]): QmpScript {
+  return (c, p) => {
+    p.reply(c);
+    for (const [name, data] of events) p.event(name, data);
+  };
+}
+
 const status = (s: string) => ({ type: "status", status: s });
 
 describe("the source transfer", () => {
   it("sends migrate with the URI and maps setup, active, STOP and completed onto the phases", async () => {
     const { peer, report, observed, result } = await source({
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "setup" });
-          p.event("MIGRATION", { status: "active" });
-          p.event("MIGRATION_PASS", { pass: 1 });
-          p.event("MIGRATION", { status: "active" });
-          p.event("STOP");
-          p.event("MIGRATION", { status: "device" });
-          p.event("MIGRATION", { status: "completed" });
-        },
+        migrate: replyThen(
+          ["MIGRATION", { status: "setup" }],
+          ["MIGRATION", { status: "active" }],
+          ["MIGRATION_PASS", { pass: 1 }],
+          ["MIGRATION", { status: "active" }],
+          ["STOP"],
+          ["MIGRATION", { status: "device" }],
+          ["MIGRATION", { status: "completed" }],
+        ),
         "query-migrate": answers({ "total-time": 0, downtime: 5 }, { "total-time": 7 }, FULL_STATS),
       },
     });
@@ -114,10 +121,7 @@ describe("the source transfer", () => {
   it("reports zeros for what QEMU's final statistics leave out", async () => {
     const { observed, result } = await source({
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "completed" });
-        },
+        migrate: replyThen(["MIGRATION", { status: "completed" }]),
         "query-migrate": answers({ "total-time": 5, downtime: 0 }),
       },
     });
@@ -146,11 +150,7 @@ describe("the source transfer", () => {
           for (const pass of [1, 2, 3]) p.event("MIGRATION_PASS", { pass });
         },
         "query-migrate": answers({ "expected-downtime": 500 }, FULL_STATS),
-        "migrate-set-parameters": (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION_PASS", { pass: 4 });
-          p.event("MIGRATION", { status: "completed" });
-        },
+        "migrate-set-parameters": replyThen(["MIGRATION_PASS", { pass: 4 }], ["MIGRATION", { status: "completed" }]),
       },
     });
     expect(await result).toEqual({ ok: true });
@@ -171,15 +171,9 @@ describe("the source transfer", () => {
     const { peer, observed, result } = await source({
       limits: { maxPasses: 1, cancelThresholdMs: 300 },
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION_PASS", { pass: 2 });
-        },
+        migrate: replyThen(["MIGRATION_PASS", { pass: 2 }]),
         "query-migrate": answers({ "expected-downtime": 300 }, FULL_STATS),
-        "migrate-set-parameters": (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "completed" });
-        },
+        "migrate-set-parameters": replyThen(["MIGRATION", { status: "completed" }]),
       },
     });
     expect(await result).toEqual({ ok: true });
@@ -191,10 +185,7 @@ describe("the source transfer", () => {
     const { peer, observed, result } = await source({
       limits: { maxPasses: 1, cancelThresholdMs: 300 },
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION_PASS", { pass: 2 });
-        },
+        migrate: replyThen(["MIGRATION_PASS", { pass: 2 }]),
         "query-migrate": answers({ "expected-downtime": 301 }),
         migrate_cancel: (c, p) => {
           p.reply(c);
@@ -224,10 +215,7 @@ describe("the source transfer", () => {
         if (p.type === "status" && p.status === "active") active.resolve();
       },
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "active" });
-        },
+        migrate: replyThen(["MIGRATION", { status: "active" }]),
         // QEMU refuses a cancel at a bad moment with an error: not the transfer's failure.
         migrate_cancel: (c, p) => {
           p.fail(c, "GenericError", "not now");
@@ -253,10 +241,7 @@ describe("the source transfer", () => {
     const { peer, result } = await source({
       stderr,
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "failed" });
-        },
+        migrate: replyThen(["MIGRATION", { status: "failed" }]),
         "query-migrate": answers(answer),
       },
     });
@@ -272,10 +257,7 @@ describe("the source transfer", () => {
     const { result } = await source({
       stderr: "qemu: gone wrong",
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "failed" });
-        },
+        migrate: replyThen(["MIGRATION", { status: "failed" }]),
         "query-migrate": (c, p) => p.fail(c, "GenericError", "no"),
       },
     });
@@ -337,11 +319,7 @@ describe("the source transfer", () => {
     const { peer, result } = await source({
       retryConnect: true,
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "active" });
-          p.event("MIGRATION", { status: "failed" });
-        },
+        migrate: replyThen(["MIGRATION", { status: "active" }], ["MIGRATION", { status: "failed" }]),
         "query-migrate": answers({ "error-desc": "Broken pipe" }),
       },
     });
@@ -383,10 +361,7 @@ describe("the source transfer", () => {
         if (p.type === "status" && p.status === "active") active.resolve();
       },
       scripts: {
-        migrate: (c, p) => {
-          p.reply(c);
-          p.event("MIGRATION", { status: "active" });
-        },
+        migrate: replyThen(["MIGRATION", { status: "active" }]),
         migrate_cancel: (_c, p) => p.drop(),
       },
     });

@@ -2,7 +2,6 @@
 // refused and why, the argv a spec becomes, and the device model a source
 // exports and a destination reads back. Booting it is test/interop/qemu's.
 import { describe, expect, it } from "vitest";
-import { Code, TtrpcError } from "ttrpc-es";
 import type { StatedState } from "ttrpc-es/migration";
 import {
   DEFAULT_MACHINE_TYPE,
@@ -14,6 +13,8 @@ import {
 } from "ttrpc-es/migration/qemu";
 import { exportSpec, importSpec } from "../../../src/migration/qemu/qemu-export.js";
 import { QemuExitedError, versionString } from "../../../src/migration/qemu/qemu-vm.js";
+import { invalidArgument } from "../invalid-argument.js";
+import { exportedState as state, goodSpec as good } from "./exported-state.js";
 
 const base: QemuVmSpec = { memoryMiB: 128, kernel: "/boot/vmlinuz" };
 
@@ -175,31 +176,8 @@ describe("the exported device model", () => {
   });
 });
 
-function state(text: string | undefined, version: string | null = "7.2.22", sizeBytes = 128 << 20): StatedState {
-  const annotations: Record<string, string> = {};
-  if (text !== undefined) annotations[SPEC_ANNOTATION] = text;
-  if (version !== null) annotations[VERSION_ANNOTATION] = version;
-  return {
-    schemaVersion: 1,
-    sandboxId: "sb",
-    sessionId: "s",
-    vm: { guestOs: "linux", processorCount: 1, memory: { sizeBytes, pageSize: 4096 } },
-    containers: [],
-    annotations,
-  };
-}
-const good = { machine: "pc-q35-7.2", memoryMiB: 128, cpus: 1, kernel: "/boot/vmlinuz", accel: "tcg" };
-
-function refusal(s: StatedState): string {
-  try {
-    importSpec(s);
-  } catch (e) {
-    expect(e).toBeInstanceOf(TtrpcError);
-    expect((e as TtrpcError).code).toBe(Code.InvalidArgument);
-    return (e as TtrpcError).rawMessage;
-  }
-  throw new Error("importSpec accepted the state");
-}
+/** The rawMessage of the INVALID_ARGUMENT importSpec throws for `s`. */
+const refusal = (s: StatedState): string => invalidArgument(() => importSpec(s));
 
 describe("importSpec", () => {
   it("takes only the spec's known fields", () => {
