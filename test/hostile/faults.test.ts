@@ -8,7 +8,7 @@ import { Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { Code, TtrpcError, createClient, createServer, type Client, type ServiceImpl } from "ttrpc-es";
-import { Interop, tempDir } from "../common.js";
+import { Interop, rejection, tempDir } from "../common.js";
 import { checkLeaksAfterAll, expectResourcesSettled, resourceCounts } from "../leak-check.js";
 import { CallTracker, expectServing, park, tameImpl, trapProcessErrors, until } from "./helpers.js";
 
@@ -43,17 +43,6 @@ async function exposedServer(impl: Partial<ServiceImpl<typeof Interop>>, transpo
   return { server, tracker, accepted, dial };
 }
 
-/** Settles `p` and returns its rejection (or fails if it resolved). */
-async function rejection(p: Promise<unknown>): Promise<TtrpcError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TtrpcError);
-    return e as TtrpcError;
-  }
-  throw new Error("expected a rejection");
-}
-
 async function drain(it: AsyncIterable<unknown>, seen: unknown[] = []): Promise<unknown[]> {
   for await (const m of it) seen.push(m);
   return seen;
@@ -75,7 +64,7 @@ describe("the peer vanishes", () => {
     const call = client.unary(Interop.method.echo, { text: "x" });
     await until(() => tracker.signals.length === 1, "the handler");
     accepted[0]!.destroy();
-    expect(await rejection(call)).toMatchObject({ code: Code.Unavailable });
+    expect(await rejection(call, TtrpcError)).toMatchObject({ code: Code.Unavailable });
     await until(() => tracker.open === 0, "the handler's signal");
     expect(tracker.signals[0]!.reason).toMatchObject({ code: Code.Unavailable });
     await server.close();
@@ -92,7 +81,7 @@ describe("the peer vanishes", () => {
     const call = client.unary(Interop.method.echo, { delayMs: 1 });
     await until(() => tracker.signals.length === 1, "the handler");
     socket.destroy();
-    expect(await rejection(call)).toMatchObject({ code: Code.Unavailable });
+    expect(await rejection(call, TtrpcError)).toMatchObject({ code: Code.Unavailable });
     await until(() => tracker.open === 0, "the handler's signal");
     expect(tracker.signals[0]!.reason).toMatchObject({ code: Code.Unavailable });
     const other = await dial();
@@ -130,9 +119,9 @@ describe("the peer vanishes", () => {
     const ss: unknown[] = [];
     const bd: unknown[] = [];
     const results = [
-      rejection(drain(client.serverStream(Interop.method.serverStream, {}), ss)),
-      rejection(client.clientStream(Interop.method.clientStream, oneThenHang())),
-      rejection(drain(client.bidiStream(Interop.method.bidi, oneThenHang()), bd)),
+      rejection(drain(client.serverStream(Interop.method.serverStream, {}), ss), TtrpcError),
+      rejection(client.clientStream(Interop.method.clientStream, oneThenHang()), TtrpcError),
+      rejection(drain(client.bidiStream(Interop.method.bidi, oneThenHang()), bd), TtrpcError),
     ];
     await until(() => tracker.signals.length === 3 && ss.length === 1 && bd.length === 1, "three streams under way");
     accepted[0]!.destroy();
@@ -169,7 +158,7 @@ describe("the peer vanishes", () => {
         closed = true;
       }
     }
-    const err = await rejection(client.clientStream(Interop.method.clientStream, big()));
+    const err = await rejection(client.clientStream(Interop.method.clientStream, big()), TtrpcError);
     expect(err.code).toBe(Code.Unavailable);
     await until(() => closed, "the input to be closed");
     expect(produced).toBeLessThan(1000);
@@ -197,7 +186,7 @@ describe("the peer vanishes", () => {
     });
     const { client, socket } = await dial();
     const seen: unknown[] = [];
-    const call = rejection(drain(client.serverStream(Interop.method.serverStream, {}), seen));
+    const call = rejection(drain(client.serverStream(Interop.method.serverStream, {}), seen), TtrpcError);
     await until(() => seen.length >= 2, "the stream to flow");
     socket.destroy();
     expect((await call).code).toBe(Code.Unavailable);
@@ -217,7 +206,7 @@ describe("socket errors", () => {
     const calls = Array.from({ length: 10 }, () => client.unary(Interop.method.echo, {}));
     await until(() => tracker.signals.length === 10, "the handlers");
     accepted[0]!.resetAndDestroy();
-    for (const c of calls) expect(await rejection(c)).toMatchObject({ code: Code.Unavailable });
+    for (const c of calls) expect(await rejection(c, TtrpcError)).toMatchObject({ code: Code.Unavailable });
     const why = await client.done;
     expect(why.code).toBe(Code.Unavailable);
     expect(causeCode(why)).toBe("ECONNRESET");
@@ -237,7 +226,7 @@ describe("socket errors", () => {
     const calls = Array.from({ length: 10 }, () => client.unary(Interop.method.echo, { delayMs: 1 }));
     await until(() => tracker.signals.length === 10, "the handlers");
     socket.resetAndDestroy();
-    for (const c of calls) expect(await rejection(c)).toMatchObject({ code: Code.Unavailable });
+    for (const c of calls) expect(await rejection(c, TtrpcError)).toMatchObject({ code: Code.Unavailable });
     await until(() => tracker.open === 0, "the handlers' signals");
     for (const s of tracker.signals) expect(s.reason).toMatchObject({ code: Code.Unavailable });
     await until(() => server.connectionCount === 0, "the reset connection to be dropped");
@@ -270,7 +259,9 @@ describe("socket errors", () => {
       await gate;
       yield { payload: new Uint8Array(64 * 1024) };
     }
-    expect((await rejection(client.clientStream(Interop.method.clientStream, input()))).code).toBe(Code.Unavailable);
+    expect((await rejection(client.clientStream(Interop.method.clientStream, input()), TtrpcError)).code).toBe(
+      Code.Unavailable,
+    );
     const why = await client.done;
     expect(why.code).toBe(Code.Unavailable);
     expect(causeCode(why)).toBe("EPIPE");
@@ -304,16 +295,16 @@ describe("the server goes away with 1,000 calls in flight", () => {
     for (let i = 0; i < N; i++) {
       switch (i % 4) {
         case 0:
-          calls.push(rejection(client.unary(Interop.method.echo, {})));
+          calls.push(rejection(client.unary(Interop.method.echo, {}), TtrpcError));
           break;
         case 1:
-          calls.push(rejection(drain(client.serverStream(Interop.method.serverStream, {}))));
+          calls.push(rejection(drain(client.serverStream(Interop.method.serverStream, {})), TtrpcError));
           break;
         case 2:
-          calls.push(rejection(client.clientStream(Interop.method.clientStream, [{}])));
+          calls.push(rejection(client.clientStream(Interop.method.clientStream, [{}]), TtrpcError));
           break;
         default:
-          calls.push(rejection(drain(client.bidiStream(Interop.method.bidi, [{}]))));
+          calls.push(rejection(drain(client.bidiStream(Interop.method.bidi, [{}])), TtrpcError));
       }
     }
     await until(() => tracker.signals.length === N, `${N} handlers`);
@@ -359,7 +350,9 @@ describe("the server goes away with 1,000 calls in flight", () => {
     const calls = Array.from({ length: N }, (_, i) => client.unary(Interop.method.echo, { text: `${i}` }));
     await until(() => s.tracker.signals.length === N, `${N} handlers`);
     const done = s.server.shutdown();
-    expect(await rejection(client.unary(Interop.method.echo, {}))).toMatchObject({ code: Code.Unavailable });
+    expect(await rejection(client.unary(Interop.method.echo, {}), TtrpcError)).toMatchObject({
+      code: Code.Unavailable,
+    });
     release();
     expect((await Promise.all(calls)).every((r, i) => r.text === `${i}`)).toBe(true);
     await done;
@@ -387,7 +380,7 @@ describe("the server goes away with 1,000 calls in flight", () => {
     const ac = new AbortController();
     setMaxListeners(N + 10, ac.signal); // one signal shared by 1,000 calls is intended here
     const calls = Array.from({ length: N }, () =>
-      rejection(client.unary(Interop.method.echo, { delayMs: 1 }, { signal: ac.signal })),
+      rejection(client.unary(Interop.method.echo, { delayMs: 1 }, { signal: ac.signal }), TtrpcError),
     );
     await until(() => s.tracker.signals.length === N, `${N} handlers`);
     ac.abort();

@@ -84,6 +84,31 @@ function rig(): Rig {
   return { host, source, destination, log, events, failures, recovered };
 }
 
+/** A rig changed by `setup`, after its abort path ran to its end. */
+async function afterAbortPath(setup: (r: Rig) => void = () => {}): Promise<Rig> {
+  const r = rig();
+  setup(r);
+  await runAbortPath(r.host);
+  return r;
+}
+
+/** The calls of a whole abort path, both sides started and reachable, in order. */
+const BOTH_SIDES = [
+  "source cancel",
+  "destination cancel",
+  "source finalizeSandbox RESUME",
+  "destination finalizeSandbox STOP",
+  "source cleanup (stream stopped)",
+  "destination cleanup (stream stopped)",
+];
+/** The calls of a path that winds down only one side. */
+const SOURCE_ONLY = ["source cancel", "source finalizeSandbox RESUME", "source cleanup (stream stopped)"];
+const DESTINATION_ONLY = [
+  "destination cancel",
+  "destination finalizeSandbox STOP",
+  "destination cleanup (stream stopped)",
+];
+
 /** A connection as the abort path reads it: only whether it is closed. */
 function connection(closed: boolean): Client {
   return { closed } as Client;
@@ -91,16 +116,8 @@ function connection(closed: boolean): Client {
 
 describe("runAbortPath", () => {
   it("Cancel on both sides, then source RESUME, destination STOP, then Cleanup after each stream stopped", async () => {
-    const r = rig();
-    await runAbortPath(r.host);
-    expect(r.log).toEqual([
-      "source cancel",
-      "destination cancel",
-      "source finalizeSandbox RESUME",
-      "destination finalizeSandbox STOP",
-      "source cleanup (stream stopped)",
-      "destination cleanup (stream stopped)",
-    ]);
+    const r = await afterAbortPath();
+    expect(r.log).toEqual(BOTH_SIDES);
     expect(r.events.map((e) => (e.type === "step" ? `${e.side} ${e.step} ${e.detail ?? "-"}` : e.type))).toEqual([
       "source Cancel -",
       "destination Cancel -",
@@ -113,40 +130,24 @@ describe("runAbortPath", () => {
   });
 
   it("winds down only the sides that started", async () => {
-    const r = rig();
-    r.destination.started = false;
-    await runAbortPath(r.host);
-    expect(r.log).toEqual(["source cancel", "source finalizeSandbox RESUME", "source cleanup (stream stopped)"]);
-    const d = rig();
-    d.source.started = false;
-    await runAbortPath(d.host);
-    expect(d.log).toEqual([
-      "destination cancel",
-      "destination finalizeSandbox STOP",
-      "destination cleanup (stream stopped)",
-    ]);
+    const r = await afterAbortPath((r) => (r.destination.started = false));
+    expect(r.log).toEqual(SOURCE_ONLY);
+    const d = await afterAbortPath((d) => (d.source.started = false));
+    expect(d.log).toEqual(DESTINATION_ONLY);
   });
 
   it("a side that already reported FAILED gets no Cancel, but still its FinalizeSandbox and Cleanup", async () => {
-    const r = rig();
-    r.source.outcome = "failed";
-    await runAbortPath(r.host);
-    expect(r.log).toEqual([
-      "destination cancel",
-      "source finalizeSandbox RESUME",
-      "destination finalizeSandbox STOP",
-      "source cleanup (stream stopped)",
-      "destination cleanup (stream stopped)",
-    ]);
+    const r = await afterAbortPath((r) => (r.source.outcome = "failed"));
+    expect(r.log).toEqual(BOTH_SIDES.filter((call) => call !== "source cancel"));
   });
 
   it("records each failed step with side, step and detail, and still attempts the next", async () => {
-    const r = rig();
-    r.failures.set("source cancel", new Error("no cancel"));
-    r.failures.set("source finalizeSandbox RESUME", new Error("no resume"));
-    r.failures.set("destination finalizeSandbox STOP", "a string");
-    r.failures.set("destination cleanup", new Error("no cleanup"));
-    await runAbortPath(r.host);
+    const r = await afterAbortPath((r) => {
+      r.failures.set("source cancel", new Error("no cancel"));
+      r.failures.set("source finalizeSandbox RESUME", new Error("no resume"));
+      r.failures.set("destination finalizeSandbox STOP", "a string");
+      r.failures.set("destination cleanup", new Error("no cleanup"));
+    });
     expect(r.host.abortErrors).toEqual([
       "source Cancel: no cancel",
       "source FinalizeSandbox RESUME: no resume",
@@ -157,11 +158,11 @@ describe("runAbortPath", () => {
   });
 
   it("skips a side that is unreachable with its connection closed, and only that one", async () => {
-    const r = rig();
-    r.destination.outcome = "unreachable";
-    r.destination.conn = connection(true);
-    await runAbortPath(r.host);
-    expect(r.log).toEqual(["source cancel", "source finalizeSandbox RESUME", "source cleanup (stream stopped)"]);
+    const r = await afterAbortPath((r) => {
+      r.destination.outcome = "unreachable";
+      r.destination.conn = connection(true);
+    });
+    expect(r.log).toEqual(SOURCE_ONLY);
     // Unreachable by its stream but with no closed connection of its own, or
     // a closed connection without the side being unreachable: attempted.
     for (const [outcome, conn] of [
@@ -169,16 +170,12 @@ describe("runAbortPath", () => {
       ["unreachable", connection(false)],
       ["not-started", connection(true)],
     ] as const) {
-      const o = rig();
-      o.source.started = false;
-      o.destination.outcome = outcome;
-      o.destination.conn = conn;
-      await runAbortPath(o.host);
-      expect(o.log).toEqual([
-        "destination cancel",
-        "destination finalizeSandbox STOP",
-        "destination cleanup (stream stopped)",
-      ]);
+      const o = await afterAbortPath((o) => {
+        o.source.started = false;
+        o.destination.outcome = outcome;
+        o.destination.conn = conn;
+      });
+      expect(o.log).toEqual(DESTINATION_ONLY);
     }
   });
 
@@ -189,20 +186,11 @@ describe("runAbortPath", () => {
     const path = runAbortPath(r.host);
     // The path entered its wait: no Cleanup was sent before it.
     await inRecoveryWait(path);
-    expect(r.log).toEqual([
-      "source cancel",
-      "destination cancel",
-      "source finalizeSandbox RESUME",
-      "destination finalizeSandbox STOP",
-    ]);
+    expect(r.log).toEqual(BOTH_SIDES.slice(0, 4));
     r.log.push("RECOVERY_DONE");
     r.recovered();
     await path;
-    expect(r.log.slice(4)).toEqual([
-      "RECOVERY_DONE",
-      "source cleanup (stream stopped)",
-      "destination cleanup (stream stopped)",
-    ]);
+    expect(r.log.slice(4)).toEqual(["RECOVERY_DONE", ...BOTH_SIDES.slice(4)]);
   });
 
   it("holds the Cleanup until the source's stream ended, when no RECOVERY_DONE comes", async () => {
@@ -218,11 +206,7 @@ describe("runAbortPath", () => {
     await path;
     expect(r.log).toHaveLength(7);
     // Both Cleanups came after the stream ended.
-    expect(r.log.slice(4)).toEqual([
-      "stream ended",
-      "source cleanup (stream stopped)",
-      "destination cleanup (stream stopped)",
-    ]);
+    expect(r.log.slice(4)).toEqual(["stream ended", ...BOTH_SIDES.slice(4)]);
   });
 
   it("does not wait for RECOVERY_DONE from a source whose connection closed, or that never started", async () => {

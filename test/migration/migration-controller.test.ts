@@ -8,12 +8,17 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
 import { FinalizeAction, Phase, PhaseState, encodeSandboxConfig, type NotificationsResponse } from "ttrpc-es/migration";
-import { createTestingBackend, testingEndpoint, type TestingBackend } from "ttrpc-es/migration/testing";
+import {
+  createTestingBackend,
+  testingEndpoint,
+  type TestingBackend,
+  type TestingBackendOptions,
+} from "ttrpc-es/migration/testing";
 import type { FinalizeRequest, MigrationBackend } from "../../src/migration/backend.js";
 import { MigrationController } from "../../src/migration/migration-controller.js";
 import { MigrationInvalidStateError } from "../../src/migration/migration-errors.js";
 import type { TestingEndpoint } from "../../src/migration/testing/testing-backend.js";
-import { drain, fakeTimeouts } from "../common.js";
+import { drain, fakeTimeouts, rejection, thrown } from "../common.js";
 
 const S = "s-1";
 const OPTIONS = { Origin: "Source" as const };
@@ -57,15 +62,18 @@ function rig(
   return { backend: backend as TestingBackend, controller, errors };
 }
 
-/** The TtrpcError a call fails with. */
-async function failure(p: Promise<unknown> | (() => unknown)): Promise<TtrpcError> {
-  try {
-    await (typeof p === "function" ? p() : p);
-  } catch (e) {
-    expect(e).toBeInstanceOf(TtrpcError);
-    return e as TtrpcError;
-  }
-  throw new Error("expected the call to fail");
+/** A rig whose backend holds each `method` call until `held.open()`, then runs the testing backend's. */
+function heldRig(
+  method: "attachSocket" | "cleanup",
+  options: TestingBackendOptions = {},
+): Rig & { held: ReturnType<typeof gate> } {
+  const testing = createTestingBackend(options);
+  const held = gate();
+  const wait = async (req: never) => {
+    await held.promise;
+    await testing[method](req);
+  };
+  return { ...rig({ ...testing, [method]: wait }), held };
 }
 
 function config(session = S, containers: string[] = [], sandboxId = "sandbox-1") {
@@ -114,12 +122,12 @@ const boom = () => new Error("boom");
 describe("MigrationController: opening a session", () => {
   it("PrepareAndExport refuses an empty session id, and a second session while one is active", async () => {
     const r = rig();
-    expect(await failure(r.controller.prepareSource("", OPTIONS, signal()))).toMatchObject({
+    expect(await rejection(r.controller.prepareSource("", OPTIONS, signal()), TtrpcError)).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: "session id is required",
     });
     await source(r);
-    expect(await failure(r.controller.prepareSource("s-2", OPTIONS, signal()))).toMatchObject({
+    expect(await rejection(r.controller.prepareSource("s-2", OPTIONS, signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: 'controller is in state SourceExported for session "s-1"',
     });
@@ -127,7 +135,7 @@ describe("MigrationController: opening a session", () => {
 
   it("a backend failure in PrepareAndExport is INTERNAL naming the step, and leaves the controller Idle", async () => {
     const r = rig(createTestingBackend({ failures: { prepareSource: boom() } }));
-    expect(await failure(r.controller.prepareSource(S, OPTIONS, signal()))).toMatchObject({
+    expect(await rejection(r.controller.prepareSource(S, OPTIONS, signal()), TtrpcError)).toMatchObject({
       code: Code.Internal,
       rawMessage: "initialize live migration on source vm: boom",
     });
@@ -137,11 +145,15 @@ describe("MigrationController: opening a session", () => {
   it("Import checks the session id, then the sandbox id, before it opens the config", async () => {
     const r = rig();
     // No config at all: the id checks must come first to be the answer.
-    expect(await failure(r.controller.importState({ sessionId: "", sandboxId: "sb" }, signal()))).toMatchObject({
+    expect(
+      await rejection(r.controller.importState({ sessionId: "", sandboxId: "sb" }, signal()), TtrpcError),
+    ).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: "session id is required",
     });
-    expect(await failure(r.controller.importState({ sessionId: S, sandboxId: "" }, signal()))).toMatchObject({
+    expect(
+      await rejection(r.controller.importState({ sessionId: S, sandboxId: "" }, signal()), TtrpcError),
+    ).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: "sandbox id is required",
     });
@@ -149,8 +161,9 @@ describe("MigrationController: opening a session", () => {
 
   it("Import refuses a config another session exported", async () => {
     const r = rig();
-    const e = await failure(
+    const e = await rejection(
       r.controller.importState({ sessionId: S, sandboxId: "sb", config: config("s-9") }, signal()),
+      TtrpcError,
     );
     expect(e).toMatchObject({
       code: Code.InvalidArgument,
@@ -161,19 +174,26 @@ describe("MigrationController: opening a session", () => {
 
   it("a backend failure in Import is INTERNAL naming the step, and opens no session", async () => {
     const r = rig(createTestingBackend({ failures: { importSandbox: boom() } }));
-    expect(await failure(imported(r))).toMatchObject({ code: Code.Internal, rawMessage: "import vm controller: boom" });
+    expect(await rejection(imported(r), TtrpcError)).toMatchObject({
+      code: Code.Internal,
+      rawMessage: "import vm controller: boom",
+    });
     expect(r.controller.current).toBeUndefined();
   });
 
   it("PrepareSandbox needs DestinationImported, and names the state it found", async () => {
     const idle = rig();
-    expect(await failure(idle.controller.prepareDestination("", { Origin: "Destination" }, signal()))).toMatchObject({
+    expect(
+      await rejection(idle.controller.prepareDestination("", { Origin: "Destination" }, signal()), TtrpcError),
+    ).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "prepare destination not valid in state Idle",
     });
     const src = rig();
     await source(src);
-    expect(await failure(src.controller.prepareDestination(S, { Origin: "Destination" }, signal()))).toMatchObject({
+    expect(
+      await rejection(src.controller.prepareDestination(S, { Origin: "Destination" }, signal()), TtrpcError),
+    ).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "prepare destination not valid in state SourceExported",
     });
@@ -182,7 +202,9 @@ describe("MigrationController: opening a session", () => {
   it("a backend failure in PrepareSandbox is INTERNAL naming the step, and the session stays imported", async () => {
     const r = rig(createTestingBackend({ failures: { prepareDestination: boom() } }));
     await imported(r);
-    expect(await failure(r.controller.prepareDestination(S, { Origin: "Destination" }, signal()))).toMatchObject({
+    expect(
+      await rejection(r.controller.prepareDestination(S, { Origin: "Destination" }, signal()), TtrpcError),
+    ).toMatchObject({
       code: Code.Internal,
       rawMessage: "create destination vm: boom",
     });
@@ -193,51 +215,45 @@ describe("MigrationController: opening a session", () => {
 describe("MigrationController: CreateDuplicateSocket", () => {
   it("refuses an empty descriptor, a second socket, and a session not waiting for one", async () => {
     const r = rig();
-    expect(await failure(r.controller.registerSocket(S, new Uint8Array(0), signal()))).toMatchObject({
+    expect(await rejection(r.controller.registerSocket(S, new Uint8Array(0), signal()), TtrpcError)).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: "protocol info is 0 bytes",
     });
-    expect(await failure(r.controller.registerSocket("", testingEndpoint("a"), signal()))).toMatchObject({
+    expect(await rejection(r.controller.registerSocket("", testingEndpoint("a"), signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "invalid register duplicate socket state (current: Idle)",
     });
     await socketReady(r);
-    expect(await failure(r.controller.registerSocket(S, testingEndpoint("b"), signal()))).toMatchObject({
+    expect(await rejection(r.controller.registerSocket(S, testingEndpoint("b"), signal()), TtrpcError)).toMatchObject({
       code: Code.AlreadyExists,
       rawMessage: 'duplicate socket already registered for session "s-1"',
     });
     const dst = rig();
     await imported(dst);
-    expect(await failure(dst.controller.registerSocket(S, testingEndpoint("a"), signal()))).toMatchObject({
-      code: Code.FailedPrecondition,
-      rawMessage: "invalid register duplicate socket state (current: DestinationImported)",
-    });
+    expect(await rejection(dst.controller.registerSocket(S, testingEndpoint("a"), signal()), TtrpcError)).toMatchObject(
+      {
+        code: Code.FailedPrecondition,
+        rawMessage: "invalid register duplicate socket state (current: DestinationImported)",
+      },
+    );
   });
 
   it("a failed attach fails the session and frees the socket claim: a retry meets the state, not a duplicate", async () => {
     const r = rig(createTestingBackend({ failures: { attachSocket: boom() } }));
     await source(r);
-    expect(await failure(r.controller.registerSocket(S, testingEndpoint("a"), signal()))).toMatchObject({
+    expect(await rejection(r.controller.registerSocket(S, testingEndpoint("a"), signal()), TtrpcError)).toMatchObject({
       code: Code.Internal,
       rawMessage: "register duplicate socket: boom",
     });
     expect(r.controller.current?.state).toBe("Failed");
-    expect(await failure(r.controller.registerSocket(S, testingEndpoint("a"), signal()))).toMatchObject({
+    expect(await rejection(r.controller.registerSocket(S, testingEndpoint("a"), signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "invalid register duplicate socket state (current: Failed)",
     });
   });
 
   it("a Cancel while the socket attaches wins: the session stays Cancelled whether the attach succeeds", async () => {
-    const testing = createTestingBackend();
-    const held = gate();
-    const r = rig({
-      ...testing,
-      attachSocket: async (req) => {
-        await held.promise;
-        await testing.attachSocket(req);
-      },
-    });
+    const { held, ...r } = heldRig("attachSocket");
     await source(r);
     const registering = r.controller.registerSocket(S, testingEndpoint("a"), signal());
     await r.controller.cancel(S, signal());
@@ -248,20 +264,12 @@ describe("MigrationController: CreateDuplicateSocket", () => {
   });
 
   it("a Cancel while the socket attaches wins: the session stays Cancelled when the attach fails", async () => {
-    const testing = createTestingBackend({ failures: { attachSocket: boom() } });
-    const held = gate();
-    const r = rig({
-      ...testing,
-      attachSocket: async (req) => {
-        await held.promise;
-        await testing.attachSocket(req);
-      },
-    });
+    const { held, ...r } = heldRig("attachSocket", { failures: { attachSocket: boom() } });
     await source(r);
     const registering = r.controller.registerSocket(S, testingEndpoint("a"), signal());
     await r.controller.cancel(S, signal());
     held.open();
-    expect(await failure(registering)).toMatchObject({ code: Code.Internal });
+    expect(await rejection(registering, TtrpcError)).toMatchObject({ code: Code.Internal });
     expect(r.controller.current?.state).toBe("Cancelled");
   });
 });
@@ -269,12 +277,12 @@ describe("MigrationController: CreateDuplicateSocket", () => {
 describe("MigrationController: TransferSandbox", () => {
   it("refuses a transfer while Idle or before the session can transfer, naming the state", async () => {
     const r = rig();
-    expect(await failure(() => r.controller.transfer("", 1000))).toMatchObject({
+    expect(thrown(() => r.controller.transfer("", 1000), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "transfer not valid in state Idle",
     });
     await imported(r);
-    expect(await failure(() => r.controller.transfer(S, 1000))).toMatchObject({
+    expect(thrown(() => r.controller.transfer(S, 1000), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "transfer not valid in state DestinationImported",
     });
@@ -352,23 +360,15 @@ describe("MigrationController: TransferSandbox", () => {
 describe("MigrationController: Notifications", () => {
   it("refuses a subscriber while Idle, and while the session is being cleaned up", async () => {
     const r0 = rig();
-    expect(await failure(() => r0.controller.subscribe("", signal()))).toMatchObject({
+    expect(thrown(() => r0.controller.subscribe("", signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "no migration session is active",
     });
-    const testing = createTestingBackend();
-    const held = gate();
-    const r = rig({
-      ...testing,
-      cleanup: async (req) => {
-        await held.promise;
-        await testing.cleanup(req);
-      },
-    });
+    const { held, ...r } = heldRig("cleanup");
     await transferred(r);
     await r.controller.finalize(S, FinalizeAction.STOP, signal());
     const cleaning = r.controller.cleanup(S, signal());
-    expect(await failure(() => r.controller.subscribe(S, signal()))).toMatchObject({
+    expect(thrown(() => r.controller.subscribe(S, signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "migration session already terminated",
     });
@@ -396,17 +396,17 @@ describe("MigrationController: FinalizeSandbox", () => {
   it("refuses an unspecified action, a session that cannot finalize yet, and an unknown action", async () => {
     const r = rig();
     await socketReady(r);
-    expect(await failure(r.controller.finalize(S, FinalizeAction.UNSPECIFIED, signal()))).toMatchObject({
+    expect(await rejection(r.controller.finalize(S, FinalizeAction.UNSPECIFIED, signal()), TtrpcError)).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: "finalize action must be specified",
     });
-    expect(await failure(r.controller.finalize(S, FinalizeAction.STOP, signal()))).toMatchObject({
+    expect(await rejection(r.controller.finalize(S, FinalizeAction.STOP, signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "finalize not valid in state SocketReady",
     });
     r.controller.transfer(S, 60_000);
     await r.controller.current!.transfer;
-    expect(await failure(r.controller.finalize(S, 7 as FinalizeAction, signal()))).toMatchObject({
+    expect(await rejection(r.controller.finalize(S, 7 as FinalizeAction, signal()), TtrpcError)).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: "unsupported finalize action 7",
     });
@@ -484,14 +484,14 @@ describe("MigrationController: FinalizeSandbox", () => {
   it("backend failures of finalize and resume are INTERNAL naming the step; the session is not Finalized", async () => {
     const r = rig(createTestingBackend({ failures: { finalize: boom() } }));
     await transferred(r);
-    expect(await failure(r.controller.finalize(S, FinalizeAction.STOP, signal()))).toMatchObject({
+    expect(await rejection(r.controller.finalize(S, FinalizeAction.STOP, signal()), TtrpcError)).toMatchObject({
       code: Code.Internal,
       rawMessage: "finalize live migration: boom",
     });
     expect(r.controller.current?.state).toBe("TransferCompleted");
     const r2 = rig(createTestingBackend({ failures: { resume: boom() } }));
     await transferred(r2, "destination");
-    expect(await failure(r2.controller.finalize(S, FinalizeAction.RESUME, signal()))).toMatchObject({
+    expect(await rejection(r2.controller.finalize(S, FinalizeAction.RESUME, signal()), TtrpcError)).toMatchObject({
       code: Code.Internal,
       rawMessage: "resume vm from migration: boom",
     });
@@ -504,7 +504,7 @@ describe("MigrationController: Cancel and Cleanup", () => {
     const r = rig();
     await transferred(r);
     await r.controller.finalize(S, FinalizeAction.STOP, signal());
-    expect(await failure(r.controller.cancel(S, signal()))).toMatchObject({
+    expect(await rejection(r.controller.cancel(S, signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "cancel not valid in state Finalized",
     });
@@ -534,7 +534,7 @@ describe("MigrationController: Cancel and Cleanup", () => {
   it("a backend failure of Cancel is INTERNAL naming the step and fails the session", async () => {
     const r = rig(createTestingBackend({ failures: { cancel: boom() } }));
     await socketReady(r);
-    expect(await failure(r.controller.cancel(S, signal()))).toMatchObject({
+    expect(await rejection(r.controller.cancel(S, signal()), TtrpcError)).toMatchObject({
       code: Code.Internal,
       rawMessage: "cancel live migration: boom",
     });
@@ -545,14 +545,14 @@ describe("MigrationController: Cancel and Cleanup", () => {
     const late = new MigrationInvalidStateError();
     const r = rig(createTestingBackend({ failures: { cancel: late } }));
     await socketReady(r);
-    expect(await failure(r.controller.cancel(S, signal()))).toBe(late);
+    expect(await rejection(r.controller.cancel(S, signal()), TtrpcError)).toBe(late);
     expect(r.controller.current?.state).toBe("Cancelled");
   });
 
   it("Cleanup of a source not finalized is FAILED_PRECONDITION naming origin and state", async () => {
     const r = rig();
     await source(r);
-    expect(await failure(r.controller.cleanup(S, signal()))).toMatchObject({
+    expect(await rejection(r.controller.cleanup(S, signal()), TtrpcError)).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "cleanup not valid for Source in state SourceExported",
     });
@@ -611,7 +611,7 @@ describe("MigrationController: the Task side's rules", () => {
     const r = rig();
     expect(() => r.controller.ensureIdle()).not.toThrow();
     await source(r);
-    const e = await failure(() => r.controller.ensureIdle());
+    const e = thrown(() => r.controller.ensureIdle(), TtrpcError);
     expect(e).toMatchObject({
       code: Code.FailedPrecondition,
       rawMessage: "migration session is in progress (state: SourceExported)",
@@ -628,18 +628,18 @@ describe("MigrationController: the Task side's rules", () => {
   it("refuses a re-creation without an id, without the annotation, or outside DestinationImported", async () => {
     const r = rig(undefined, { trackContainers: true });
     expect(
-      await failure(() => r.controller.recreateContainer({ id: "", annotations: { [SOURCE_ID]: "c" } })),
+      thrown(() => r.controller.recreateContainer({ id: "", annotations: { [SOURCE_ID]: "c" } }), TtrpcError),
     ).toMatchObject({ code: Code.InvalidArgument, rawMessage: "destination container id is required" });
-    expect(await failure(() => r.controller.recreateContainer({ id: "d", annotations: {} }))).toMatchObject({
+    expect(thrown(() => r.controller.recreateContainer({ id: "d", annotations: {} }), TtrpcError)).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage: 'annotation "io.microsoft.migration.source-container-id" is required',
     });
     expect(
-      await failure(() => r.controller.recreateContainer({ id: "d", annotations: { [SOURCE_ID]: "c" } })),
+      thrown(() => r.controller.recreateContainer({ id: "d", annotations: { [SOURCE_ID]: "c" } }), TtrpcError),
     ).toMatchObject({ code: Code.FailedPrecondition, rawMessage: "patch not valid in state Idle" });
     await source(r);
     expect(
-      await failure(() => r.controller.recreateContainer({ id: "d", annotations: { [SOURCE_ID]: "c" } })),
+      thrown(() => r.controller.recreateContainer({ id: "d", annotations: { [SOURCE_ID]: "c" } }), TtrpcError),
     ).toMatchObject({ code: Code.FailedPrecondition, rawMessage: "patch not valid in state SourceExported" });
   });
 
@@ -651,17 +651,17 @@ describe("MigrationController: the Task side's rules", () => {
         id: `new-${source}`,
         annotations: { [SOURCE_ID]: source, ...(type === undefined ? {} : { [CONTAINER_TYPE]: type }) },
       });
-    expect(await failure(() => recreate("nope"))).toMatchObject({
+    expect(thrown(() => recreate("nope"), TtrpcError)).toMatchObject({
       code: Code.Unknown,
       rawMessage: 'source container "nope" is not pending a patch',
     });
-    expect(await failure(() => recreate("pod-1", "container"))).toMatchObject({
+    expect(thrown(() => recreate("pod-1", "container"), TtrpcError)).toMatchObject({
       code: Code.InvalidArgument,
       rawMessage:
         'annotation "io.kubernetes.cri.container-type"="container" disagrees with structural sandbox detection ' +
         '(sourceContainerID="pod-1", sourcePodID="pod-1")',
     });
-    expect(await failure(() => recreate("app", "sandbox"))).toMatchObject({ code: Code.InvalidArgument });
+    expect(thrown(() => recreate("app", "sandbox"), TtrpcError)).toMatchObject({ code: Code.InvalidArgument });
     // No annotation, an empty one, or one that agrees: accepted.
     expect(recreate("pod-1")).toBe("pod-1");
     expect(recreate("app", "")).toBe("app");

@@ -7,10 +7,16 @@ import { tmpdir } from "node:os";
 import { basename, dirname } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
-import { MemoryTransport, type MigrationClient, type MigrationEvent, migrate } from "ttrpc-es/migration";
+import {
+  MemoryTransport,
+  type MigrateOptions,
+  type MigrationClient,
+  type MigrationEvent,
+  migrate,
+} from "ttrpc-es/migration";
 import { parseEndpointDescriptor } from "ttrpc-es/migration/simulated";
 import { fakeTimeouts } from "../common.js";
-import { INIT as TESTING_INIT, Phase, SESSION, startShim, testingEndpoint } from "./shim.js";
+import { type Shim, INIT as TESTING_INIT, Phase, SESSION, startShim, testingEndpoint } from "./shim.js";
 import { MiB, phases, type SimulatedShim, simulatedShim, transferSocket } from "./simulated-shim.js";
 
 const INIT = { memoryTransport: MemoryTransport.TCP };
@@ -32,6 +38,21 @@ async function expectWoundDown(
   }
 }
 
+/**
+ * migrate() between two simulated shims' addresses with the TCP init options,
+ * over a fresh memory socket unless `options` names one; `options` adds to or
+ * replaces these.
+ */
+function migrateSimulated(src: SimulatedShim, dst: SimulatedShim, options: Partial<MigrateOptions> = {}) {
+  return migrate({
+    source: src.address,
+    destination: dst.address,
+    transferAddress: options.transferAddress ?? transferSocket().path,
+    initOptions: INIT,
+    ...options,
+  });
+}
+
 describe("orchestrator with the simulated backend", () => {
   it("migrates a running sandbox; the destination's memory equals the source's", async () => {
     const src = await simulatedShim("src", {
@@ -45,10 +66,7 @@ describe("orchestrator with the simulated backend", () => {
       if (e.type === "done") identical = dst.backend.vm!.memory.equals(sourceVm.memory);
     });
     const events: MigrationEvent[] = [];
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
-      transferAddress: transferSocket().path,
+    const result = await migrateSimulated(src, dst, {
       initOptions: { memoryTransport: MemoryTransport.TCP, checksumVerification: true },
       onEvent: (e) => events.push(e),
     });
@@ -99,11 +117,8 @@ describe("orchestrator with the simulated backend", () => {
       }
     });
     const sock = transferSocket();
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
+    const result = await migrateSimulated(src, dst, {
       transferAddress: sock.path,
-      initOptions: INIT,
     });
     expect(killed).toBe(true);
     expect(result.destination).toBe("unreachable");
@@ -120,11 +135,8 @@ describe("orchestrator with the simulated backend", () => {
     });
     const dst = await simulatedShim("dst");
     const sock = transferSocket();
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
+    const result = await migrateSimulated(src, dst, {
       transferAddress: sock.path,
-      initOptions: INIT,
     });
     expect(phases(result.notifications, "source")).toContain("FAILED/SOURCE_FAILED");
     expect(phases(result.notifications, "destination")).toContain("FAILED/DESTINATION_FAILED");
@@ -139,10 +151,7 @@ describe("orchestrator with the simulated backend", () => {
       sandbox: { sandboxId: "sb", memoryBytes: 16 * MiB, dirtyPagesPerSecond: 50_000_000 },
     });
     const dst = await simulatedShim("dst");
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
-      transferAddress: transferSocket().path,
+    const result = await migrateSimulated(src, dst, {
       initOptions: {
         ...INIT,
         cancelIfBlackoutThresholdExceeds: true,
@@ -174,10 +183,7 @@ describe("orchestrator with the simulated backend", () => {
     dst.backend.observe((e) => {
       if (e.type === "failed") failures.push(e.message);
     });
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
-      transferAddress: transferSocket().path,
+    const result = await migrateSimulated(src, dst, {
       initOptions: { ...INIT, checksumVerification: true },
     });
     expect(failures).toEqual(["checksum mismatch on page 7 in pass 1"]);
@@ -198,12 +204,7 @@ describe("orchestrator with the simulated backend", () => {
         digestAhead,
       });
       const dst = await simulatedShim("dst", { digestAhead });
-      const result = await migrate({
-        source: src.address,
-        destination: dst.address,
-        transferAddress: transferSocket().path,
-        initOptions: INIT,
-      });
+      const result = await migrateSimulated(src, dst);
       expect(phases(result.notifications, "source").filter((p) => p.startsWith("FAILED/"))[0]).toMatch(
         /^FAILED\/(DESTINATION_FAILED|CANCELLED)$/,
       );
@@ -222,11 +223,7 @@ describe("orchestrator cancelled through its signal", () => {
     const dst = await simulatedShim("dst");
     const digest = src.backend.vm!.memory.digest();
     const events: MigrationEvent[] = [];
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
-      transferAddress: transferSocket().path,
-      initOptions: INIT,
+    const result = await migrateSimulated(src, dst, {
       signal: AbortSignal.abort(new Error("operator said no")),
       onEvent: (e) => events.push(e),
     });
@@ -261,11 +258,8 @@ describe("orchestrator cancelled through its signal", () => {
       }
     });
     const sock = transferSocket();
-    const result = await migrate({
-      source: src.address,
-      destination: dst.address,
+    const result = await migrateSimulated(src, dst, {
       transferAddress: sock.path,
-      initOptions: INIT,
       signal: cancel.signal,
     });
     expect(abortedAtPages).toBeLessThan(16 * MiB);
@@ -295,18 +289,45 @@ function steps(events: readonly MigrationEvent[]): string[] {
   );
 }
 
+/** A source and a destination shim with the testing backend, each with its own options. */
+async function shimPair(
+  source: Parameters<typeof startShim>[0] = {},
+  destination: Parameters<typeof startShim>[0] = {},
+): Promise<[Shim, Shim]> {
+  return [await startShim(source), await startShim(destination)];
+}
+
+/**
+ * migrate() between the two shims' clients, in session SESSION with the
+ * testing init options and endpoints; `options` adds to or replaces these
+ * (`protocolInfo: "default"` leaves the orchestrator's own endpoints).
+ */
+function migrateTesting(
+  src: Shim,
+  dst: Shim,
+  options: Omit<Partial<MigrateOptions>, "protocolInfo"> & {
+    protocolInfo?: MigrateOptions["protocolInfo"] | "default";
+  } = {},
+) {
+  const { protocolInfo = TESTING, ...rest } = options;
+  return migrate({
+    source: src.client,
+    destination: dst.client,
+    sessionId: SESSION,
+    initOptions: TESTING_INIT,
+    ...(protocolInfo === "default" ? {} : { protocolInfo }),
+    ...rest,
+  });
+}
+
 describe("orchestrator with the testing backend", () => {
   it("a migration that succeeds: destination RESUME before source STOP, no abort errors, no recovery", async () => {
-    const src = await startShim({ blackoutMs: 12 });
-    const dst = await startShim({ blackoutMs: 7, transfer: "gated" });
+    const [src, dst] = await shimPair({ blackoutMs: 12 }, { blackoutMs: 7, transfer: "gated" });
     const events: MigrationEvent[] = [];
     const before = performance.now();
-    const result = await migrate({
+    const result = await migrateTesting(src, dst, {
       source: src.address,
       destination: dst.address,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
       onEvent: (e) => {
         events.push(e);
         // The destination's blackout comes last: only the source's counts.
@@ -337,8 +358,7 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("sends the destination the source's init options when it has none of its own, and the timeout as a Duration", async () => {
-    const src = await startShim();
-    const dst = await startShim();
+    const [src, dst] = await shimPair();
     const seen: { init?: unknown; timeouts: unknown[] } = { timeouts: [] };
     const record = (client: MigrationClient): MigrationClient => ({
       ...client,
@@ -351,12 +371,9 @@ describe("orchestrator with the testing backend", () => {
         return client.transferSandbox(req, o);
       },
     });
-    const result = await migrate({
+    const result = await migrateTesting(src, dst, {
       source: record(src.client),
       destination: record(dst.client),
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
       timeoutMs: 2500,
     });
     expect(result.ok).toBe(true);
@@ -368,17 +385,9 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("a failed step is the run's error, reported as an abort event, and the source is wound down", async () => {
-    const src = await startShim();
-    const dst = await startShim({ failures: { prepareDestination: new Error("no room") } });
+    const [src, dst] = await shimPair({}, { failures: { prepareDestination: new Error("no room") } });
     const events: MigrationEvent[] = [];
-    const result = await migrate({
-      source: src.client,
-      destination: dst.client,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
-      onEvent: (e) => events.push(e),
-    });
+    const result = await migrateTesting(src, dst, { onEvent: (e) => events.push(e) });
     const why = "[INTERNAL] create destination vm: no room";
     expect(result).toMatchObject({ ok: false, error: why, source: "not-started", destination: "not-started" });
     expect(events.filter((e) => e.type === "abort").map((e) => e.type === "abort" && e.reason)).toEqual([why]);
@@ -394,15 +403,8 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("the source's RECOVERY_DONE decides `recovered`, the destination's notifications do not", async () => {
-    const src = await startShim({ transfer: "hang", recovered: false });
-    const dst = await startShim({ transfer: "fail" });
-    const result = await migrate({
-      source: src.client,
-      destination: dst.client,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
-    });
+    const [src, dst] = await shimPair({ transfer: "hang", recovered: false }, { transfer: "fail" });
+    const result = await migrateTesting(src, dst);
     expect(result).toMatchObject({
       ok: false,
       error: "destination reported PHASE_FAILED / DESTINATION_FAILED",
@@ -414,22 +416,16 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("a source that exports no config fails the run with that reason", async () => {
-    const src = await startShim();
-    const dst = await startShim();
-    const result = await migrate({
+    const [src, dst] = await shimPair();
+    const result = await migrateTesting(src, dst, {
       source: { ...src.client, prepareAndExportSandbox: async () => ({}) as never },
-      destination: dst.client,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
     });
     expect(result).toMatchObject({ ok: false, error: "source returned no config", destination: "not-started" });
   });
 
   it("a config it cannot read, without a sandboxId, fails the run naming the option to pass", async () => {
-    const src = await startShim();
-    const dst = await startShim();
-    const result = await migrate({
+    const [src, dst] = await shimPair();
+    const result = await migrateTesting(src, dst, {
       source: {
         ...src.client,
         prepareAndExportSandbox: async (req, o) => {
@@ -437,10 +433,6 @@ describe("orchestrator with the testing backend", () => {
           return { config: { typeUrl: "example.com/other", value: new Uint8Array([1]) } } as never;
         },
       },
-      destination: dst.client,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
     });
     expect(result.ok).toBe(false);
     expect(result.error).toMatch(
@@ -452,16 +444,13 @@ describe("orchestrator with the testing backend", () => {
   it.each(["source", "destination"] as const)(
     "a %s whose stream ends without an outcome fails the run naming both outcomes",
     async (gone) => {
-      const src = await startShim({ transfer: gone === "source" ? "hang" : "succeed" });
-      const dst = await startShim({ transfer: gone === "destination" ? "hang" : "succeed" });
+      const [src, dst] = await shimPair(
+        { transfer: gone === "source" ? "hang" : "succeed" },
+        { transfer: gone === "destination" ? "hang" : "succeed" },
+      );
       const stays = gone === "source" ? dst : src;
       const leaves = gone === "source" ? src : dst;
-      const result = await migrate({
-        source: src.client,
-        destination: dst.client,
-        sessionId: SESSION,
-        protocolInfo: TESTING,
-        initOptions: TESTING_INIT,
+      const result = await migrateTesting(src, dst, {
         onEvent: (e) => {
           // Its transfer started: the leaving shim ends its session, its stream ends cleanly.
           if (e.type === "notification" && e.side === gone && e.phase === Phase.TRANSFER_IN_PROGRESS)
@@ -479,16 +468,10 @@ describe("orchestrator with the testing backend", () => {
   );
 
   it("a signal aborted as the last DONE arrives still fails the run", async () => {
-    const src = await startShim();
-    const dst = await startShim();
+    const [src, dst] = await shimPair();
     const cancel = new AbortController();
     let done = 0;
-    const result = await migrate({
-      source: src.client,
-      destination: dst.client,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
+    const result = await migrateTesting(src, dst, {
       signal: cancel.signal,
       onEvent: (e) => {
         if (e.type === "notification" && e.phase === Phase.DONE && ++done === 2) cancel.abort(new Error("too late"));
@@ -499,19 +482,10 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("stops listening to the signal when the run is over", async () => {
-    const src = await startShim();
-    const dst = await startShim();
+    const [src, dst] = await shimPair();
     const cancel = new AbortController();
     const events: MigrationEvent[] = [];
-    const result = await migrate({
-      source: src.client,
-      destination: dst.client,
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
-      signal: cancel.signal,
-      onEvent: (e) => events.push(e),
-    });
+    const result = await migrateTesting(src, dst, { signal: cancel.signal, onEvent: (e) => events.push(e) });
     expect(result.ok).toBe(true);
     const count = events.length;
     cancel.abort(new Error("after the fact"));
@@ -522,16 +496,10 @@ describe("orchestrator with the testing backend", () => {
   it("no outcome within timeoutMs fails the run and winds both sides down", async () => {
     fakeTimeouts();
     try {
-      const src = await startShim({ transfer: "hang" });
-      const dst = await startShim({ transfer: "hang" });
+      const [src, dst] = await shimPair({ transfer: "hang" }, { transfer: "hang" });
       let transferring!: () => void;
       const sent = new Promise<void>((r) => (transferring = r));
-      const run = migrate({
-        source: src.client,
-        destination: dst.client,
-        sessionId: SESSION,
-        protocolInfo: TESTING,
-        initOptions: TESTING_INIT,
+      const run = migrateTesting(src, dst, {
         timeoutMs: 5000,
         onEvent: (e) => {
           if (e.type === "step" && e.side === "destination" && e.step === "TransferSandbox") transferring();
@@ -551,14 +519,9 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("a Cleanup that fails after a successful migration is recorded, and the run still succeeds", async () => {
-    const src = await startShim();
-    const dst = await startShim();
-    const result = await migrate({
-      source: src.client,
+    const [src, dst] = await shimPair();
+    const result = await migrateTesting(src, dst, {
       destination: { ...dst.client, cleanup: () => Promise.reject(new TtrpcError("gone", Code.Unavailable)) },
-      sessionId: SESSION,
-      protocolInfo: TESTING,
-      initOptions: TESTING_INIT,
     });
     expect(result.ok).toBe(true);
     expect(result.abortErrors).toEqual(["destination Cleanup: [UNAVAILABLE] gone"]);
@@ -567,10 +530,9 @@ describe("orchestrator with the testing backend", () => {
   it("the default memory endpoints: a fresh unix socket in the temp folder, or the transferAddress given", async () => {
     const descriptors: Uint8Array[] = [];
     const recordSocket = async (given: string | undefined) => {
-      const src = await startShim();
-      const dst = await startShim();
+      const [src, dst] = await shimPair();
       descriptors.length = 0;
-      await migrate({
+      await migrateTesting(src, dst, {
         source: {
           ...src.client,
           createDuplicateSocket: async (req) => {
@@ -578,9 +540,7 @@ describe("orchestrator with the testing backend", () => {
             throw new TtrpcError("stop here", Code.Aborted);
           },
         },
-        destination: dst.client,
-        sessionId: SESSION,
-        initOptions: TESTING_INIT,
+        protocolInfo: "default",
         ...(given === undefined ? {} : { transferAddress: given }),
       });
       return parseEndpointDescriptor(descriptors[0]!);
@@ -594,14 +554,10 @@ describe("orchestrator with the testing backend", () => {
   });
 
   it("a tcp transfer without transferAddress is INVALID_ARGUMENT before any socket is offered", async () => {
-    const src = await startShim();
-    const dst = await startShim();
+    const [src, dst] = await shimPair();
     const events: MigrationEvent[] = [];
-    const result = await migrate({
-      source: src.client,
-      destination: dst.client,
-      sessionId: SESSION,
-      initOptions: TESTING_INIT,
+    const result = await migrateTesting(src, dst, {
+      protocolInfo: "default",
       transport: "tcp",
       onEvent: (e) => events.push(e),
     });

@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from "vitest";
 import { Code, TtrpcError } from "ttrpc-es";
 import type { MigrationEvent } from "ttrpc-es/migration";
 import { ShimSide, type NotificationEvent, type SideHost } from "../../src/migration/shim-side.js";
-import { Phase, PhaseState, SESSION, type Shim, exportSource, ready, startShim } from "./shim.js";
+import { Phase, PhaseState, SESSION, SUCCESSFUL_PHASES, type Shim, exportSource, ready, startShim } from "./shim.js";
 
 interface RecordingHost extends SideHost {
   readonly events: MigrationEvent[];
@@ -46,6 +46,18 @@ async function following(shim: Shim, host: SideHost, outcome?: ShimSide["outcome
   side.follow(SESSION);
   await vi.waitFor(() => expect(shim.service.session.subscribers).toBeGreaterThan(before), { timeout: 10_000 });
   return side;
+}
+
+/** A source shim up to SocketReady and a side following it, for a recording run. */
+async function readySource(
+  backendOptions?: Parameters<typeof startShim>[0],
+  outcome?: ShimSide["outcome"],
+): Promise<{ shim: Shim; host: RecordingHost; side: ShimSide }> {
+  const shim = await startShim(backendOptions);
+  await ready(shim, "source");
+  const host = recordingHost();
+  const side = await following(shim, host, outcome);
+  return { shim, host, side };
 }
 
 describe("ShimSide.call", () => {
@@ -147,21 +159,11 @@ describe("ShimSide.connect", () => {
 
 describe("ShimSide.follow", () => {
   it("a transfer that ends DONE: the side is done, each notification reaches the run, nothing fails", async () => {
-    const shim = await startShim({ blackoutMs: 12 });
-    await ready(shim, "source");
-    const host = recordingHost();
-    const side = await following(shim, host);
+    const { shim, host, side } = await readySource({ blackoutMs: 12 });
     await shim.client.transferSandbox({ sessionId: SESSION });
     await side.terminal;
     expect(side.outcome).toBe("done");
-    expect(names(host.notified.seen)).toEqual([
-      "SETUP_DONE/SUCCESS",
-      "TRANSFER_IN_PROGRESS/SUCCESS",
-      "BLACKOUT_STARTED/SUCCESS",
-      "OFFLINE_DONE/SUCCESS",
-      "BLACKOUT_EXITED/SUCCESS",
-      "DONE/SUCCESS",
-    ]);
+    expect(names(host.notified.seen)).toEqual(SUCCESSFUL_PHASES);
     expect(host.notified.seen.map((e) => e.messageId)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(host.notified.seen[4]).toMatchObject({ type: "notification", side: "source", blackoutMs: 12 });
     expect(host.notified.seen.filter((e) => "blackoutMs" in e)).toHaveLength(1);
@@ -178,10 +180,7 @@ describe("ShimSide.follow", () => {
   ])(
     "PHASE_FAILED from a %s: the side ends %s, the run fails once, a later stream error adds nothing",
     async (how, outcome, why) => {
-      const shim = await startShim({ transfer: how === "fail" ? "fail" : "hang" });
-      await ready(shim, "source");
-      const host = recordingHost();
-      const side = await following(shim, host);
+      const { shim, host, side } = await readySource({ transfer: how === "fail" ? "fail" : "hang" });
       await shim.client.transferSandbox({ sessionId: SESSION });
       if (how === "cancel") await shim.client.cancel({ sessionId: SESSION });
       await side.terminal;
@@ -195,10 +194,7 @@ describe("ShimSide.follow", () => {
   );
 
   it("the stream breaking before an outcome makes the side unreachable and fails the run", async () => {
-    const shim = await startShim();
-    await ready(shim, "source");
-    const host = recordingHost();
-    const side = await following(shim, host);
+    const { shim, host, side } = await readySource();
     shim.conn.close();
     await side.terminal;
     await side.stream;
@@ -228,10 +224,7 @@ describe("ShimSide.follow", () => {
   });
 
   it("stopping to follow a side still in progress fails nothing; the side can no longer say (unreachable)", async () => {
-    const shim = await startShim();
-    await ready(shim, "source");
-    const host = recordingHost();
-    const side = await following(shim, host);
+    const { host, side } = await readySource();
     side.streamAbort.abort();
     await side.stream;
     expect(side.outcome).toBe("unreachable");
@@ -239,10 +232,7 @@ describe("ShimSide.follow", () => {
   });
 
   it("a side counted unreachable still takes the outcome its stream reports", async () => {
-    const shim = await startShim();
-    await ready(shim, "source");
-    const host = recordingHost();
-    const side = await following(shim, host, "unreachable");
+    const { shim, side } = await readySource(undefined, "unreachable");
     await shim.client.transferSandbox({ sessionId: SESSION });
     await side.terminal;
     expect(side.outcome).toBe("done");
@@ -251,10 +241,7 @@ describe("ShimSide.follow", () => {
   });
 
   it("a side that already ended keeps its outcome when a later terminal phase comes", async () => {
-    const shim = await startShim();
-    await ready(shim, "source");
-    const host = recordingHost();
-    const side = await following(shim, host, "failed");
+    const { shim, host, side } = await readySource(undefined, "failed");
     await shim.client.transferSandbox({ sessionId: SESSION });
     await vi.waitFor(() => expect(names(host.notified.seen)).toContain("DONE/SUCCESS"), { timeout: 10_000 });
     expect(side.outcome).toBe("failed");

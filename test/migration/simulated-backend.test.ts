@@ -17,7 +17,7 @@ import {
   type SimulatedBackendOptions,
   type TransferEvent,
 } from "ttrpc-es/migration/simulated";
-import { tempDir } from "../common.js";
+import { rejection, tempDir } from "../common.js";
 
 const SESSION = "sim-backend-session";
 const NUMBER = sessionNumber(SESSION);
@@ -76,13 +76,12 @@ function transferRequest(
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<TtrpcError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(TtrpcError);
-  return e as TtrpcError;
+/** A destination backend with its listening socket attached for SESSION, and that socket's path. */
+async function listeningDestination(): Promise<{ dst: SimulatedBackend; path: string }> {
+  const ends = endpoints();
+  const dst = backend();
+  await dst.attachSocket({ ...side("Destination"), endpoint: ends.destination });
+  return { dst, path: ends.path };
 }
 
 describe("SimulatedBackend", () => {
@@ -97,14 +96,14 @@ describe("SimulatedBackend", () => {
 
   it("exports nothing when it hosts no running sandbox", async () => {
     const request = { ...side("Source"), origin: "Source" as const, options: {} };
-    const none = await rejection(backend().prepareSource(request));
+    const none = await rejection(backend().prepareSource(request), TtrpcError);
     expect([none.code, none.rawMessage]).toEqual([
       Code.FailedPrecondition,
       "no running sandbox to migrate on this shim",
     ]);
     const crashed = source();
     crashed.crash();
-    expect((await rejection(crashed.prepareSource(request))).code).toBe(Code.FailedPrecondition);
+    expect((await rejection(crashed.prepareSource(request), TtrpcError)).code).toBe(Code.FailedPrecondition);
   });
 
   it("exports its VM's shape, containers and dirty rate", async () => {
@@ -133,7 +132,7 @@ describe("SimulatedBackend", () => {
   it("refuses an import while it hosts a live sandbox, and takes one after that sandbox stopped", async () => {
     const request = { ...side("Destination"), sandboxId: "other", state: state() };
     const b = source();
-    const e = await rejection(b.importSandbox(request));
+    const e = await rejection(b.importSandbox(request), TtrpcError);
     expect([e.code, e.rawMessage]).toEqual([Code.FailedPrecondition, 'this shim already hosts sandbox "sb"']);
     b.crash();
     await expect(b.importSandbox(request)).resolves.toBeUndefined();
@@ -144,6 +143,7 @@ describe("SimulatedBackend", () => {
     const b = backend();
     const e = await rejection(
       b.prepareDestination({ ...side("Destination"), options: {}, state: state({ sizeBytes: 4000, pageSize: 1000 }) }),
+      TtrpcError,
     );
     expect(e.code).toBe(Code.ResourceExhausted);
     expect(e.cause).toBeInstanceOf(RangeError);
@@ -205,36 +205,30 @@ describe("SimulatedBackend", () => {
 
   it("refuses a destination RESUME without a VM", async () => {
     const finalize = { ...side("Destination"), outcome: "destination-resume" as const, from: "completed" as const };
-    const e = await rejection(backend().finalize(finalize));
+    const e = await rejection(backend().finalize(finalize), TtrpcError);
     expect([e.code, e.rawMessage]).toEqual([Code.FailedPrecondition, "no destination VM to resume"]);
   });
 
   it("binds a listening side's socket at attach, and Cleanup of the session closes it", async () => {
-    const ends = endpoints();
-    const dst = backend();
-    await dst.attachSocket({ ...side("Destination"), endpoint: ends.destination });
-    expect(existsSync(ends.path)).toBe(true);
+    const { dst, path } = await listeningDestination();
+    expect(existsSync(path)).toBe(true);
     await dst.cleanup(side("Destination"));
-    expect(existsSync(ends.path)).toBe(false);
+    expect(existsSync(path)).toBe(false);
   });
 
   it("keeps a session's socket through another session's Cleanup, and closes it at its own", async () => {
-    const ends = endpoints();
-    const dst = backend();
-    await dst.attachSocket({ ...side("Destination"), endpoint: ends.destination });
+    const { dst, path } = await listeningDestination();
     await dst.cleanup({ ...side("Destination"), sessionId: "another-session" });
-    expect(existsSync(ends.path)).toBe(true);
+    expect(existsSync(path)).toBe(true);
     await dst.cleanup(side("Destination"));
-    expect(existsSync(ends.path)).toBe(false);
+    expect(existsSync(path)).toBe(false);
   });
 
   it("closes the socket of a session that never cleaned up when the next session attaches", async () => {
-    const first = endpoints();
-    const dst = backend();
-    await dst.attachSocket({ ...side("Destination"), endpoint: first.destination });
+    const { dst, path: first } = await listeningDestination();
     const next = endpoints();
     await dst.attachSocket({ ...side("Destination"), sessionId: "next-session", endpoint: next.destination });
-    await vi.waitFor(() => expect(existsSync(first.path)).toBe(false), { timeout: 5000 });
+    await vi.waitFor(() => expect(existsSync(first)).toBe(false), { timeout: 5000 });
     expect(existsSync(next.path)).toBe(true);
     await dst.cleanup({ ...side("Destination"), sessionId: "next-session" });
     expect(existsSync(next.path)).toBe(false);

@@ -65,6 +65,27 @@ function transfers(b: TestingBackend): number {
   return b.calls.filter((c) => c.operation === "transfer").length;
 }
 
+/** Runs the transfer, its socket arriving once the run waits for it. */
+async function runWithSocket(r: Rig): Promise<void> {
+  const run = new TransferRun(r.host, r.s, 60_000).run();
+  socketReady(r.s);
+  await run;
+}
+
+/** Runs the transfer and wakes its socket wait with the session in `state` and no socket. */
+async function runWokenIn(r: Rig, state: MigrationSession<TestingEndpoint>["state"]): Promise<void> {
+  const run = new TransferRun(r.host, r.s, 60_000).run();
+  r.s.state = state;
+  r.s.socketSettled.resolve();
+  await run;
+}
+
+/** The run failed the session once, FAILED_PRECONDITION with `rawMessage`, and transferred nothing. */
+function expectFailedBeforeTransfer(r: Rig, rawMessage: string): void {
+  expect(r.host.failures).toEqual([expect.objectContaining({ code: Code.FailedPrecondition, rawMessage })]);
+  expect(transfers(r.backend)).toBe(0);
+}
+
 describe("TransferRun: the socket wait", () => {
   it("transfers once the socket is ready, with the session's options, and ends TransferCompleted", async () => {
     let options: unknown;
@@ -76,9 +97,7 @@ describe("TransferRun: the socket wait", () => {
         return testing.transfer(req);
       },
     } as TestingBackend);
-    const run = new TransferRun(r.host, r.s, 60_000).run();
-    socketReady(r.s);
-    await run;
+    await runWithSocket(r);
     expect(r.s.state).toBe("TransferCompleted");
     expect(options).toEqual({ Origin: "Destination" });
     expect(phases(await notifications(r)).at(-1)).toBe("DONE/SUCCESS");
@@ -90,13 +109,7 @@ describe("TransferRun: the socket wait", () => {
     const run = new TransferRun(r.host, r.s, 250).run();
     await vi.advanceTimersByTimeAsync(250);
     await run;
-    expect(r.host.failures).toEqual([
-      expect.objectContaining({
-        code: Code.FailedPrecondition,
-        rawMessage: "timed out waiting for socket ready after 250 ms",
-      }),
-    ]);
-    expect(transfers(r.backend)).toBe(0);
+    expectFailedBeforeTransfer(r, "timed out waiting for socket ready after 250 ms");
   });
 
   it("a wait longer than a timer can hold is capped, not wrapped around to at once", async () => {
@@ -140,25 +153,13 @@ describe("TransferRun: the socket wait", () => {
 
   it("a socket that failed fails the transfer with FAILED_PRECONDITION", async () => {
     const r = rig();
-    const run = new TransferRun(r.host, r.s, 60_000).run();
-    r.s.state = "Failed";
-    r.s.socketSettled.resolve();
-    await run;
-    expect(r.host.failures).toEqual([
-      expect.objectContaining({
-        code: Code.FailedPrecondition,
-        rawMessage: "migration session failed before transfer could start",
-      }),
-    ]);
-    expect(transfers(r.backend)).toBe(0);
+    await runWokenIn(r, "Failed");
+    expectFailedBeforeTransfer(r, "migration session failed before transfer could start");
   });
 
   it("a wait woken while the session is neither ready nor failed ends without a transfer or a failure", async () => {
     const r = rig();
-    const run = new TransferRun(r.host, r.s, 60_000).run();
-    r.s.state = "Cancelled";
-    r.s.socketSettled.resolve();
-    await run;
+    await runWokenIn(r, "Cancelled");
     expect(r.host.failures).toEqual([]);
     expect(transfers(r.backend)).toBe(0);
     expect(r.s.state).toBe("Cancelled");
@@ -193,9 +194,7 @@ describe("TransferRun: the reports", () => {
       report.blackoutExited();
     });
     r = rig(backend);
-    const run = new TransferRun(r.host, r.s, 60_000).run();
-    socketReady(r.s);
-    await run;
+    await runWithSocket(r);
     const items = await notifications(r);
     expect(phases(items)).toEqual([
       "SETUP_DONE/SUCCESS",
@@ -219,9 +218,7 @@ describe("TransferRun: the reports", () => {
       report.blackoutExited({ stoppedAtMs: 5400 });
     });
     r = rig(backend);
-    const run = new TransferRun(r.host, r.s, 60_000).run();
-    socketReady(r.s);
-    await run;
+    await runWithSocket(r);
     const exited = (await notifications(r))[1]!.notification!.phaseDetails;
     expect(exited.case === "blackoutExited" && exited.value.blackoutDurationMilliseconds).toBe(400n);
     expect(exited.case === "blackoutExited" && exited.value.blackoutStopTimestamp?.seconds).toBe(5n);
@@ -230,9 +227,7 @@ describe("TransferRun: the reports", () => {
   it("reports that come after the transfer settled are dropped", async () => {
     const { backend, kept } = scripted(() => {});
     const r = rig(backend);
-    const run = new TransferRun(r.host, r.s, 60_000).run();
-    socketReady(r.s);
-    await run;
+    await runWithSocket(r);
     kept.report!.phase(Phase.TRANSFER_IN_PROGRESS);
     kept.report!.blackoutExited({ durationMs: 1, stoppedAtMs: 1 });
     expect(phases(await notifications(r))).toEqual(["DONE/SUCCESS"]);
@@ -246,9 +241,7 @@ describe("TransferRun: the reports", () => {
         else r.s.state = "Cancelling";
       });
       r = rig(backend);
-      const run = new TransferRun(r.host, r.s, 60_000).run();
-      socketReady(r.s);
-      await run;
+      await runWithSocket(r);
       expect(r.s.state).toBe(how === "not owned" ? "Transferring" : "Cancelling");
       expect(phases(await notifications(r))).toEqual([]);
     }
